@@ -1,0 +1,3 @@
+from ssdns.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,269 @@
+"""Command line: parse, validate into a Target, run, render, exit code.
+
+Only argparse and the standard library load at start-up; each command imports what it uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ssdns import __version__
+from ssdns.errors import OK, USAGE, SsdnsError, UsageError
+
+EXIT_CODES = """exit codes:
+  0  every check passed (warnings allowed)
+  1  a check failed
+  2  bad usage or input (the message says what to fix)
+  3  could not run: no nameserver answered, or the deadline passed
+  4  the Kubernetes API was required (--api on) but could not be used"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what is wrong, what to do) and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: use more than 0 and at most 3600 seconds")
+    return value
+
+
+def _count(limit: int):
+    def parse(text: str) -> int:
+        if not text.isdigit() or int(text) > limit:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to {limit}")
+        return int(text)
+    return parse
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range: use a port from 1 to 65535")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = _Parser(prog="ssdns", description="Check the stable identity a StatefulSet promises: "
+                "headless Service DNS, per-pod names, SRV and PTR, and each pod's HTTP identity.",
+                epilog=EXIT_CODES, formatter_class=fmt)
+    p.add_argument("--version", action="version", version=f"ssdns {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    c = sub.add_parser("check", help="check a headless Service and its pods", epilog=EXIT_CODES,
+                       formatter_class=fmt, description="Check a headless Service's DNS records and each "
+                       "pod's identity. Without --statefulset and --replicas, pods are discovered from DNS.")
+    c.add_argument("service_pos", nargs="?", metavar="SERVICE", help="shortcut for --service")
+    add_target_args(c)
+    add_output_args(c)
+
+    d = sub.add_parser("demo", help="run a check against a built-in emulated headless Service",
+                       epilog=EXIT_CODES, formatter_class=fmt)
+    add_sandbox_args(d)
+    add_output_args(d)
+    d.add_argument("--no-http", dest="http", action="store_false", help="check DNS only")
+
+    s = sub.add_parser("sandbox", help="run the emulated headless Service until interrupted",
+                       formatter_class=fmt, description="Start the emulated headless Service (a DNS "
+                       "server answering as CoreDNS does, and echo pods on 127.10.x.y) and print how to "
+                       "check it from another terminal.")
+    add_sandbox_args(s)
+    s.add_argument("--dns-host", default="127.54.0.1", help="DNS server address (default %(default)s)")
+    s.add_argument("--dns-port", type=_port, default=None, help="DNS server port (default: a free port)")
+    s.add_argument("--duration", type=_positive_float, default=None,
+                   help="stop after this many seconds (default: run until interrupted)")
+    return p
+
+
+def add_target_args(c: argparse.ArgumentParser) -> None:
+    g = c.add_argument_group("target")
+    g.add_argument("-s", "--service", help="the headless Service's name")
+    g.add_argument("-n", "--namespace", help="namespace (default: the pod's own namespace, else 'default')")
+    g.add_argument("--statefulset", metavar="NAME", help="pod name prefix: pods are NAME-0, NAME-1, ...")
+    g.add_argument("--replicas", type=_count(100000), metavar="N", help="expected pod count")
+    g.add_argument("--cluster-domain", metavar="ZONE",
+                   help="cluster domain (default: from the resolv.conf search list, else cluster.local)")
+    g.add_argument("--nameserver", action="append", metavar="HOST[:PORT]",
+                   help="nameserver to ask, repeatable (default: the resolv.conf nameservers)")
+    h = c.add_argument_group("records and identity")
+    h.add_argument("--port-name", metavar="NAME", help="the Service's named port, to check SRV records")
+    h.add_argument("--protocol", choices=("tcp", "udp", "sctp"), default="tcp", help="SRV protocol (default tcp)")
+    h.add_argument("--port", type=_port, help="HTTP port (default: the SRV port when known, else 80)")
+    h.add_argument("--path", default="/", help="HTTP path (default /)")
+    h.add_argument("--expect", default="{pod}", metavar="TEMPLATE",
+                   help="expected body; fields {pod} {fqdn} {ordinal} {service} {namespace} {statefulset} "
+                   "(default {pod}: the body, stripped, equals the pod name)")
+    h.add_argument("--match", choices=("exact", "contains", "regex"), default="exact",
+                   help="how the body is compared with --expect (default exact)")
+    h.add_argument("--no-http", dest="http", action="store_false", help="check DNS only")
+
+
+def add_output_args(c: argparse.ArgumentParser) -> None:
+    g = c.add_argument_group("output")
+    g.add_argument("-o", "--output", choices=("text", "json"), default="text", help="report format (default text)")
+    g.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour the table (auto: on a terminal, unless NO_COLOR is set)")
+    g.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
+                   help="one deadline for the whole run (default 10)")
+
+
+def add_sandbox_args(c: argparse.ArgumentParser) -> None:
+    from_faults = "wrong-name:POD=OTHER, missing-dns:POD, extra-ip[:IP], no-http:POD, shared-ip:POD=OTHER"
+    c.add_argument("--pods", type=_count(5000), default=3, help="number of pods (default 3)")
+    c.add_argument("--fault", action="append", default=[], metavar="FAULT", help=f"inject a fault: {from_faults}")
+
+
+def target_from_args(args: argparse.Namespace):
+    """Validate the check options into a Target; every problem is a UsageError with one line."""
+    import re
+
+    from ssdns.target import (Target, check_label, check_zone, default_namespace, parse_nameserver,
+                              read_resolv_conf, zone_from_search)
+
+    notes = []
+    service = args.service or args.service_pos
+    if args.service and args.service_pos and args.service != args.service_pos:
+        raise UsageError(f"two Services given ({args.service_pos!r} and --service {args.service!r}): give one")
+    if not service:
+        raise UsageError("no Service given: use --service NAME (the StatefulSet's headless Service)")
+    check_label(service, "Service name", rfc1035=True)
+    namespace = check_label(args.namespace or default_namespace(), "namespace")
+    if args.statefulset:
+        check_label(args.statefulset, "StatefulSet name")
+    if args.port_name:
+        check_label(args.port_name, "port name")
+    resolv = read_resolv_conf()
+    if args.cluster_domain:
+        zone = check_zone(args.cluster_domain)
+    else:
+        zone = zone_from_search(resolv.search) or "cluster.local"
+    if args.nameserver:
+        nameservers = tuple(parse_nameserver(n) for n in args.nameserver)
+    elif resolv.nameservers:
+        nameservers = resolv.nameservers
+    else:
+        raise UsageError("no nameserver: /etc/resolv.conf lists none; give --nameserver HOST[:PORT]")
+    if not args.path.startswith("/"):
+        raise UsageError(f"--path {args.path!r} must start with '/'")
+    if args.replicas is not None and not args.statefulset:
+        raise UsageError("--replicas needs --statefulset NAME (the pod name prefix)")
+    target = Target(service=service, namespace=namespace, zone=zone, nameservers=nameservers,
+                    statefulset=args.statefulset, replicas=args.replicas, port=args.port,
+                    port_name=args.port_name, proto=args.protocol, path=args.path, expect=args.expect,
+                    match=args.match, http=args.http, timeout=args.timeout, notes=tuple(notes))
+    from ssdns.compare import expected_body
+
+    try:
+        sample = expected_body(target, "web-0", 0)
+        if args.match == "regex":
+            re.compile(sample)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UsageError(f"--expect {args.expect!r}: unknown field or bad template ({exc}); "
+                         "use {pod} {fqdn} {ordinal} {service} {namespace} {statefulset}") from None
+    except re.error as exc:
+        raise UsageError(f"--expect {args.expect!r} is not a valid regular expression: {exc}") from None
+    return target
+
+
+def use_colour(choice: str, stream) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+def emit(result, args) -> int:
+    from ssdns.errors import FAILED
+    from ssdns.report import render_json, render_text
+
+    if args.output == "json":
+        print(render_json(result))
+    else:
+        print(render_text(result, use_colour(args.color, sys.stdout)))
+    return OK if result.ok else FAILED
+
+
+def cmd_check(args) -> int:
+    import asyncio
+
+    from ssdns.check import run_check
+
+    target = target_from_args(args)
+    return emit(asyncio.run(run_check(target)), args)
+
+
+def _world(args):
+    from ssdns.sandbox import apply_fault, make_world
+
+    world = make_world(args.pods)
+    for spec in args.fault:
+        apply_fault(world, spec)
+    return world
+
+
+def cmd_demo(args) -> int:
+    import asyncio
+
+    from ssdns.check import run_check
+    from ssdns.sandbox import Sandbox
+
+    world = _world(args)
+
+    async def go():
+        async with Sandbox(world) as sb:
+            return await run_check(sb.target(http=args.http, timeout=args.timeout))
+
+    return emit(asyncio.run(go()), args)
+
+
+def cmd_sandbox(args) -> int:
+    import asyncio
+    import signal
+
+    from ssdns.sandbox import Sandbox
+
+    world = _world(args)
+
+    async def go():
+        async with Sandbox(world, args.dns_host, args.dns_port or 0) as sb:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            print(f"sandbox: headless Service {world.service_fqdn} with {len(world.pods)} pods "
+                  f"on 127.10.x.y port {world.port}; nameserver {sb.nameserver}", flush=True)
+            print("check it from another terminal with:\n  ssdns " + " ".join(sb.check_args()), flush=True)
+            try:
+                await asyncio.wait_for(stop.wait(), args.duration)
+            except asyncio.TimeoutError:
+                pass
+        return OK
+
+    return asyncio.run(go())
+
+
+COMMANDS = {"check": cmd_check, "demo": cmd_demo, "sandbox": cmd_sandbox}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return USAGE
+        return COMMANDS[args.command](args)
+    except SsdnsError as exc:
+        print(f"ssdns: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ssdns: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,91 @@
+"""Render a Result: a table for a person, JSON for programs. Rendering only: nothing is recomputed."""
+
+from __future__ import annotations
+
+import json
+
+from ssdns.model import Result, Status
+
+COLUMNS = [("DNS", "dns.pod"), ("SVC", "dns.service-members"), ("PTR", "dns.ptr"), ("SRV", "dns.srv"),
+           ("HTTP", "http.identity")]
+_RANK = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
+_SYMBOL = {Status.PASS: "ok", Status.WARN: "WARN", Status.FAIL: "FAIL"}
+
+
+class Style:
+    """ANSI colour, used only on a terminal and never when NO_COLOR is set."""
+
+    _CODES = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31;1", "dim": "2", "bold": "1"}
+
+    def __init__(self, colour: bool):
+        self.colour = colour
+
+    def __call__(self, text: str, key) -> str:
+        if not self.colour or key not in self._CODES:
+            return text
+        return f"\x1b[{self._CODES[key]}m{text}\x1b[0m"
+
+
+def render_json(result: Result) -> str:
+    return json.dumps(result.to_dict(), indent=2)
+
+
+def render_text(result: Result, colour: bool = False) -> str:
+    s = Style(colour)
+    t = result.target
+    head = f"ssdns check {result.service['name']}"
+    if t.get("statefulset"):
+        head += f"  statefulset {t['statefulset']}"
+        if t.get("replicas") is not None:
+            head += f", {t['replicas']} replicas"
+    head += f"  via {', '.join(result.stats.get('nameservers', []))}"
+    lines = [s(head, "bold"), ""]
+
+    cols = [(label, check) for label, check in COLUMNS
+            if any(f.check == check for f in result.findings)]
+    rows = [["POD", "IP", *[label for label, _ in cols], "ANSWERED"]]
+    for pod in result.pods:
+        cells = [pod.name, ", ".join(pod.ips) or "-"]
+        for _, check in cols:
+            found = result.findings_for(check, pod.name)
+            cells.append(_SYMBOL[max((f.status for f in found), key=_RANK.get)] if found else "-")
+        http = pod.http or {}
+        cells.append(repr(http["body"].strip()[:30]) if http.get("body") is not None
+                     else (http.get("error") or "-")[:40])
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        padded = [c.ljust(w) for c, w in zip(row, widths)]
+        if n == 0:
+            lines.append(s("  ".join(padded).rstrip(), "dim"))
+            continue
+        for i in range(2, 2 + len(cols)):
+            key = {"ok": Status.PASS, "WARN": Status.WARN, "FAIL": Status.FAIL}.get(row[i])
+            padded[i] = s(padded[i], key)
+        lines.append("  ".join(padded).rstrip())
+    if not result.pods:
+        lines.append("(no pods found)")
+
+    problems = [f for f in result.findings if f.status is not Status.PASS]
+    if problems:
+        lines += ["", s("Problems:", "bold")]
+        for f in sorted(problems, key=lambda f: -_RANK[f.status]):
+            lines.append(f"  {s(f.status.value.upper().ljust(4), f.status)}  {f.check:<20} {f.subject}: {f.message}")
+    if result.notes:
+        lines += ["", *(f"note: {n}" for n in result.notes)]
+    st = result.stats
+    verdict = "PASS" if result.ok else "FAIL"
+    lines += ["", f"{s(verdict, Status.PASS if result.ok else Status.FAIL)}: "
+              f"{result.count(Status.FAIL)} failed, {result.count(Status.WARN)} warnings, "
+              f"{result.count(Status.PASS)} passed in {st.get('elapsed_ms', 0) / 1000:.2f} s "
+              f"({st.get('dns_queries', 0)} DNS queries, {st.get('http_requests', 0)} HTTP requests)"]
+    return "\n".join(lines)
+
+
+def summary_line(result: Result) -> str:
+    """One line for a Job's termination message and for logs."""
+    verdict = "PASS" if result.ok else "FAIL"
+    worst = next((f for f in result.findings if f.status is Status.FAIL), None)
+    tail = f"; first: {worst.check} {worst.subject}: {worst.message}" if worst else ""
+    return (f"ssdns {verdict} {result.service['name']}: {result.count(Status.FAIL)} failed, "
+            f"{result.count(Status.WARN)} warnings, {result.count(Status.PASS)} passed{tail}")[:1000]

@@ -1,0 +1,171 @@
+"""A DNS server over real UDP and TCP sockets that answers as CoreDNS does for the sandbox.
+
+Authoritative for the cluster zone and the reverse zones; NXDOMAIN with the SOA for unknown
+names, NODATA with the SOA for a known name without the asked type, TC=1 (question kept, no
+answers) when a UDP answer does not fit 512 bytes or the client's EDNS payload, the pods'
+A records in the Additional section of an SRV answer, REFUSED outside its zones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from ssdns.sandbox.records import records
+from ssdns.sandbox.world import World
+
+MAX_UDP = 4096
+
+
+class Answerer:
+    """Builds replies from the world's records; re-renders only when the world changed."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self._version = -1
+        self._rrsets: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = {}
+        self._names: set[dns.name.Name] = set()
+        self.queries = 0
+
+    def _refresh(self) -> None:
+        if self._version == self.world.version:
+            return
+        w = self.world
+        self._rrsets, self._names = {}, set()
+        for owner, types in records(w).items():
+            name = dns.name.from_text(owner)
+            self._names.add(name)
+            for rdtype, values in types.items():
+                ttl = 28800 if rdtype == "TXT" else w.ttl
+                self._rrsets[(name, dns.rdatatype.from_text(rdtype))] = dns.rrset.from_text_list(
+                    name, ttl, "IN", rdtype, values)
+        self.zone = dns.name.from_text(w.zone + ".")
+        self.soa = dns.rrset.from_text(
+            self.zone, w.ttl, "IN", "SOA",
+            f"ns.dns.{w.zone}. hostmaster.{w.zone}. {w.version + 1} 7200 1800 86400 {w.ttl}")
+        self._version = w.version
+
+    def _apex(self, qname: dns.name.Name) -> dns.name.Name | None:
+        for apex in (self.zone, dns.name.from_text("in-addr.arpa."), dns.name.from_text("ip6.arpa.")):
+            if qname.is_subdomain(apex):
+                return apex
+        return None
+
+    def reply(self, wire: bytes, max_size: int | None) -> bytes | None:
+        try:
+            query = dns.message.from_wire(wire)
+        except dns.exception.DNSException:
+            return None  # CoreDNS drops what it cannot parse
+        self.queries += 1
+        self._refresh()
+        resp = dns.message.make_response(query)
+        resp.flags |= dns.flags.AA
+        if len(query.question) != 1:
+            resp.set_rcode(dns.rcode.FORMERR)
+            return resp.to_wire()
+        q = query.question[0]
+        apex = self._apex(q.name)
+        if apex is None or q.rdclass != dns.rdataclass.IN:
+            resp.flags &= ~dns.flags.AA
+            resp.set_rcode(dns.rcode.REFUSED)
+        else:
+            rrset = self._rrsets.get((q.name, q.rdtype))
+            if rrset is not None:
+                resp.answer.append(rrset)
+                if q.rdtype == dns.rdatatype.SRV:
+                    for rd in rrset:
+                        extra = self._rrsets.get((rd.target, dns.rdatatype.A))
+                        if extra is not None:
+                            resp.additional.append(extra)
+            else:
+                if q.name not in self._names and not self._has_children(q.name):
+                    resp.set_rcode(dns.rcode.NXDOMAIN)
+                resp.authority.append(self._soa_for(apex))
+        if max_size is None:  # TCP: the whole answer (dnspython would otherwise cap at the EDNS payload)
+            return resp.to_wire(max_size=65535)
+        limit = max(512, min(query.payload, MAX_UDP)) if query.edns >= 0 else 512
+        try:
+            return resp.to_wire(max_size=limit)
+        except dns.exception.TooBig:
+            tc = dns.message.make_response(query)
+            tc.flags |= dns.flags.AA | dns.flags.TC
+            return tc.to_wire()
+
+    def _has_children(self, name: dns.name.Name) -> bool:
+        # An empty non-terminal (e.g. svc.cluster.local.) exists: NODATA, not NXDOMAIN.
+        return any(n.is_subdomain(name) for n in self._names)
+
+    def _soa_for(self, apex: dns.name.Name) -> dns.rrset.RRset:
+        if apex == self.zone:
+            return self.soa
+        return dns.rrset.from_text(apex, self.world.ttl, "IN", "SOA",
+                                   f"ns.dns.{self.world.zone}. hostmaster.{self.world.zone}. 1 7200 1800 86400 {self.world.ttl}")
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, answerer: Answerer):
+        self.answerer = answerer
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        out = self.answerer.reply(data, MAX_UDP)
+        if out is not None:
+            self.transport.sendto(out, addr)
+
+
+class DnsServer:
+    def __init__(self, world: World, host: str = "127.54.0.1", port: int = 0):
+        self.answerer = Answerer(world)
+        self.host, self.port = host, port
+        self._udp = None
+        self._tcp: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(5):  # port 0: UDP picks a port, TCP must then get the same one
+            self._udp, _ = await loop.create_datagram_endpoint(
+                lambda: _Udp(self.answerer), local_addr=(self.host, self.port))
+            port = self._udp.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(self._serve_tcp, self.host, port)
+            except OSError:
+                self._udp.close()
+                if self.port:
+                    raise
+                continue
+            self.port = port
+            return
+        raise OSError(f"could not bind UDP and TCP on one port at {self.host}")
+
+    async def stop(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            await self._tcp.wait_closed()
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for _ in range(100):  # bounded: a client may pipeline a few queries per connection
+                head = await asyncio.wait_for(reader.readexactly(2), 5)
+                wire = await asyncio.wait_for(reader.readexactly(struct.unpack("!H", head)[0]), 5)
+                out = self.answerer.reply(wire, None)
+                if out is None:
+                    break
+                writer.write(struct.pack("!H", len(out)) + out)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()

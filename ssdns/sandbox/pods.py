@@ -1,0 +1,56 @@
+"""Echo pods: one HTTP listener per pod on the pod's own 127.x address, answering every path
+with the pod's hostname and no trailing newline, as agnhost serve-hostname does."""
+
+from __future__ import annotations
+
+import socket
+
+from aiohttp import web
+
+from ssdns.sandbox.world import SandboxPod, World
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class EchoPods:
+    def __init__(self, world: World):
+        self.world = world
+        self.requests = 0
+        self._sites: dict[str, web.TCPSite] = {}  # ip -> listener
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        if not self.world.port:
+            self.world.port = free_port(self.world.pods[0].ip if self.world.pods else "127.10.0.1")
+            self.world.changed()
+        await self.sync()
+
+    async def sync(self) -> None:
+        """Listen on exactly the IPs of pods that are up: a pod that moved or went away stops answering."""
+        want = {p.ip for p in self.world.pods if p.http_up}
+        for ip in list(self._sites):
+            if ip not in want:
+                await self._sites.pop(ip).stop()
+        for ip in want - set(self._sites):
+            site = web.TCPSite(self._runner, ip, self.world.port, reuse_address=True)
+            await site.start()
+            self._sites[ip] = site
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+        self._sites.clear()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        ip = request.transport.get_extra_info("sockname")[0] if request.transport else None
+        pod: SandboxPod | None = self.world.pod_by_ip(ip)
+        if pod is None:
+            return web.Response(status=503, text="no pod at this address")
+        return web.Response(text=pod.answer_as or pod.name)

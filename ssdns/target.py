@@ -1,0 +1,164 @@
+"""What to check: the target of a run, validated, with defaults taken from the pod's own files.
+
+Pure apart from reading resolv.conf and the service-account namespace file; no network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ssdns.errors import UsageError
+
+RESOLV_CONF = Path("/etc/resolv.conf")
+SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+# RFC 1123 label, as Kubernetes validates pod and namespace names (lower case only).
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# RFC 1035 label, as Kubernetes validates Service names (must start with a letter).
+_LABEL_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$")
+
+MATCH_MODES = ("exact", "contains", "regex")
+
+
+@dataclass(frozen=True)
+class Nameserver:
+    host: str
+    port: int = 53
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything a check needs to know about what it checks and how."""
+
+    service: str | None
+    namespace: str
+    zone: str
+    nameservers: tuple[Nameserver, ...]
+    statefulset: str | None = None
+    replicas: int | None = None
+    port: int | None = None  # HTTP port; None: the SRV port when known, else 80
+    port_name: str | None = None  # named Service port, for SRV
+    proto: str = "tcp"
+    path: str = "/"
+    expect: str = "{pod}"
+    match: str = "exact"
+    http: bool = True
+    timeout: float = 10.0
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def service_fqdn(self) -> str:
+        return f"{self.service}.{self.namespace}.svc.{self.zone}."
+
+    def pod_fqdn(self, pod: str) -> str:
+        return f"{pod}.{self.service}.{self.namespace}.svc.{self.zone}."
+
+    @property
+    def srv_name(self) -> str | None:
+        if not self.port_name:
+            return None
+        return f"_{self.port_name}._{self.proto}.{self.service_fqdn}"
+
+    def with_(self, **changes) -> "Target":
+        return replace(self, **changes)
+
+
+def check_label(value: str, what: str, *, rfc1035: bool = False) -> str:
+    pattern = _LABEL_1035 if rfc1035 else _LABEL
+    if not pattern.match(value):
+        rule = "start with a letter, " if rfc1035 else ""
+        raise UsageError(
+            f"{what} {value!r} is not a valid DNS label: use 1-63 lower-case letters, digits "
+            f"and '-', {rule}starting and ending with a letter or digit"
+        )
+    return value
+
+
+def check_zone(value: str) -> str:
+    zone = value.strip().rstrip(".").lower()
+    if not zone or len(zone) > 253:
+        raise UsageError(f"cluster domain {value!r} is empty or too long: give a zone like cluster.local")
+    for label in zone.split("."):
+        check_label(label, f"cluster domain {value!r}: label")
+    return zone
+
+
+def check_port(value: int, what: str = "port") -> int:
+    if not 1 <= value <= 65535:
+        raise UsageError(f"{what} {value} is out of range: use 1-65535")
+    return value
+
+
+def parse_nameserver(text: str) -> Nameserver:
+    """HOST, HOST:PORT, [V6]:PORT or a bare IPv6 address. Only IP addresses: the nameserver
+    must not itself need DNS."""
+    host, port = text.strip(), 53
+    if host.startswith("["):
+        end = host.find("]")
+        if end < 0:
+            raise UsageError(f"nameserver {text!r}: missing ']' in [IPv6]:PORT")
+        rest, host = host[end + 1 :], host[1:end]
+        if rest:
+            if not rest.startswith(":"):
+                raise UsageError(f"nameserver {text!r}: expected [IPv6]:PORT")
+            port = _port_number(rest[1:], text)
+    elif host.count(":") == 1:
+        host, _, p = host.partition(":")
+        port = _port_number(p, text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise UsageError(f"nameserver {text!r} is not an IP address: give HOST or HOST:PORT, e.g. 10.96.0.10:53") from None
+    return Nameserver(host, port)
+
+
+def _port_number(text: str, whole: str) -> int:
+    if not text.isdigit():
+        raise UsageError(f"nameserver {whole!r}: port {text!r} is not a number")
+    return check_port(int(text), f"nameserver {whole!r}: port")
+
+
+@dataclass(frozen=True)
+class ResolvConf:
+    nameservers: tuple[Nameserver, ...] = ()
+    search: tuple[str, ...] = ()
+
+
+def read_resolv_conf(path: Path = RESOLV_CONF) -> ResolvConf:
+    try:
+        text = path.read_text()
+    except OSError:
+        return ResolvConf()
+    servers, search = [], ()
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            try:
+                servers.append(parse_nameserver(words[1].split("%", 1)[0]))
+            except UsageError:
+                continue
+        elif words and words[0] in ("search", "domain"):
+            search = tuple(w.rstrip(".").lower() for w in words[1:])  # the last line wins, as in glibc
+    return ResolvConf(tuple(servers), search)
+
+
+def zone_from_search(search: tuple[str, ...]) -> str | None:
+    """A pod's search list starts `<ns>.svc.<zone> svc.<zone> <zone>` (kubelet ClusterFirst)."""
+    for domain in search:
+        if domain.startswith("svc."):
+            return domain[4:]
+    return None
+
+
+def default_namespace(path: Path = SA_NAMESPACE) -> str:
+    try:
+        return path.read_text().strip() or "default"
+    except OSError:
+        return "default"

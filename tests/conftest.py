@@ -1,0 +1,87 @@
+"""Shared fixtures: the sandbox on a background event loop, and the CLI run in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import threading
+
+import pytest
+
+from ssdns.cli import main
+from ssdns.sandbox import Sandbox, make_world
+
+
+class ThreadedSandbox:
+    """The sandbox on its own loop in a thread, so the real CLI (which runs asyncio.run) can check it."""
+
+    def __init__(self, world):
+        self.world = world
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.sandbox = Sandbox(world)
+        self.call(self.sandbox.start())
+
+    def call(self, coro, timeout: float = 10):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def change(self, fn) -> None:
+        """Mutate the world on the sandbox's own thread, then re-sync the listeners."""
+        async def go():
+            fn(self.world)
+            self.world.changed()
+            await self.sandbox.sync()
+        self.call(go())
+
+    def stop(self) -> None:
+        self.call(self.sandbox.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+    def args(self, *extra: str) -> list[str]:
+        return [*self.sandbox.check_args(), "--timeout", "5", *extra]
+
+
+@pytest.fixture
+def sandbox_factory():
+    made = []
+
+    def make(pods: int = 3, faults=(), **world_kw) -> ThreadedSandbox:
+        from ssdns.sandbox import apply_fault
+
+        world = make_world(pods, **world_kw)
+        for spec in faults:
+            apply_fault(world, spec)
+        sb = ThreadedSandbox(world)
+        made.append(sb)
+        return sb
+
+    yield make
+    for sb in made:
+        sb.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_factory):
+    return sandbox_factory()
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_json(argv: list[str]) -> tuple[int, dict]:
+    code, out, err = run_cli([*argv, "--output", "json"])
+    assert out, f"no JSON on stdout; stderr: {err}"
+    return code, json.loads(out)
+
+
+def failures(report: dict, check: str | None = None) -> list[dict]:
+    return [f for f in report["findings"] if f["status"] == "fail" and (check is None or f["check"] == check)]

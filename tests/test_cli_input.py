@@ -1,0 +1,74 @@
+"""Bad input gets one line and exit 2 from the real executable; start-up stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def ssdns(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ssdns", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["check", "--service", "Web_1", "--nameserver", "127.0.0.1"], "not a valid DNS label"),
+    (["check", "--service", "9web", "--nameserver", "127.0.0.1"], "start with a letter"),
+    (["check", "nginx", "-n", "Prod", "--nameserver", "127.0.0.1"], "namespace 'Prod'"),
+    (["check", "nginx", "--output", "yaml"], "invalid choice: 'yaml'"),
+    (["check", "nginx", "--port", "70000"], "out of range"),
+    (["check", "nginx", "--port", "0"], "out of range"),
+    (["check", "nginx", "--nameserver", "dns.example"], "not an IP address"),
+    (["check", "nginx", "--nameserver", "127.0.0.1:99999"], "out of range"),
+    (["check", "nginx", "--nameserver", "127.0.0.1", "--expect", "(", "--match", "regex"], "not a valid regular expression"),
+    (["check", "nginx", "--nameserver", "127.0.0.1", "--expect", "{podname}"], "unknown field"),
+    (["check", "nginx", "--nameserver", "127.0.0.1", "--timeout", "-1"], "out of range"),
+    (["check", "nginx", "--nameserver", "127.0.0.1", "--replicas", "3"], "--replicas needs --statefulset"),
+    (["check", "nginx", "--nameserver", "127.0.0.1", "--cluster-domain", "a..b"], "not a valid DNS label"),
+    (["check", "--nameserver", "127.0.0.1"], "no Service given"),
+    (["check", "nginx", "--nameserver", "127.0.0.1", "--path", "x"], "must start with '/'"),
+    (["demo", "--fault", "bogus"], "unknown fault 'bogus'"),
+    (["demo", "--fault", "no-http:web-9"], "no pod 'web-9'"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, says):
+    proc = ssdns(*args)
+    assert proc.returncode == 2, proc
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ssdns: error: "), proc.stderr
+    assert says in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_help_documents_exit_codes():
+    for args in (["--help"], ["check", "--help"]):
+        proc = ssdns(*args)
+        assert proc.returncode == 0
+        for code in ("0  every check passed", "1  a check failed", "2  bad usage", "3  could not run"):
+            assert code in proc.stdout
+
+
+def test_demo_runs_end_to_end():
+    proc = ssdns("demo", "--color", "never")
+    assert proc.returncode == 0, proc.stderr
+    assert "PASS: 0 failed" in proc.stdout
+    proc = ssdns("demo", "--fault", "wrong-name:web-1=web-2", "--output", "json")
+    assert proc.returncode == 1 and '"ok": false' in proc.stdout
+
+
+def test_dns_only_check_does_not_import_aiohttp_or_kubernetes(sandbox):
+    """A CronJob runs this every minute: a DNS-only run must not pay for aiohttp or the kubernetes client."""
+    code = ("import sys\nfrom ssdns.cli import main\nrc = main(sys.argv[1:])\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp', 'kubernetes'}), rc)")
+    proc = subprocess.run([sys.executable, "-c", code, *sandbox.args("--no-http", "--output", "json")],
+                          capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[] 0"
+
+
+def test_help_loads_only_the_standard_library():
+    code = ("import sys\nfrom ssdns.cli import build_parser\nbuild_parser()\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'dns', 'aiohttp', 'kubernetes'}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert proc.stdout.strip() == "[]", proc.stderr
