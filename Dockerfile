@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+#
+# ssdns container image.
+#   docker build -t ssdns:latest .
+#   kind load docker-image ssdns:latest   # or push, then set `images:` in k8s/kustomization.yaml
+#
+# Two stages, both python:3.12-slim. The builder turns ssdns and every dependency
+# (including the kube and metrics extras) into wheels; the final stage installs them
+# from /wheels with --no-index, so it needs no network access and no compiler, and
+# the wheels themselves never become an image layer (BuildKit bind mount).
+
+FROM python:3.12-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY ssdns/ ./ssdns/
+# `.[kube,metrics]` makes pip also fetch/build wheels for the optional dependencies.
+RUN pip wheel ".[kube,metrics]" -w /wheels
+
+FROM python:3.12-slim
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="ssdns" \
+      org.opencontainers.image.description="Checks a StatefulSet's headless Service DNS, per-pod DNS names, SRV/PTR, per-pod HTTP identity, and cross-checks the Kubernetes API" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="docker.io/library/python:3.12-slim"
+# No .pyc writes at runtime (the root filesystem is read-only in k8s/; pip already
+# byte-compiled everything at install time) and unbuffered logs for `kubectl logs`.
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+# Unpinned on purpose: --no-index means it can only come from the wheels built above.
+# hadolint ignore=DL3013
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links=/wheels "ssdns[kube,metrics]"
+# Numeric, so that Kubernetes runAsNonRoot can verify it without /etc/passwd.
+# Must equal runAsUser/runAsGroup in k8s/ (tests/test_manifests.py checks this).
+USER 65532:65532
+ENTRYPOINT ["ssdns"]
+CMD ["--help"]
