@@ -94,6 +94,13 @@ def add_target_args(c: argparse.ArgumentParser) -> None:
                    help="cluster domain (default: from the resolv.conf search list, else cluster.local)")
     g.add_argument("--nameserver", action="append", metavar="HOST[:PORT]",
                    help="nameserver to ask, repeatable (default: the resolv.conf nameservers)")
+    k = c.add_argument_group("Kubernetes API")
+    k.add_argument("--api", choices=("auto", "on", "off"), default="auto",
+                   help="cross-check DNS against the API: auto (when credentials exist; a refused read is a "
+                   "warning), on (required: exit 4 without it), off (default auto)")
+    k.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: in-cluster service account, "
+                   "else $KUBECONFIG or ~/.kube/config)")
+    k.add_argument("--context", help="kubeconfig context")
     h = c.add_argument_group("records and identity")
     h.add_argument("--port-name", metavar="NAME", help="the Service's named port, to check SRV records")
     h.add_argument("--protocol", choices=("tcp", "udp", "sctp"), default="tcp", help="SRV protocol (default tcp)")
@@ -133,9 +140,11 @@ def target_from_args(args: argparse.Namespace):
     service = args.service or args.service_pos
     if args.service and args.service_pos and args.service != args.service_pos:
         raise UsageError(f"two Services given ({args.service_pos!r} and --service {args.service!r}): give one")
-    if not service:
-        raise UsageError("no Service given: use --service NAME (the StatefulSet's headless Service)")
-    check_label(service, "Service name", rfc1035=True)
+    if not service and not (args.statefulset and args.api != "off"):
+        raise UsageError("no Service given: use --service NAME (the StatefulSet's headless Service), "
+                         "or --statefulset NAME with API access")
+    if service:
+        check_label(service, "Service name", rfc1035=True)
     namespace = check_label(args.namespace or default_namespace(), "namespace")
     if args.statefulset:
         check_label(args.statefulset, "StatefulSet name")
@@ -154,6 +163,8 @@ def target_from_args(args: argparse.Namespace):
         raise UsageError("no nameserver: /etc/resolv.conf lists none; give --nameserver HOST[:PORT]")
     if not args.path.startswith("/"):
         raise UsageError(f"--path {args.path!r} must start with '/'")
+    if args.kubeconfig and not os.path.isfile(args.kubeconfig):
+        raise UsageError(f"--kubeconfig {args.kubeconfig!r}: no such file")
     if args.replicas is not None and not args.statefulset:
         raise UsageError("--replicas needs --statefulset NAME (the pod name prefix)")
     target = Target(service=service, namespace=namespace, zone=zone, nameservers=nameservers,
@@ -196,8 +207,11 @@ def cmd_check(args) -> int:
 
     from ssdns.check import run_check
 
+    from ssdns.target import ApiOptions
+
     target = target_from_args(args)
-    return emit(asyncio.run(run_check(target)), args)
+    api = ApiOptions(args.api, args.kubeconfig, args.context)
+    return emit(asyncio.run(run_check(target, api)), args)
 
 
 def _world(args):

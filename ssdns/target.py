@@ -70,6 +70,15 @@ class Target:
         return replace(self, **changes)
 
 
+@dataclass(frozen=True)
+class ApiOptions:
+    """How to reach the Kubernetes API: auto (use it when credentials exist), on (required), off."""
+
+    mode: str = "off"
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
 def check_label(value: str, what: str, *, rfc1035: bool = False) -> str:
     pattern = _LABEL_1035 if rfc1035 else _LABEL
     if not pattern.match(value):

@@ -46,6 +46,14 @@ class ThreadedSandbox:
         return [*self.sandbox.check_args(), "--timeout", "5", *extra]
 
 
+@pytest.fixture(autouse=True)
+def no_real_cluster(monkeypatch, tmp_path):
+    """Tests must never reach a real cluster: hide any kubeconfig and in-cluster credentials."""
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+
+
 @pytest.fixture
 def sandbox_factory():
     made = []

@@ -1,0 +1,101 @@
+"""What the Kubernetes API says, as plain data: the StatefulSet, its Service, pods, EndpointSlices, PVCs.
+
+kube.py fills these from the official client's models; everything downstream (expected.py,
+compare_api.py, state) reads only these, so it is testable without a cluster or the client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class StatefulSetFacts:
+    name: str
+    replicas: int
+    service_name: str
+    selector: str  # a label selector string, as list calls take it
+    pod_management_policy: str = "OrderedReady"
+    claim_templates: list[str] = field(default_factory=list)
+    ready_replicas: int = 0
+
+
+@dataclass
+class ServiceFacts:
+    name: str
+    exists: bool = True
+    headless: bool = True
+    cluster_ip: str | None = None
+    publish_not_ready: bool = False
+    ports: list[tuple[str | None, int, str]] = field(default_factory=list)  # (name, port, protocol)
+    ip_families: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PodFacts:
+    name: str
+    uid: str
+    ips: list[str]
+    ready: bool
+    terminating: bool
+    phase: str
+    node: str | None
+    restarts: int
+    hostname: str | None
+    subdomain: str | None
+
+
+@dataclass
+class EndpointFacts:
+    addresses: list[str]
+    hostname: str | None
+    ready: bool
+    serving: bool
+    terminating: bool
+    pod: str | None  # targetRef name, when the target is a Pod
+
+
+@dataclass
+class PvcFacts:
+    name: str
+    phase: str | None
+    volume: str | None
+
+
+@dataclass
+class ApiProblem:
+    """A read the API refused or failed: the run goes on without it, and says what is missing."""
+
+    verb: str
+    resource: str
+    status: int | None
+    message: str
+
+
+@dataclass
+class ClusterFacts:
+    namespace: str
+    statefulset: StatefulSetFacts | None
+    service: ServiceFacts | None
+    pods: dict[str, PodFacts] = field(default_factory=dict)
+    endpoints: list[EndpointFacts] = field(default_factory=list)
+    pvcs: dict[str, PvcFacts] = field(default_factory=dict)
+    problems: list[ApiProblem] = field(default_factory=list)
+    elapsed_ms: float = 0.0
+
+    def pvcs_of(self, pod: str) -> list[PvcFacts]:
+        """The PVCs a StatefulSet pod owns: `<template>-<pod>` for each volumeClaimTemplate."""
+        if self.statefulset is None:
+            return []
+        return [self.pvcs.get(f"{t}-{pod}") or PvcFacts(f"{t}-{pod}", None, None)
+                for t in self.statefulset.claim_templates]
+
+    def pod_view(self, name: str) -> dict | None:
+        """The per-pod API facts the JSON report carries next to what DNS said."""
+        pod = self.pods.get(name)
+        if pod is None:
+            return {"exists": False}
+        out = asdict(pod)
+        out["exists"] = True
+        out["pvcs"] = [asdict(p) for p in self.pvcs_of(name)]
+        return out
