@@ -26,6 +26,7 @@ import tempfile
 
 from junitparser import Failure, JUnitXml, TestCase, TestSuite
 
+from ssdns.errors import CannotRun
 from ssdns.model import Finding, Result, Status
 
 # XML 1.0 cannot carry most control characters, even escaped: drop them (a pod's body can hold anything).
@@ -81,20 +82,26 @@ def build_junit(result: Result) -> JUnitXml:
 def write_junit(result: Result, path: str | os.PathLike) -> None:
     """Write the Result as JUnit XML to path, atomically (tmp file in the same directory + os.replace).
 
-    OSError (a missing directory, no permission) propagates; the caller decides how to report it.
+    A file that cannot be written (a missing directory, no permission) raises CannotRun with one line.
     """
     path = os.fspath(path)
     xml = build_junit(result)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".ssdns-junit-", suffix=".xml.tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".ssdns-junit-", suffix=".xml.tmp", dir=directory)
+    except OSError as exc:
+        raise CannotRun(f"cannot write the JUnit report {path}: {exc.strerror or exc}; "
+                        "check that its directory exists and is writable") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             xml.write(fh)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise CannotRun(f"cannot write the JUnit report {path}: {exc.strerror or exc}") from None
         raise
