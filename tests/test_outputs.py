@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import ipaddress
+import re
+import socket
+import threading
 import xml.etree.ElementTree as ET
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from junitparser import Failure, JUnitXml
 
 from ssdns.check import run_check
+from ssdns.errors import CannotRun, UsageError
 from ssdns.model import Finding, Result, Status
 
 
@@ -72,6 +79,204 @@ def test_junit_merges_findings_and_keeps_warnings_visible(sandbox, tmp_path):
     schema = cases[("dns.schema", "dns-version.cluster.local")]
     assert schema.is_passed and schema.system_out.startswith("WARN: TXT is")
     assert suite.failures == 1
+
+
+def test_junit_unwritable_path_is_one_line(swapped, tmp_path):
+    from ssdns.junit import write_junit
+
+    with pytest.raises(CannotRun) as exc:
+        write_junit(swapped, tmp_path / "missing" / "ssdns.xml")
+    assert "\n" not in str(exc.value) and "ssdns.xml" in str(exc.value)
+    target = tmp_path / "is-a-dir"
+    target.mkdir()
+    with pytest.raises(CannotRun):
+        write_junit(swapped, target)
+    assert [p.name for p in tmp_path.iterdir()] == ["is-a-dir"]  # the temporary file is cleaned up
+
+
+# --- Prometheus metrics ----------------------------------------------------------------------------
+
+def parse_metrics(text: str) -> dict[str, list]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {fam.name: fam.samples for fam in text_string_to_metric_families(text)}
+
+
+def sample(families, name, **labels):
+    [value] = [s.value for s in families[name] if all(s.labels.get(k) == v for k, v in labels.items())]
+    return value
+
+
+def assert_bounded_labels(families) -> None:
+    ipv4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+    for samples in families.values():
+        for s in samples:
+            for key, value in s.labels.items():
+                assert not any(c.isspace() for c in value), (s.name, key, value)
+                assert not ipv4.search(value), (s.name, key, value)
+                try:
+                    ipaddress.ip_address(value)
+                except ValueError:
+                    pass
+                else:
+                    raise AssertionError(f"IP address as label value: {s.name}{{{key}={value!r}}}")
+            assert set(s.labels) <= {"namespace", "statefulset", "service", "check", "ordinal", "status",
+                                     "cluster"}, s.labels
+
+
+def test_metrics_file_renders_the_swap(swapped, tmp_path):
+    from ssdns.metrics import write_metrics_file
+
+    path = tmp_path / "ssdns.prom"
+    write_metrics_file(swapped, path, extra={"cluster": "kind"}, timestamp=1700000000.5,
+                       convergence=[{"ordinal": 0, "ready_s": 3.5, "dns_s": 4.25, "http_s": None},
+                                    {"ordinal": 1, "ready_s": None, "dns_s": None, "http_s": 6.0}])
+    assert [p.name for p in tmp_path.iterdir()] == ["ssdns.prom"]  # atomic: no temporary file left
+    fams = parse_metrics(path.read_text())
+    assert_bounded_labels(fams)
+    ident = {"namespace": "default", "statefulset": "web", "cluster": "kind"}
+    for s in (s for samples in fams.values() for s in samples):
+        assert {k: s.labels.get(k) for k in ident} == ident
+
+    checks = {(s.labels["check"], s.labels["ordinal"]): s.value for s in fams["ssdns_check_ok"]}
+    assert checks[("http.identity", "1")] == 0
+    assert all(v == 1 for k, v in checks.items() if k != ("http.identity", "1"))
+    assert len(checks) == len({(f.check, f.subject) for f in swapped.findings})
+    assert checks[("dns.service", "")] == 1 and checks[("pods.ordinals", "")] == 1
+
+    assert sample(fams, "ssdns_run_ok") == 0
+    assert sample(fams, "ssdns_findings", status="fail") == 1
+    assert sample(fams, "ssdns_findings", status="warn") == 0
+    assert sample(fams, "ssdns_findings", status="pass") == swapped.count(Status.PASS)
+    assert sample(fams, "ssdns_run_dns_queries") == swapped.stats["dns_queries"]
+    assert sample(fams, "ssdns_run_http_requests") == swapped.stats["http_requests"] == 3
+    assert sample(fams, "ssdns_run_duration_seconds") == pytest.approx(swapped.stats["elapsed_ms"] / 1000)
+    assert sample(fams, "ssdns_last_run_timestamp_seconds") == 1700000000.5
+    for pod in swapped.pods:
+        o = str(pod.ordinal)
+        assert sample(fams, "ssdns_http_latency_seconds", ordinal=o) == pytest.approx(pod.http["elapsed_ms"] / 1000)
+        [lk] = [lk for lk in swapped.lookups if lk["name"] == pod.fqdn and lk["type"] == "A"]
+        assert sample(fams, "ssdns_dns_latency_seconds", ordinal=o) == pytest.approx(lk["elapsed_ms"] / 1000)
+    assert {s.labels["ordinal"]: s.value for s in fams["ssdns_restart_ready_seconds"]} == {"0": 3.5}
+    assert {s.labels["ordinal"]: s.value for s in fams["ssdns_restart_dns_seconds"]} == {"0": 4.25}
+    assert {s.labels["ordinal"]: s.value for s in fams["ssdns_restart_http_seconds"]} == {"1": 6.0}
+
+
+def test_metrics_without_statefulset_use_service_and_skip_missing_values(sandbox, tmp_path):
+    from ssdns.metrics import write_metrics_file
+
+    result = run(sandbox, statefulset=None, replicas=None, http=False)
+    path = tmp_path / "m.prom"
+    write_metrics_file(result, path)
+    fams = parse_metrics(path.read_text())
+    assert_bounded_labels(fams)
+    assert sample(fams, "ssdns_run_ok", service="nginx", namespace="default") == 1
+    assert all("statefulset" not in s.labels for samples in fams.values() for s in samples)
+    assert "ssdns_http_latency_seconds" not in fams and "ssdns_restart_ready_seconds" not in fams
+    assert {s.labels["ordinal"] for s in fams["ssdns_dns_latency_seconds"]} == {"0", "1", "2"}
+    assert all(s.value == 1 for s in fams["ssdns_check_ok"])
+
+
+def test_metrics_file_errors_are_one_line(swapped, tmp_path):
+    from ssdns.metrics import write_metrics_file
+
+    with pytest.raises(CannotRun) as exc:
+        write_metrics_file(swapped, tmp_path / "missing" / "m.prom")
+    assert "\n" not in str(exc.value) and "m.prom" in str(exc.value)
+    for bad in ({"bad label": "x"}, {"check": "x"}, {"cluster": "has space"}, {"__x": "y"}):
+        with pytest.raises(UsageError):
+            write_metrics_file(swapped, tmp_path / "m.prom", extra=bad)
+
+
+class Gateway:
+    """A tiny Pushgateway stand-in on 127.0.0.1: records each request, answers with `status`."""
+
+    def __init__(self, status: int = 200):
+        self.requests: list[dict] = []
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                gateway.requests.append({"method": self.command, "path": self.path,
+                                         "headers": dict(self.headers), "body": body.decode()})
+                self.send_response(gateway.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_PUT = do_POST = _any
+
+            def log_message(self, *args):
+                pass
+
+        self.status = status
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def gateway():
+    gw = Gateway()
+    yield gw
+    gw.close()
+
+
+def test_push_to_a_gateway(swapped, gateway):
+    from ssdns.metrics import push_metrics
+
+    push_metrics(swapped, gateway.url, timeout=5)
+    [req] = gateway.requests
+    assert req["method"] == "PUT"
+    assert req["path"] == "/metrics/job/ssdns/namespace/default/statefulset/web"
+    fams = parse_metrics(req["body"])
+    assert_bounded_labels(fams)
+    assert sample(fams, "ssdns_check_ok", check="http.identity", ordinal="1") == 0
+    assert sample(fams, "ssdns_run_ok") == 0
+
+
+def test_push_with_job_extra_labels_and_basic_auth(swapped, gateway):
+    from ssdns.metrics import push_metrics
+
+    url = gateway.url.replace("http://", "http://ci:s%40cret@") + "/"
+    push_metrics(swapped, url, job="nightly", extra={"cluster": "kind"}, timeout=5)
+    [req] = gateway.requests
+    assert req["path"] == "/metrics/job/nightly/cluster/kind/namespace/default/statefulset/web"
+    assert req["headers"]["Authorization"] == "Basic " + base64.b64encode(b"ci:s@cret").decode()
+
+
+def test_push_failures_are_cannot_run_with_one_line(swapped):
+    from ssdns.metrics import push_metrics
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    refusing = Gateway(status=400)
+    try:
+        cases = {
+            f"http://127.0.0.1:{closed}": "refused",
+            f"http://user:hunter2@127.0.0.1:{closed}": "refused",
+            refusing.url: "HTTP 400",
+            "http://[::1": "Invalid IPv6",
+            "ftp://127.0.0.1/": "only http:// and https://",
+            "http://127.0.0.1:notaport/": "Port",
+        }
+        for url, why in cases.items():
+            with pytest.raises(CannotRun) as exc:
+                push_metrics(swapped, url, timeout=3)
+            message = str(exc.value)
+            assert "\n" not in message and why in message, message
+            assert message.startswith("cannot push metrics to the Pushgateway at ")
+            assert "hunter2" not in message
+        assert len(refusing.requests) == 1
+    finally:
+        refusing.close()
 
 
 # --- termination log -------------------------------------------------------------------------------
