@@ -215,14 +215,7 @@ def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
 
 def _redact(url: str) -> str:
     """The URL without any user:password, for messages."""
-    try:
-        parts = urlsplit(url)
-        if parts.username is not None or parts.password is not None:
-            host = parts.netloc.rpartition("@")[2]
-            return urlunsplit(parts._replace(netloc=f"***@{host}"))
-    except ValueError:
-        pass
-    return url
+    return re.sub(r"^((?:[a-zA-Z][a-zA-Z0-9+.-]*://)?)[^/@]*@", r"\1***@", url)
 
 
 def _one_line(text: str) -> str:

@@ -262,6 +262,7 @@ def test_push_failures_are_cannot_run_with_one_line(swapped):
         cases = {
             f"http://127.0.0.1:{closed}": "refused",
             f"http://user:hunter2@127.0.0.1:{closed}": "refused",
+            f"user:hunter2@127.0.0.1:{closed}": "refused",
             refusing.url: "HTTP 400",
             "http://[::1": "Invalid IPv6",
             "ftp://127.0.0.1/": "only http:// and https://",
