@@ -65,6 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("service_pos", nargs="?", metavar="SERVICE", help="shortcut for --service")
     add_target_args(c)
     add_output_args(c)
+    add_state_args(c)
+
+    hi = sub.add_parser("history", help="show the stored snapshots as a timeline", formatter_class=fmt,
+                        description="Show what --state stored: one line per run, with restarts, moves, "
+                        "new IPs and identity breaks per pod, so flapping is visible.")
+    hi.add_argument("--state", required=True, metavar="PATH|configmap:NAME")
+    hi.add_argument("-n", "--namespace", help="namespace of the ConfigMap (default: the pod's own, else 'default')")
+    hi.add_argument("--kubeconfig", metavar="PATH")
+    hi.add_argument("--context")
+    hi.add_argument("--last", type=_count(1000), default=None, metavar="N", help="show only the last N")
+    hi.add_argument("-o", "--output", choices=("text", "json"), default="text")
 
     d = sub.add_parser("demo", help="run a check against a built-in emulated headless Service",
                        epilog=EXIT_CODES, formatter_class=fmt)
@@ -121,6 +132,15 @@ def add_output_args(c: argparse.ArgumentParser) -> None:
                    help="colour the table (auto: on a terminal, unless NO_COLOR is set)")
     g.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
                    help="one deadline for the whole run (default 10)")
+
+
+def add_state_args(c: argparse.ArgumentParser) -> None:
+    g = c.add_argument_group("state across runs")
+    g.add_argument("--state", metavar="PATH|configmap:NAME",
+                   help="compare with the previous run's snapshot, then save this one (a file, or a ConfigMap "
+                   "in the namespace)")
+    g.add_argument("--history", type=_count(1000), default=20, metavar="K",
+                   help="snapshots to keep (default 20)")
 
 
 def add_sandbox_args(c: argparse.ArgumentParser) -> None:
@@ -211,7 +231,37 @@ def cmd_check(args) -> int:
 
     target = target_from_args(args)
     api = ApiOptions(args.api, args.kubeconfig, args.context)
-    return emit(asyncio.run(run_check(target, api)), args)
+    store = None
+    if args.state:
+        from ssdns.state import open_store
+
+        store = open_store(args.state, target.namespace, api)
+    result = asyncio.run(run_check(target, api))
+    if store is not None:
+        from ssdns.state import apply_state
+
+        apply_state(result, store, max(1, args.history))
+    return emit(result, args)
+
+
+def cmd_history(args) -> int:
+    import json
+
+    from ssdns.report import render_history
+    from ssdns.state import open_store, validate
+    from ssdns.target import ApiOptions, check_label, default_namespace
+
+    namespace = check_label(args.namespace or default_namespace(), "namespace")
+    store = open_store(args.state, namespace, ApiOptions("on", args.kubeconfig, args.context))
+    doc = store.load()
+    if doc is None:
+        raise UsageError(f"{store.where} does not exist yet: run ssdns check --state {args.state} first")
+    validate(doc, None, store.where)
+    if args.output == "json":
+        print(json.dumps(doc, indent=2))
+    else:
+        print(render_history(doc, store.where, args.last))
+    return OK
 
 
 def _world(args):
@@ -264,7 +314,7 @@ def cmd_sandbox(args) -> int:
     return asyncio.run(go())
 
 
-COMMANDS = {"check": cmd_check, "demo": cmd_demo, "sandbox": cmd_sandbox}
+COMMANDS = {"check": cmd_check, "demo": cmd_demo, "sandbox": cmd_sandbox, "history": cmd_history}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,3 +89,23 @@ def summary_line(result: Result) -> str:
     tail = f"; first: {worst.check} {worst.subject}: {worst.message}" if worst else ""
     return (f"ssdns {verdict} {result.service['name']}: {result.count(Status.FAIL)} failed, "
             f"{result.count(Status.WARN)} warnings, {result.count(Status.PASS)} passed{tail}")[:1000]
+
+
+def render_history(doc: dict, where: str, last: int | None = None) -> str:
+    """A timeline of stored snapshots: when, verdict, and what changed per pod, so flapping shows."""
+    t = doc.get("target", {})
+    snaps = doc["history"][-last:] if last else doc["history"]
+    head = (f"ssdns history: {t.get('namespace')}/{t.get('statefulset') or t.get('service')} in {where}, "
+            f"{len(snaps)} of {len(doc['history'])} snapshots")
+    lines = [head, ""]
+    for snap in snaps:
+        verdict = "PASS" if snap.get("ok") else "FAIL"
+        pods = snap.get("pods", {})
+        names = {o: p["name"] for o, p in pods.items()}
+        events = [f"{names.get(o, 'ordinal ' + o)} {', '.join(words)}" for o, words in snap.get("changes", {}).items()]
+        broken = snap.get("broken") or []
+        tail = "; ".join(events) if events else "no change"
+        if broken:
+            tail += f"; identity broke: {', '.join(broken)}"
+        lines.append(f"{snap['taken_at']}  {verdict}  {len(pods)} pods  {tail}")
+    return "\n".join(lines)

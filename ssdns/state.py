@@ -1,0 +1,213 @@
+"""Where snapshots live between runs: a file, or a ConfigMap. Writes never lose data.
+
+A file is replaced atomically (temp file, fsync, rename) under an exclusive lock, re-read inside
+the lock, so two overlapping runs both land in the history. A ConfigMap is replaced with its
+resourceVersion and retried on 409 Conflict, re-reading and merging each time. A state that does
+not parse, or that belongs to another target, is reported and left untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from ssdns.errors import SsdnsError, UsageError
+from ssdns.identity import STATE_SCHEMA, changes, compare_snapshots, snapshot
+from ssdns.model import Finding, Result, Status
+
+DATA_KEY = "state.json"
+CONFLICT_RETRIES = 8
+MAX_BYTES = 900_000  # a ConfigMap holds at most 1 MiB; trim the oldest snapshots to stay under
+
+
+class StateError(SsdnsError):
+    """The stored state cannot be used (corrupt, foreign, unreachable); it is left as it is."""
+
+    exit_code = 1
+
+
+def new_doc(target_key: dict) -> dict:
+    return {"schema": STATE_SCHEMA, "target": target_key, "history": []}
+
+
+def validate(doc, target_key: dict | None, where: str) -> dict:
+    if not isinstance(doc, dict) or doc.get("schema") != STATE_SCHEMA or not isinstance(doc.get("history"), list):
+        raise StateError(f"{where} is not an ssdns state ({STATE_SCHEMA}): left untouched; "
+                         "move it away or pick another --state to start a new history")
+    if target_key is not None and doc.get("target") != target_key:
+        raise StateError(f"{where} holds the history of {doc.get('target')}, not {target_key}: left untouched; "
+                         "use one --state per target")
+    return doc
+
+
+def append(doc: dict, snap: dict, keep: int) -> dict:
+    doc = dict(doc, history=[*doc["history"], snap][-keep:])
+    while len(doc["history"]) > 1 and len(json.dumps(doc)) > MAX_BYTES:
+        doc["history"] = doc["history"][1:]
+    return doc
+
+
+class FileStore:
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.where = f"state file {self.path}"
+
+    def load(self) -> dict | None:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"cannot read {self.where}: {exc.strerror}") from None
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise StateError(f"{self.where} is not valid JSON: left untouched; move it away to start a new history") from None
+
+    def update(self, merge: Callable[[dict | None], dict]) -> dict:
+        import fcntl
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(str(self.path) + ".lock", "a")
+        except OSError as exc:
+            raise StateError(f"cannot write {self.where}: {exc.strerror}") from None
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # overlapping runs take turns; each re-reads inside the lock
+            doc = merge(self.load())
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w") as out:
+                    json.dump(doc, out, indent=1)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return doc
+
+
+class ConfigMapStore:
+    def __init__(self, name: str, namespace: str, api_opts):
+        self.name, self.namespace, self.api_opts = name, namespace, api_opts
+        self.where = f"ConfigMap {namespace}/{name}"
+        self._core = None
+
+    def _api(self):
+        if self._core is None:
+            from kubernetes import client
+
+            from ssdns import kube
+            self._core = client.CoreV1Api(kube.api_client(self.api_opts))
+        return self._core
+
+    def _read(self):
+        """(doc or None, resourceVersion or None) from the ConfigMap; None, None when it does not exist."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            cm = self._api().read_namespaced_config_map(self.name, self.namespace, _request_timeout=(3, 5))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None, None
+            raise StateError(f"cannot read {self.where} (HTTP {exc.status} {exc.reason}): grant get on configmaps") from None
+        except Exception as exc:  # urllib3: unreachable
+            raise StateError(f"cannot read {self.where}: {type(exc).__name__}") from None
+        text = (cm.data or {}).get(DATA_KEY)
+        if text is None:
+            raise StateError(f"{self.where} exists but has no {DATA_KEY!r}: it is not ssdns's; left untouched")
+        try:
+            return json.loads(text), cm.metadata.resource_version
+        except ValueError:
+            raise StateError(f"{self.where} {DATA_KEY!r} is not valid JSON: left untouched") from None
+
+    def load(self) -> dict | None:
+        return self._read()[0]
+
+    def update(self, merge: Callable[[dict | None], dict]) -> dict:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        for attempt in range(CONFLICT_RETRIES):
+            current, version = self._read()
+            doc = merge(current)
+            body = client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name=self.name, resource_version=version,
+                                             labels={"app.kubernetes.io/managed-by": "ssdns"}),
+                data={DATA_KEY: json.dumps(doc)})
+            try:
+                if version is None:
+                    self._api().create_namespaced_config_map(self.namespace, body, _request_timeout=(3, 5))
+                else:
+                    self._api().replace_namespaced_config_map(self.name, self.namespace, body,
+                                                              _request_timeout=(3, 5))
+                return doc
+            except ApiException as exc:
+                if exc.status == 409:  # someone wrote in between: re-read, merge again
+                    time.sleep(min(0.05 * 2 ** attempt, 1.0) * random.uniform(0.5, 1.0))
+                    continue
+                raise StateError(f"cannot write {self.where} (HTTP {exc.status} {exc.reason}): "
+                                 "grant create and update on configmaps") from None
+        raise StateError(f"{self.where} kept changing under us ({CONFLICT_RETRIES} conflicts); not saved")
+
+
+def open_store(spec: str, namespace: str, api_opts):
+    if spec.startswith("configmap:"):
+        name = spec.split(":", 1)[1]
+        from ssdns.target import check_label
+
+        if not name or len(name) > 253 or not all(check_label(part, "ConfigMap name") for part in name.split(".")):
+            raise UsageError(f"--state {spec!r}: give configmap:NAME")
+        return ConfigMapStore(name, namespace, api_opts)
+    if not spec:
+        raise UsageError("--state needs a file path or configmap:NAME")
+    return FileStore(spec)
+
+
+def target_key(result: Result) -> dict:
+    t = result.target
+    return {"namespace": t["namespace"], "statefulset": t.get("statefulset"), "service": t["service"]}
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def apply_state(result: Result, store, keep: int, taken_at: str | None = None) -> None:
+    """Compare with the last snapshot, add the identity findings to the result, save the new snapshot."""
+    key = target_key(result)
+    taken_at = taken_at or now()
+    try:
+        doc = store.load()
+        if doc is not None:
+            validate(doc, key, store.where)
+    except StateError as exc:
+        result.findings.append(Finding("state.store", Status.FAIL, store.where, str(exc)))
+        return
+    cur = snapshot(result, taken_at)
+    prev = doc["history"][-1] if doc and doc["history"] else None
+    if prev is None:
+        result.notes.append(f"first run with {store.where}: identity is compared from the next run on")
+    else:
+        found = compare_snapshots(prev, cur)
+        result.findings += found
+        cur["changes"] = changes(prev, cur)
+        cur["broken"] = [f.subject for f in found if f.status is Status.FAIL]
+
+    def merge(latest: dict | None) -> dict:
+        base = new_doc(key) if latest is None else validate(latest, key, store.where)
+        return append(base, cur, keep)
+
+    try:
+        saved = store.update(merge)
+    except StateError as exc:
+        result.findings.append(Finding("state.store", Status.FAIL, store.where, str(exc)))
+        return
+    result.stats["state"] = {"where": store.where, "snapshots": len(saved["history"]), "keep": keep}
