@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_target_args(c)
     add_output_args(c)
     add_state_args(c)
+    add_unattended_args(c)
 
     hi = sub.add_parser("history", help="show the stored snapshots as a timeline", formatter_class=fmt,
                         description="Show what --state stored: one line per run, with restarts, moves, "
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXIT_CODES, formatter_class=fmt)
     add_sandbox_args(d)
     add_output_args(d)
+    add_unattended_args(d)
     d.add_argument("--no-http", dest="http", action="store_false", help="check DNS only")
 
     s = sub.add_parser("sandbox", help="run the emulated headless Service until interrupted",
@@ -132,6 +134,17 @@ def add_output_args(c: argparse.ArgumentParser) -> None:
                    help="colour the table (auto: on a terminal, unless NO_COLOR is set)")
     g.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
                    help="one deadline for the whole run (default 10)")
+
+
+def add_unattended_args(c: argparse.ArgumentParser) -> None:
+    g = c.add_argument_group("outputs for CronJobs and CI")
+    g.add_argument("--junit", metavar="FILE", help="also write JUnit XML: one test case per check and subject")
+    g.add_argument("--metrics-file", metavar="FILE",
+                   help="also write Prometheus metrics for the node-exporter textfile collector")
+    g.add_argument("--pushgateway", metavar="URL", help="also push the metrics to a Prometheus Pushgateway")
+    g.add_argument("--termination-log", metavar="PATH", default="/dev/termination-log",
+                   help="one-line verdict for `kubectl describe`, written only when PATH exists "
+                   "(default %(default)s)")
 
 
 def add_state_args(c: argparse.ArgumentParser) -> None:
@@ -211,14 +224,30 @@ def use_colour(choice: str, stream) -> bool:
     return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
 
 
-def emit(result, args) -> int:
+def emit(result, args, convergence: list[dict] | None = None) -> int:
+    """Print the report on stdout, then write the unattended outputs; all render the same Result."""
     from ssdns.errors import FAILED
     from ssdns.report import render_json, render_text
 
     if args.output == "json":
-        print(render_json(result))
+        print(render_json(result), flush=True)
     else:
-        print(render_text(result, use_colour(args.color, sys.stdout)))
+        print(render_text(result, use_colour(args.color, sys.stdout)), flush=True)
+    if getattr(args, "junit", None):
+        from ssdns.junit import write_junit
+
+        write_junit(result, args.junit)
+    if getattr(args, "metrics_file", None) or getattr(args, "pushgateway", None):
+        from ssdns import metrics
+
+        if args.metrics_file:
+            metrics.write_metrics_file(result, args.metrics_file, convergence=convergence)
+        if args.pushgateway:
+            metrics.push_metrics(result, args.pushgateway, convergence=convergence)
+    if getattr(args, "termination_log", None):
+        from ssdns.termination import write_termination_log
+
+        write_termination_log(result, args.termination_log)
     return OK if result.ok else FAILED
 
 
