@@ -1,21 +1,37 @@
 """Faults the sandbox can inject, for tests and for people learning the tool.
 
-Each is given as KIND[:ARG] on the command line (--fault wrong-name:web-1=web-2).
+Each is given as KIND[:ARG] on the command line (--fault wrong-name:web-1=web-2). Most change
+the World the way a real cluster goes wrong, so DNS, the API and the pods all follow the
+EndpointSlice rules; a few (missing-dns, stale-dns, dns-other-pod, extra-ip) make DNS disagree
+with the API on purpose.
 """
 
 from __future__ import annotations
 
+import ipaddress
+
 from ssdns.errors import UsageError
-from ssdns.sandbox.world import World
+from ssdns.sandbox.world import CLUSTER_IP, World
 
 STALE_IP = "127.10.255.254"
+API_RESOURCES = ("pods", "endpointslices", "statefulsets", "services", "persistentvolumeclaims", "configmaps")
 
 FAULTS = {
     "wrong-name": "wrong-name:POD=OTHER  POD answers HTTP with OTHER's name (an identity swap)",
-    "missing-dns": "missing-dns:POD       POD has no DNS records at all",
+    "missing-dns": "missing-dns:POD       POD has no DNS records at all (the API still lists it ready)",
     "extra-ip": f"extra-ip[:IP]          the Service also answers IP (default {STALE_IP}), which no pod has",
     "no-http": "no-http:POD           nothing answers HTTP on POD's IP",
     "shared-ip": "shared-ip:POD=OTHER   DNS gives POD the IP of OTHER (two pod names, one IP)",
+    "dns-other-pod": "dns-other-pod:POD=OTHER  DNS gives POD the IP the API gives OTHER (same as shared-ip)",
+    "not-ready": "not-ready:POD         POD is not Ready: endpoint ready=false, absent from DNS",
+    "publish-not-ready": "publish-not-ready     the Service sets publishNotReadyAddresses: unready pods are in DNS",
+    "stale-dns": "stale-dns:POD         POD moved to a new IP (API, HTTP) but DNS still serves the old one",
+    "not-headless": f"not-headless          the Service has a ClusterIP ({CLUSTER_IP}): no per-pod names",
+    "pvc-pending": "pvc-pending:POD       POD's claim www-POD is Pending, with no volume",
+    "api-forbidden": "api-forbidden[:RESOURCE]  the API answers 403 for RESOURCE (" + ", ".join(API_RESOURCES)
+                     + "), or for everything",
+    "wrong-subdomain": "wrong-subdomain:POD   POD's spec.subdomain is not the Service: no hostname, no per-pod name",
+    "no-service": "no-service            the StatefulSet's serviceName names no Service: 404 in the API, NXDOMAIN",
 }
 
 
@@ -28,8 +44,6 @@ def apply_fault(world: World, spec: str) -> None:
     if kind not in FAULTS:
         raise UsageError(f"unknown fault {spec!r}: use one of {', '.join(FAULTS)} (see ssdns sandbox --help)")
     if kind == "extra-ip":
-        import ipaddress
-
         ip = arg or STALE_IP
         try:
             ipaddress.ip_address(ip)
@@ -37,20 +51,51 @@ def apply_fault(world: World, spec: str) -> None:
             raise UsageError(f"fault {spec!r}: {ip!r} is not an IP address") from None
         world.extra_service_ips.append(ip)
     elif kind == "wrong-name":
-        pod, _, other = arg.partition("=")
-        if not other:
-            raise UsageError(f"fault {spec!r}: give wrong-name:POD=OTHER, e.g. wrong-name:web-1=web-2")
+        pod, other = _pair(spec, arg)
         _pod(world, pod, spec).answer_as = other
-    elif kind == "shared-ip":
-        pod, _, other = arg.partition("=")
-        if not other:
-            raise UsageError(f"fault {spec!r}: give shared-ip:POD=OTHER, e.g. shared-ip:web-1=web-2")
+    elif kind in ("shared-ip", "dns-other-pod"):
+        pod, other = _pair(spec, arg)
         _pod(world, pod, spec).dns_ip = _pod(world, other, spec).ip
     elif kind == "missing-dns":
         _pod(world, arg, spec).in_dns = False
     elif kind == "no-http":
         _pod(world, arg, spec).http_up = False
+    elif kind == "not-ready":
+        world.set_ready(_pod(world, arg, spec).name, False)
+    elif kind == "stale-dns":
+        old = _pod(world, arg, spec)
+        new = world.replace_pod(old.name)  # re-created elsewhere: new uid and IP, the echo pod moves
+        new.dns_ip = old.ip  # ... but DNS still serves where it was
+        for field in ("answer_as", "in_dns", "http_up"):
+            setattr(new, field, getattr(old, field))
+    elif kind == "pvc-pending":
+        claim = world.pvc(world.pvc_name(_pod(world, arg, spec).name))
+        claim.phase, claim.volume_name = "Pending", None
+    elif kind == "wrong-subdomain":
+        _pod(world, arg, spec).subdomain = f"{world.service}-other"
+    elif kind in ("publish-not-ready", "not-headless", "no-service"):
+        if arg:
+            raise UsageError(f"fault {spec!r} takes no argument: give {kind}")
+        if world.svc is not None:
+            if kind == "publish-not-ready":
+                world.svc.publish_not_ready = True
+            elif kind == "not-headless":
+                world.svc.cluster_ip = CLUSTER_IP
+            else:
+                world.svc = None
+    elif kind == "api-forbidden":
+        if arg and arg not in API_RESOURCES:
+            raise UsageError(f"fault {spec!r}: {arg!r} is not one of {', '.join(API_RESOURCES)}")
+        world.api_forbidden.add(arg or "*")
     world.changed()
+
+
+def _pair(spec: str, arg: str) -> tuple[str, str]:
+    kind = spec.partition(":")[0]
+    pod, _, other = arg.partition("=")
+    if not other:
+        raise UsageError(f"fault {spec!r}: give {kind}:POD=OTHER, e.g. {kind}:web-1=web-2")
+    return pod, other
 
 
 def _pod(world: World, name: str, spec: str):

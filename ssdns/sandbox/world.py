@@ -1,27 +1,77 @@
 """The sandbox's single source of truth: one emulated StatefulSet behind one headless Service.
 
-DNS, the echo pods (and the API, where present) all render this state, so they tell one
-consistent story unless a fault says otherwise. Pure data and pure functions; no sockets.
+DNS, the echo pods and the Kubernetes API all render this state, so they tell one consistent
+story unless a fault says otherwise. Pure data and pure functions; no sockets, no kubernetes import.
+
+What the API server adds to every object (uid, creationTimestamp, resourceVersion) lives here
+too: `World.changed()` bumps the global `version` and gives every object whose API-visible
+content changed since the last call `resource_version = version`, recording ADDED / MODIFIED /
+DELETED in `events` (what a watch will replay). Mutate the world, then call `changed()`; the
+helpers below (add_pod, replace_pod, delete_pod, set_ready, scale, the ConfigMap writes) do.
+
+The EndpointSlice view is computed, never stored: `endpoints(world)` applies the EndpointSlice
+controller's rules to the pods and the Service, and both DNS (records.py) and the API render
+it, so they cannot disagree unless a fault says so.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+import uuid
+from collections import deque
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
 
 POD_NET = ipaddress.ip_network("127.10.0.0/16")  # pod IPs: every 127.x address is local on lo
+CLUSTER_IP = "127.10.255.1"  # the Service's ClusterIP when it is not headless (fault not-headless)
+NODES = 3  # pods are spread over node-0 .. node-2 by ordinal
+MAX_ENDPOINTS_PER_SLICE = 100  # the EndpointSlice controller's default --max-endpoints-per-slice
+POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+HIDDEN = {"api": False}  # field metadata: a fault the API cannot see (does not bump resourceVersion)
+
+
+def new_uid() -> str:
+    return str(uuid.uuid4())
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@dataclass(kw_only=True)
+class Tracked:
+    """What the API server adds to every stored object."""
+
+    uid: str = field(default_factory=new_uid)
+    created: datetime = field(default_factory=now)
+    resource_version: int = 0  # World.version at this object's last API-visible change
 
 
 @dataclass
-class SandboxPod:
+class SandboxPod(Tracked):
     name: str
     ordinal: int
-    ip: str
-    ready: bool = True
-    answer_as: str | None = None  # fault: the pod answers HTTP with this name instead of its own
-    in_dns: bool = True  # fault: False leaves the pod out of every DNS record
-    http_up: bool = True  # fault: False means nothing listens on the pod's IP
-    dns_ip: str | None = None  # fault: DNS gives this address for the pod instead of its own
+    ip: str  # status.podIP: where the echo pod listens, what the EndpointSlice lists
+    ready: bool = True  # the Ready condition (readiness probe passing)
+    answer_as: str | None = field(default=None, metadata=HIDDEN)  # fault: answers HTTP with this name
+    in_dns: bool = field(default=True, metadata=HIDDEN)  # fault: False leaves the pod out of every DNS record
+    http_up: bool = field(default=True, metadata=HIDDEN)  # fault: False means nothing listens on the pod's IP
+    dns_ip: str | None = field(default=None, metadata=HIDDEN)  # fault: DNS serves this address instead of ip
+    node: str = ""  # spec.nodeName
+    phase: str = "Running"  # status.phase
+    restart_count: int = 0  # the container's restartCount
+    terminating: bool = False  # metadata.deletionTimestamp is set (graceful deletion in progress)
+    hostname: str | None = None  # spec.hostname; None means the pod name (as the StatefulSet controller sets)
+    subdomain: str | None = None  # spec.subdomain; the StatefulSet sets its serviceName
+    labels: dict[str, str] = field(default_factory=dict)
+    ready_changed: datetime = field(default_factory=now)  # lastTransitionTime of the Ready condition
+
+    def __post_init__(self) -> None:
+        if self.hostname is None:
+            self.hostname = self.name
 
     @property
     def published_ip(self) -> str:
@@ -29,19 +79,125 @@ class SandboxPod:
 
 
 @dataclass
+class SandboxPVC(Tracked):
+    """A claim from the StatefulSet's volumeClaimTemplates: www-<pod>. Outlives its pod."""
+
+    name: str
+    pod: str
+    phase: str = "Bound"  # status.phase: Bound or Pending
+    volume_name: str | None = None  # spec.volumeName (pvc-<uuid> once bound)
+    storage: str = "1Gi"
+    storage_class: str = "standard"
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SandboxService(Tracked):
+    name: str
+    selector: dict[str, str] = field(default_factory=dict)
+    cluster_ip: str | None = None  # None: headless (clusterIP: None)
+    publish_not_ready: bool = False  # spec.publishNotReadyAddresses
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SandboxStatefulSet(Tracked):
+    """The StatefulSet object's own settings; its name and serviceName are World.statefulset/.service."""
+
+    replicas: int
+    pod_management_policy: str = "OrderedReady"
+    claim_template: str = "www"
+    storage: str = "1Gi"
+    generation: int = 1
+
+
+@dataclass
+class SandboxSlice(Tracked):
+    """The identity of one EndpointSlice; its content is computed by endpoint_slices()."""
+
+    name: str
+
+
+@dataclass
+class SandboxConfigMap(Tracked):
+    name: str
+    data: dict[str, str] = field(default_factory=dict)
+    binary_data: dict[str, str] = field(default_factory=dict)  # base64 text, as the API carries it
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint as the EndpointSlice controller writes it, plus what DNS does with it."""
+
+    pod: str  # targetRef name
+    pod_uid: str
+    ip: str  # addresses[0]: the pod's IP
+    hostname: str | None  # set only when spec.hostname is set and spec.subdomain is the Service
+    node: str
+    ready: bool
+    serving: bool
+    terminating: bool
+    dns_ip: str  # what DNS serves for it: ip, unless a fault (stale-dns, dns-other-pod)
+    in_dns: bool  # False: a fault (missing-dns) keeps it out of DNS
+
+    def api_view(self) -> tuple:
+        return (self.pod, self.pod_uid, self.ip, self.hostname, self.node, self.ready, self.serving,
+                self.terminating)
+
+
+class ObjectError(Exception):
+    """A write the API server refuses; `reason` is the V1Status reason."""
+
+    reason = "BadRequest"
+
+    def __init__(self, kind: str, name: str, message: str = ""):
+        super().__init__(message or f"{kind} {name!r}: {self.reason}")
+        self.kind, self.name = kind, name
+
+
+class NotFound(ObjectError):
+    reason = "NotFound"
+
+
+class AlreadyExists(ObjectError):
+    reason = "AlreadyExists"
+
+
+class Conflict(ObjectError):
+    reason = "Conflict"
+
+
+@dataclass
 class World:
     namespace: str = "default"
-    service: str = "nginx"
+    service: str = "nginx"  # the StatefulSet's spec.serviceName (and the Service's name, when it exists)
     statefulset: str = "web"
     zone: str = "cluster.local"
     port_name: str = "web"
     port: int = 0  # the echo pods' HTTP port; 0 until the sandbox binds one
     proto: str = "tcp"
     ttl: int = 5  # the CoreDNS kubernetes plugin's default TTL
+    app: str = "nginx"  # the pods' `app` label: the StatefulSet's and the Service's selector
     pods: list[SandboxPod] = field(default_factory=list)
+    pvcs: list[SandboxPVC] = field(default_factory=list)
+    configmaps: dict[str, SandboxConfigMap] = field(default_factory=dict)  # by name, in `namespace`
     extra_service_ips: list[str] = field(default_factory=list)  # fault: stale IPs under the Service
-    version: int = 0  # bumped on every change, so renderers can cache
+    api_forbidden: set[str] = field(default_factory=set)  # fault: resources the API refuses ("*": all)
+    version: int = 0  # bumped on every change: renderers cache on it; it is the API's resourceVersion
+    svc: SandboxService | None = field(default=None, init=False)  # None: the Service does not exist
+    sts: SandboxStatefulSet = field(init=False)
+    slices: list[SandboxSlice] = field(default_factory=list, init=False)
+    events: deque = field(default_factory=lambda: deque(maxlen=10000), init=False)  # (rv, type, kind, obj)
     _next_ip: int = 1
+    _seen: dict = field(default_factory=dict, init=False, repr=False)  # uid -> (kind, obj, fingerprint)
+
+    def __post_init__(self) -> None:
+        self.svc = SandboxService(self.service, selector=self.selector, labels={"app": self.app})
+        self.sts = SandboxStatefulSet(replicas=len(self.pods))
+
+    # --- lookups ---------------------------------------------------------------------------
 
     def pod(self, name: str) -> SandboxPod:
         for p in self.pods:
@@ -51,6 +207,26 @@ class World:
 
     def pod_by_ip(self, ip: str) -> SandboxPod | None:
         return next((p for p in self.pods if p.ip == ip), None)
+
+    def pvc(self, name: str) -> SandboxPVC:
+        for c in self.pvcs:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def pvc_name(self, pod: str) -> str:
+        return f"{self.sts.claim_template}-{pod}"
+
+    @property
+    def selector(self) -> dict[str, str]:
+        return {"app": self.app}
+
+    @property
+    def service_fqdn(self) -> str:
+        return f"{self.service}.{self.namespace}.svc.{self.zone}."
+
+    def pod_fqdn(self, name: str) -> str:
+        return f"{name}.{self.service}.{self.namespace}.svc.{self.zone}."
 
     def allocate_ip(self) -> str:
         """A fresh pod IP, never reused within this sandbox (as a real pod network does)."""
@@ -62,19 +238,200 @@ class World:
             raise RuntimeError("sandbox pod network exhausted")
         return str(POD_NET.network_address + n)
 
+    # --- mutations (each ends with changed()) ----------------------------------------------
+
+    def _new_pod(self, ordinal: int) -> SandboxPod:
+        name = f"{self.statefulset}-{ordinal}"
+        labels = {**self.selector, POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal)}
+        return SandboxPod(name, ordinal, self.allocate_ip(), node=f"node-{ordinal % NODES}",
+                          hostname=name, subdomain=self.service, labels=labels)
+
+    def _new_pvc(self, pod: str) -> SandboxPVC:
+        return SandboxPVC(self.pvc_name(pod), pod, volume_name=f"pvc-{new_uid()}", storage=self.sts.storage,
+                          labels=dict(self.selector))
+
+    def _ensure_pvc(self, pod: str) -> SandboxPVC:
+        """The claim the StatefulSet controller creates before the pod; kept when the pod goes."""
+        try:
+            return self.pvc(self.pvc_name(pod))
+        except KeyError:
+            claim = self._new_pvc(pod)
+            self.pvcs.append(claim)
+            return claim
+
+    def add_pod(self, ordinal: int, *, notify: bool = True) -> SandboxPod:
+        """Create pod <statefulset>-<ordinal> (new uid and IP) and its claim if missing."""
+        if any(p.ordinal == ordinal for p in self.pods):
+            raise ValueError(f"pod {self.statefulset}-{ordinal} exists")
+        pod = self._new_pod(ordinal)
+        self._ensure_pvc(pod.name)
+        self.pods.append(pod)
+        if len(self.pods) > 1 and self.pods[-2].ordinal > ordinal:
+            self.pods.sort(key=lambda p: p.ordinal)
+        if notify:
+            self.changed()
+        return pod
+
+    def delete_pod(self, name: str) -> SandboxPod:
+        """Remove the pod object now (its PVC stays, as a StatefulSet's do). Returns the removed pod."""
+        pod = self.pod(name)
+        self.pods.remove(pod)
+        self.changed()
+        return pod
+
+    def replace_pod(self, name: str) -> SandboxPod:
+        """The StatefulSet controller's re-creation: same name, ordinal and claim; new uid, IP and
+        creationTimestamp, restartCount 0, Ready. Per-pod faults are not carried over."""
+        old = self.pod(name)
+        new = self._new_pod(old.ordinal)
+        self.pods[self.pods.index(old)] = new
+        self._ensure_pvc(name)
+        self.changed()
+        return new
+
+    def set_ready(self, name: str, ready: bool) -> SandboxPod:
+        pod = self.pod(name)
+        if pod.ready != ready:
+            pod.ready, pod.ready_changed = ready, now()
+            self.changed()
+        return pod
+
+    def scale(self, replicas: int) -> None:
+        """spec.replicas = N, and the pods follow at once: missing ordinals below N are created,
+        ordinals at or above N removed (their claims stay)."""
+        self.sts.replicas = replicas
+        self.sts.generation += 1
+        have = {p.ordinal for p in self.pods}
+        for i in range(replicas):
+            if i not in have:
+                self.add_pod(i, notify=False)
+        self.pods = [p for p in self.pods if p.ordinal < replicas]
+        self.changed()
+
+    def create_configmap(self, cm: SandboxConfigMap) -> SandboxConfigMap:
+        if cm.name in self.configmaps:
+            raise AlreadyExists("configmaps", cm.name)
+        self.configmaps[cm.name] = cm
+        self.changed()
+        return cm
+
+    def replace_configmap(self, cm: SandboxConfigMap, expected_version: int | None) -> SandboxConfigMap:
+        """Replace keeping uid and creationTimestamp; expected_version (the body's resourceVersion)
+        must be the stored one (optimistic concurrency), None replaces unconditionally."""
+        old = self.configmaps.get(cm.name)
+        if old is None:
+            raise NotFound("configmaps", cm.name)
+        if expected_version is not None and expected_version != old.resource_version:
+            raise Conflict("configmaps", cm.name)
+        cm.uid, cm.created, cm.resource_version = old.uid, old.created, old.resource_version
+        self.configmaps[cm.name] = cm
+        self.changed()
+        return cm
+
+    def delete_configmap(self, name: str) -> SandboxConfigMap:
+        cm = self.configmaps.pop(name, None)
+        if cm is None:
+            raise NotFound("configmaps", name)
+        self.changed()
+        return cm
+
+    # --- versions --------------------------------------------------------------------------
+
     def changed(self) -> None:
+        """Bump the version; stamp every object whose API-visible content changed; journal it."""
         self.version += 1
+        seen: dict = {}
+        for kind, obj, fp in self._objects():
+            seen[obj.uid] = (kind, obj, fp)
+            before = self._seen.get(obj.uid)
+            if before is None or before[2] != fp:
+                obj.resource_version = self.version
+                self.events.append((self.version, "ADDED" if before is None else "MODIFIED", kind, obj))
+        for uid, (kind, obj, _) in self._seen.items():
+            if uid not in seen:
+                self.events.append((self.version, "DELETED", kind, obj))
+        self._seen = seen
 
-    @property
-    def service_fqdn(self) -> str:
-        return f"{self.service}.{self.namespace}.svc.{self.zone}."
+    def _objects(self):
+        yield "StatefulSet", self.sts, (fingerprint(self.sts), self.statefulset, self.service, self.app,
+                                         self.port, self.port_name, statefulset_status(self))
+        if self.svc is not None:
+            yield "Service", self.svc, (fingerprint(self.svc), self.port, self.port_name, self.proto)
+        for ident, eps in endpoint_slices(self):
+            yield "EndpointSlice", ident, (tuple(e.api_view() for e in eps), self.port, self.port_name)
+        for p in self.pods:
+            yield "Pod", p, (fingerprint(p), self.port)
+        for c in self.pvcs:
+            yield "PersistentVolumeClaim", c, fingerprint(c)
+        for cm in self.configmaps.values():
+            yield "ConfigMap", cm, fingerprint(cm)
 
-    def pod_fqdn(self, name: str) -> str:
-        return f"{name}.{self.service}.{self.namespace}.svc.{self.zone}."
+
+def fingerprint(obj) -> tuple:
+    """The API-visible content of a tracked object (no resourceVersion, no hidden faults)."""
+    return tuple(_freeze(getattr(obj, f.name)) for f in fields(obj)
+                 if f.name != "resource_version" and f.metadata.get("api", True))
+
+
+def _freeze(v):
+    if isinstance(v, dict):
+        return tuple(sorted(v.items()))
+    if isinstance(v, (list, set)):
+        return tuple(v)
+    return v
+
+
+def endpoints(world: World) -> list[Endpoint]:
+    """The Service's endpoints, as the EndpointSlice controller computes them from the pods.
+
+    Pods selected by the Service, with an IP and not in a terminal phase, are all listed:
+    ready = publishNotReadyAddresses or (Ready and not terminating); serving = Ready;
+    hostname only when spec.hostname is set and spec.subdomain names this Service.
+    """
+    svc = world.svc
+    if svc is None or not svc.selector:
+        return []
+    out = []
+    for p in world.pods:
+        if not p.ip or p.phase in ("Succeeded", "Failed"):
+            continue
+        if any(p.labels.get(k) != v for k, v in svc.selector.items()):
+            continue
+        serving = p.ready
+        ready = svc.publish_not_ready or (serving and not p.terminating)
+        hostname = p.hostname if p.hostname and p.subdomain == svc.name else None
+        out.append(Endpoint(p.name, p.uid, p.ip, hostname, p.node, ready, serving, p.terminating,
+                            p.dns_ip or p.ip, p.in_dns))
+    return out
+
+
+def endpoint_slices(world: World) -> list[tuple[SandboxSlice, list[Endpoint]]]:
+    """The Service's EndpointSlices: endpoints in chunks of at most 100, one (empty) slice when
+    there are none, none when there is no Service."""
+    if world.svc is None:
+        world.slices.clear()
+        return []
+    eps = endpoints(world)
+    chunks = [eps[i:i + MAX_ENDPOINTS_PER_SLICE] for i in range(0, len(eps), MAX_ENDPOINTS_PER_SLICE)] or [[]]
+    while len(world.slices) < len(chunks):
+        world.slices.append(SandboxSlice(f"{world.svc.name}-{uuid.uuid4().hex[:5]}"))
+    del world.slices[len(chunks):]
+    return list(zip(world.slices, chunks))
+
+
+def statefulset_status(world: World) -> tuple[int, int, int]:
+    """(replicas, readyReplicas, availableReplicas) as the StatefulSet controller reports them."""
+    live = [p for p in world.pods if not p.terminating]
+    ready = sum(1 for p in live if p.ready and p.phase == "Running")
+    return len(live), ready, ready
 
 
 def make_world(replicas: int = 3, **kw) -> World:
     world = World(**kw)
-    for i in range(replicas):
-        world.pods.append(SandboxPod(f"{world.statefulset}-{i}", i, world.allocate_ip()))
+    world.sts.replicas = replicas
+    for i in range(replicas):  # what add_pod does, without its per-pod look-ups (--pods 5000)
+        pod = world._new_pod(i)
+        world.pvcs.append(world._new_pvc(pod.name))
+        world.pods.append(pod)
+    world.changed()
     return world
