@@ -85,6 +85,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_unattended_args(d)
     d.add_argument("--no-http", dest="http", action="store_false", help="check DNS only")
 
+    r = sub.add_parser("restart-test", help="delete pods and time how their identity comes back (disruptive)",
+                       epilog=EXIT_CODES, formatter_class=fmt,
+                       description="Delete the chosen pods one at a time (highest ordinal first), wait for each "
+                       "replacement to be Ready, then until its DNS name, the Service's records and its HTTP "
+                       "identity are right. Reports the time to each. Refuses without --yes.")
+    add_target_args(r)
+    who = r.add_mutually_exclusive_group(required=True)
+    who.add_argument("--ordinal", type=_count(100000), action="append", metavar="N", help="a pod to restart (repeatable)")
+    who.add_argument("--all", action="store_true", help="every pod, one at a time, highest ordinal first")
+    r.add_argument("--yes", action="store_true", help="really delete the pods")
+    add_output_args(r, timeout=300.0)
+    add_unattended_args(r)
+
+    sc = sub.add_parser("scale-test", help="scale down and back up, checking order, volumes and identity (disruptive)",
+                        epilog=EXIT_CODES, formatter_class=fmt,
+                        description="Scale the StatefulSet down to K, check the removed pods went in descending "
+                        "order and kept their PVCs, scale back up, check ascending order (OrderedReady), that each "
+                        "returned ordinal has its old volume and that DNS and HTTP identity hold. The original "
+                        "replica count is always restored, also on failure or interruption. Refuses without --yes.")
+    add_target_args(sc)
+    sc.add_argument("--to", type=_count(100000), required=True, metavar="K", help="replicas to scale down to")
+    sc.add_argument("--yes", action="store_true", help="really scale the StatefulSet")
+    add_output_args(sc, timeout=300.0)
+    add_unattended_args(sc)
+
     s = sub.add_parser("sandbox", help="run the emulated headless Service until interrupted",
                        formatter_class=fmt, description="Start the emulated headless Service (a DNS "
                        "server answering as CoreDNS does, and echo pods on 127.10.x.y) and print how to "
@@ -127,13 +152,13 @@ def add_target_args(c: argparse.ArgumentParser) -> None:
     h.add_argument("--no-http", dest="http", action="store_false", help="check DNS only")
 
 
-def add_output_args(c: argparse.ArgumentParser) -> None:
+def add_output_args(c: argparse.ArgumentParser, timeout: float = 10.0) -> None:
     g = c.add_argument_group("output")
     g.add_argument("-o", "--output", choices=("text", "json"), default="text", help="report format (default text)")
     g.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="colour the table (auto: on a terminal, unless NO_COLOR is set)")
-    g.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
-                   help="one deadline for the whole run (default 10)")
+    g.add_argument("--timeout", type=_positive_float, default=timeout, metavar="SECONDS",
+                   help=f"one deadline for the whole run (default {timeout:g})")
 
 
 def add_unattended_args(c: argparse.ArgumentParser) -> None:
@@ -343,7 +368,40 @@ def cmd_sandbox(args) -> int:
     return asyncio.run(go())
 
 
-COMMANDS = {"check": cmd_check, "demo": cmd_demo, "sandbox": cmd_sandbox, "history": cmd_history}
+def _disruptive(args):
+    from ssdns.converge import Progress
+    from ssdns.target import ApiOptions
+
+    if not args.statefulset:
+        raise UsageError(f"{args.command} needs --statefulset NAME")
+    if args.api == "off":
+        raise UsageError(f"{args.command} works through the Kubernetes API: drop --api off")
+    args.service_pos = None
+    target = target_from_args(args)
+    return target, ApiOptions("on", args.kubeconfig, args.context), Progress(True)
+
+
+def cmd_restart_test(args) -> int:
+    import asyncio
+
+    from ssdns.restart import restart_test
+
+    target, api, progress = _disruptive(args)
+    result, convs = asyncio.run(restart_test(target, api, None if args.all else args.ordinal, args.yes, progress))
+    return emit(result, args, convergence=[{"ordinal": c.ordinal, "ready_s": c.ready_s, "dns_s": c.dns_s,
+                                            "http_s": c.http_s} for c in convs])
+
+
+def cmd_scale_test(args) -> int:
+    import asyncio
+
+    from ssdns.scale import scale_test
+
+    target, api, progress = _disruptive(args)
+    return emit(asyncio.run(scale_test(target, api, args.to, args.yes, progress)), args)
+
+
+COMMANDS = {"restart-test": cmd_restart_test, "scale-test": cmd_scale_test, "check": cmd_check, "demo": cmd_demo, "sandbox": cmd_sandbox, "history": cmd_history}
 
 
 def main(argv: list[str] | None = None) -> int:

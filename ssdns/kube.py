@@ -171,3 +171,64 @@ def _endpoint(e) -> EndpointFacts:
     pod = e.target_ref.name if e.target_ref is not None and e.target_ref.kind == "Pod" else None
     return EndpointFacts(list(e.addresses or []), e.hostname, ready, serving, terminating, pod)
 
+
+
+# Disruptive and polling calls, used only by restart-test and scale-test (the ssdns-disrupt Role).
+
+def read_pod(api, namespace: str, name: str) -> PodFacts | None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return _pod(client.CoreV1Api(api).read_namespaced_pod(name, namespace, _request_timeout=REQUEST_TIMEOUT))
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def delete_pod(api, namespace: str, name: str, uid: str) -> None:
+    """Delete exactly the pod we looked at: the UID precondition refuses a replacement of the same name."""
+    from kubernetes import client
+
+    client.CoreV1Api(api).delete_namespaced_pod(
+        name, namespace, body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
+        _request_timeout=REQUEST_TIMEOUT)
+
+
+def scale(api, namespace: str, statefulset: str, replicas: int) -> None:
+    from kubernetes import client
+
+    client.AppsV1Api(api).patch_namespaced_stateful_set_scale(
+        statefulset, namespace, {"spec": {"replicas": replicas}}, _request_timeout=REQUEST_TIMEOUT)
+
+
+def list_pods(api, namespace: str, selector: str) -> dict[str, PodFacts]:
+    from kubernetes import client
+
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector,
+                                                     _request_timeout=REQUEST_TIMEOUT)
+    return {p.metadata.name: _pod(p) for p in pods.items}
+
+
+def list_pvcs(api, namespace: str, selector: str) -> dict[str, PvcFacts]:
+    from kubernetes import client
+
+    pvcs = client.CoreV1Api(api).list_namespaced_persistent_volume_claim(
+        namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT)
+    return {c.metadata.name: PvcFacts(c.metadata.name, c.status.phase if c.status else None,
+                                      c.spec.volume_name if c.spec else None) for c in pvcs.items}
+
+
+def watch_pods(api, namespace: str, selector: str, seconds: int, on_event, stop) -> None:
+    """Stream pod events (blocking; run it in a thread) until `stop` is set or `seconds` pass.
+    on_event(type, PodFacts) is called for each; the server ends the watch at timeoutSeconds."""
+    from kubernetes import client, watch
+
+    w = watch.Watch()
+    for ev in w.stream(client.CoreV1Api(api).list_namespaced_pod, namespace, label_selector=selector,
+                       timeout_seconds=max(1, seconds), _request_timeout=(3.0, seconds + 5)):
+        on_event(ev["type"], _pod(ev["object"]))
+        if stop.is_set():
+            w.stop()
+            break

@@ -71,6 +71,16 @@ def render_text(result: Result, colour: bool = False) -> str:
         lines += ["", s("Problems:", "bold")]
         for f in sorted(problems, key=lambda f: -_RANK[f.status]):
             lines.append(f"  {s(f.status.value.upper().ljust(4), f.status)}  {f.check:<20} {f.subject}: {f.message}")
+    restart = result.stats.get("restart")
+    if restart:
+        lines += ["", s("Restart:", "bold"), "  POD        READY     DNS RIGHT  HTTP RIGHT  STALE SEEN"]
+        for r in restart:
+            cells = [("-" if r[k] is None else f"{r[k]:.1f} s") for k in ("ready_s", "dns_s", "http_s")]
+            lines.append(f"  {r['pod']:<10} {cells[0]:<9} {cells[1]:<10} {cells[2]:<11} {r['stale_seen']}")
+    scale = result.stats.get("scale")
+    if scale:
+        lines += ["", f"Scale: {scale['from']} -> {scale['to']} -> {scale['from']}; removed "
+                  f"{', '.join(scale['removed_order']) or '-'}; returned {', '.join(scale['returned_order']) or '-'}"]
     if result.notes:
         lines += ["", *(f"note: {n}" for n in result.notes)]
     st = result.stats

@@ -294,7 +294,6 @@ def test_ssdns_args_target_the_demo_workload(default_objs, disruptive_objs):
 
 
 @needs_kubectl
-@pytest.mark.xfail(strict=True, reason="--state, --history, --metrics-file and restart-test land with issues 4 and 5")
 def test_ssdns_args_flags_exist_in_cli(default_objs, disruptive_objs):
     """Every --flag in the manifests appears in `ssdns <subcommand> --help`."""
     code = (

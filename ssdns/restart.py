@@ -1,0 +1,123 @@
+"""restart-test: delete chosen pods one at a time and time how identity comes back.
+
+Disruptive: refuses without --yes, saying exactly what it would delete. Stops deleting as soon as
+one pod does not come back, so a broken StatefulSet is not made worse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ssdns.converge import Convergence, Progress, wait_for_identity
+from ssdns.errors import ApiUnavailable, UsageError
+from ssdns.model import Finding, Status
+from ssdns.target import ApiOptions, Target
+
+
+def plan(facts, ordinals: list[int] | None) -> list[str]:
+    """Pods to delete, highest ordinal first."""
+    sts = facts.statefulset
+    wanted = range(sts.replicas) if ordinals is None else ordinals
+    for o in wanted:
+        if not 0 <= o < sts.replicas:
+            raise UsageError(f"--ordinal {o}: {sts.name} has ordinals 0..{sts.replicas - 1}")
+    return [f"{sts.name}-{o}" for o in sorted(set(wanted), reverse=True)]
+
+
+async def restart_test(target: Target, api_opts: ApiOptions, ordinals: list[int] | None, yes: bool,
+                       progress: Progress):
+    from ssdns import kube
+    from ssdns.check import run_check
+
+    start = time.monotonic()
+    deadline = start + target.timeout
+    client = kube.api_client(api_opts)
+    try:
+        facts = await kube.load_facts(client, target.namespace, target.statefulset, target.service)
+        if facts.statefulset is None:
+            raise ApiUnavailable(_why_not(facts, "read the StatefulSet"))
+        target = target.with_(service=target.service or facts.statefulset.service_name,
+                              replicas=facts.statefulset.replicas, port=target.port or service_port(facts))
+        names = plan(facts, ordinals)
+        missing = [n for n in names if n not in facts.pods]
+        if missing:
+            raise UsageError(f"{', '.join(missing)} do not exist now: nothing to restart there; fix the StatefulSet first")
+        listing = ", ".join(f"{n} (uid {facts.pods[n].uid})" for n in names)
+        if not yes:
+            raise UsageError(f"restart-test deletes pods: it would delete {listing} in namespace "
+                             f"{target.namespace}, one at a time, highest ordinal first; add --yes to do it")
+        volumes_before = {n: {c.name: c.volume for c in facts.pvcs_of(n)} for n in names}
+        results: list[Convergence] = []
+        for name in names:
+            pod = facts.pods[name]
+            ordinal = int(name.rsplit("-", 1)[1])
+            progress(f"{name}: deleting (uid {pod.uid[:8]}, {', '.join(pod.ips) or 'no IP'})")
+            t0 = time.monotonic()
+            try:
+                await asyncio.to_thread(kube.delete_pod, client, target.namespace, name, pod.uid)
+            except Exception as exc:
+                raise ApiUnavailable(f"cannot delete pod {name}: {_api_reason(exc)}; the ssdns-disrupt Role "
+                                     "grants delete on pods") from None
+            conv = await wait_for_identity(client, target, name, ordinal, pod.uid, pod.ips, t0, deadline, progress)
+            results.append(conv)
+            if not conv.converged:
+                progress(f"{name}: {conv.error}; not restarting any more pods")
+                break
+        after = await kube.load_facts(client, target.namespace, target.statefulset, target.service)
+    finally:
+        client.close()
+    left = max(1.0, deadline - time.monotonic())
+    result = await run_check(target.with_(timeout=min(left, 10.0)), api_opts)
+    result.findings += findings(results, names, volumes_before, after)
+    result.stats["restart"] = [c.to_dict() for c in results]
+    result.stats["elapsed_ms"] = round((time.monotonic() - start) * 1000, 1)
+    return result, results
+
+
+def findings(results: list[Convergence], names: list[str], before: dict, after) -> list[Finding]:
+    out = []
+    done = {c.pod: c for c in results}
+    for name in names:
+        c = done.get(name)
+        if c is None:
+            out.append(Finding("restart.converged", Status.WARN, name, f"{name} was not restarted: an earlier pod did not come back"))
+            continue
+        timing = (f"Ready {_s(c.ready_s)}, DNS right {_s(c.dns_s)}, HTTP identity right {_s(c.http_s)} "
+                  f"after the delete")
+        stale = f"; stale answers seen {len(c.stale)} times (last at {c.stale[-1].split(':')[0]})" if c.stale else ""
+        if c.converged:
+            out.append(Finding("restart.converged", Status.PASS, name, timing + stale, c.to_dict()))
+        else:
+            out.append(Finding("restart.converged", Status.FAIL, name, f"{c.error}: {timing}{stale}", c.to_dict()))
+        now = {p.name: p.volume for p in after.pvcs_of(name)}
+        for claim, vol in before.get(name, {}).items():
+            if vol and now.get(claim) and now[claim] != vol:
+                out.append(Finding("restart.volume", Status.FAIL, name,
+                                   f"{claim} is bound to {now[claim]} after the restart, was {vol}: not the same data",
+                                   {"claim": claim, "before": vol, "after": now[claim]}))
+            elif vol:
+                out.append(Finding("restart.volume", Status.PASS, name, f"{claim} still bound to {vol}"))
+    return out
+
+
+def service_port(facts) -> int | None:
+    """The HTTP port to probe when --port is not given: the Service's first port, as SRV would say."""
+    ports = facts.service.ports if facts.service is not None and facts.service.exists else []
+    return ports[0][1] if ports else None
+
+
+def _s(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def _api_reason(exc) -> str:
+    status = getattr(exc, "status", None)
+    return f"HTTP {status} {getattr(exc, 'reason', '')}".strip() if status else type(exc).__name__
+
+
+def _why_not(facts, what: str) -> str:
+    p = facts.problems[0] if facts.problems else None
+    if p is None:
+        return f"cannot {what}"
+    return f"cannot {p.verb} {p.resource} (HTTP {p.status}: {p.message})"

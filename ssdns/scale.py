@@ -1,0 +1,183 @@
+"""scale-test: the experiment StatefulSet users do by hand, with the original replica count always restored.
+
+Scale down to K: the removed pods must go in descending ordinal order and keep their PVCs.
+Scale back up: under OrderedReady pods must come back in ascending order; each returned ordinal
+must be bound to its old volume, and DNS and HTTP identity must hold for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+
+from ssdns.converge import Progress
+from ssdns.errors import ApiUnavailable, UsageError
+from ssdns.model import Finding, Status
+from ssdns.target import ApiOptions, Target
+
+POLL = 0.25
+
+
+def order_findings(sts: str, removed: list[str], gone_order: list[str], came_order: list[str],
+                   policy: str) -> list[Finding]:
+    """Pure: judge the order pods went and came back in."""
+    out = []
+    want_down = sorted(removed, key=_ordinal, reverse=True)
+    seen_down = [n for n in gone_order if n in removed]
+    if seen_down == want_down:
+        out.append(Finding("scale.order-down", Status.PASS, sts, f"removed in descending order: {', '.join(seen_down)}"))
+    else:
+        out.append(Finding("scale.order-down", Status.FAIL, sts,
+                           f"removed as {', '.join(seen_down) or 'nothing seen'}, expected {', '.join(want_down)}",
+                           {"seen": seen_down, "expected": want_down}))
+    seen_up = [n for n in came_order if n in removed]
+    want_up = sorted(removed, key=_ordinal)
+    if policy != "OrderedReady":
+        out.append(Finding("scale.order-up", Status.PASS, sts,
+                           f"{policy} pod management: came back as {', '.join(seen_up)} (any order is allowed)"))
+    elif seen_up == want_up:
+        out.append(Finding("scale.order-up", Status.PASS, sts, f"came back in ascending order: {', '.join(seen_up)}"))
+    else:
+        out.append(Finding("scale.order-up", Status.FAIL, sts,
+                           f"came back as {', '.join(seen_up) or 'nothing seen'}, expected {', '.join(want_up)} (OrderedReady)",
+                           {"seen": seen_up, "expected": want_up}))
+    return out
+
+
+def _ordinal(name: str) -> int:
+    return int(name.rsplit("-", 1)[1])
+
+
+class _Order:
+    """When each pod started to go (deletionTimestamp or DELETED) and came back (a new UID, Ready)."""
+
+    def __init__(self, before: dict):
+        self.uids = {n: p.uid for n, p in before.items()}
+        self.gone: list[str] = []
+        self.came: list[str] = []
+        self.lock = threading.Lock()
+
+    def event(self, kind: str, pod) -> None:
+        with self.lock:
+            if (kind == "DELETED" or pod.terminating) and pod.uid == self.uids.get(pod.name) and pod.name not in self.gone:
+                self.gone.append(pod.name)
+            elif kind != "DELETED" and pod.uid != self.uids.get(pod.name) and pod.name not in self.came:
+                self.came.append(pod.name)
+
+
+async def scale_test(target: Target, api_opts: ApiOptions, to: int, yes: bool, progress: Progress):
+    from ssdns import kube
+    from ssdns.check import run_check
+
+    start = time.monotonic()
+    deadline = start + target.timeout
+    client = kube.api_client(api_opts)
+    restored = True
+    original = None
+    try:
+        facts = await kube.load_facts(client, target.namespace, target.statefulset, target.service)
+        sts = facts.statefulset
+        if sts is None:
+            raise ApiUnavailable(f"cannot read StatefulSet {target.statefulset}: "
+                                 + (facts.problems[0].message if facts.problems else "unknown error"))
+        original = sts.replicas
+        if not 0 <= to < original:
+            raise UsageError(f"--to {to}: give a count below the current {original} replicas of {sts.name}")
+        removed = [f"{sts.name}-{i}" for i in range(to, original)]
+        if not yes:
+            raise UsageError(f"scale-test scales {sts.name} from {original} to {to} replicas (removing "
+                             f"{', '.join(reversed(removed))}) and back to {original}; add --yes to do it")
+        target = target.with_(service=target.service or sts.service_name, replicas=original)
+        volumes_before = {n: {c.name: c.volume for c in facts.pvcs_of(n)} for n in removed}
+        order = _Order(facts.pods)
+        stop = threading.Event()
+        watcher = asyncio.ensure_future(asyncio.to_thread(
+            _watch, client, target.namespace, sts.selector, int(target.timeout) + 1, order, stop))
+        restored = False
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed Job still restores the count
+        try:
+            progress(f"{sts.name}: scaling {original} -> {to}")
+            await asyncio.to_thread(kube.scale, client, target.namespace, sts.name, to)
+            await _until(lambda pods: not any(n in pods for n in removed), client, target, sts.selector,
+                         deadline, progress, f"{', '.join(removed)} to go", order)
+            pvcs_down = await asyncio.to_thread(kube.list_pvcs, client, target.namespace, sts.selector)
+            progress(f"{sts.name}: scaling {to} -> {original}")
+            await asyncio.to_thread(kube.scale, client, target.namespace, sts.name, original)
+            restored = True
+            await _until(lambda pods: all(n in pods and pods[n].ready for n in removed), client, target,
+                         sts.selector, deadline, progress, f"{', '.join(removed)} to be Ready", order)
+        finally:
+            if not restored:
+                progress(f"{sts.name}: restoring {original} replicas")
+                await asyncio.to_thread(kube.scale, client, target.namespace, sts.name, original)
+                restored = True
+            signal.signal(signal.SIGTERM, previous)
+            stop.set()
+        try:
+            await asyncio.wait_for(watcher, 2)
+        except (asyncio.TimeoutError, Exception):
+            pass  # the watch only refines the order; polling saw it too
+        after = await kube.load_facts(client, target.namespace, sts.name, target.service)
+    finally:
+        client.close()
+    found = order_findings(sts.name, removed, order.gone, order.came, sts.pod_management_policy)
+    for name in removed:
+        for claim, vol in volumes_before[name].items():
+            kept = pvcs_down.get(claim)
+            if kept is None:
+                found.append(Finding("scale.pvc-kept", Status.FAIL, name, f"{claim} was deleted with {name}"))
+            else:
+                found.append(Finding("scale.pvc-kept", Status.PASS, name, f"{claim} kept while {name} was gone"))
+            now = {c.name: c.volume for c in after.pvcs_of(name)}.get(claim)
+            if vol and now and now != vol:
+                found.append(Finding("scale.volume", Status.FAIL, name,
+                                     f"{name} came back bound to {now}, was {vol}: not its old data"))
+            elif vol:
+                found.append(Finding("scale.volume", Status.PASS, name, f"{name} came back bound to {vol}"))
+    left = max(1.0, deadline - time.monotonic())
+    result = await run_check(target.with_(timeout=min(left, 10.0)), api_opts)
+    result.findings += found
+    result.stats["scale"] = {"from": original, "to": to, "removed_order": order.gone, "returned_order": order.came}
+    result.stats["elapsed_ms"] = round((time.monotonic() - start) * 1000, 1)
+    return result
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _watch(client, namespace, selector, seconds, order: _Order, stop) -> None:
+    from ssdns import kube
+
+    try:
+        kube.watch_pods(client, namespace, selector, seconds, order.event, stop)
+    except Exception:
+        pass  # no watch (forbidden, unsupported): the polling below still records the order
+
+
+async def _until(done, client, target, selector, deadline, progress: Progress, what: str, order: _Order) -> None:
+    from ssdns import kube
+
+    last_note = time.monotonic()
+    for _ in range(int((deadline - time.monotonic()) / POLL) + 2):
+        pods = await asyncio.to_thread(kube.list_pods, client, target.namespace, selector)
+        for name in order.uids:  # polling fallback for the order, should the watch miss it
+            pod = pods.get(name)
+            if pod is None or pod.terminating:
+                order.event("DELETED", type("P", (), {"name": name, "uid": order.uids[name], "terminating": True})())
+        for name, pod in pods.items():
+            if pod.uid != order.uids.get(name) and pod.ready:
+                order.event("ADDED", pod)
+        if done(pods):
+            return
+        if time.monotonic() >= deadline:
+            break
+        if time.monotonic() - last_note >= 5:
+            last_note = time.monotonic()
+            progress(f"still waiting for {what}")
+        await asyncio.sleep(POLL)
+    from ssdns.errors import CannotRun
+
+    raise CannotRun(f"timed out waiting for {what}; the replica count is restored")
