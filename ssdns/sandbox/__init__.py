@@ -1,7 +1,11 @@
-"""An emulated headless Service on loopback: a CoreDNS-like DNS server and echo pods, one world."""
+"""An emulated StatefulSet on loopback: a CoreDNS-like DNS server, echo pods and a Kubernetes API,
+all rendering one World."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ssdns.sandbox.api import API_HOST, KubeApi, kubeconfig_text
 from ssdns.sandbox.dnsserver import DnsServer
 from ssdns.sandbox.faults import apply_fault
 from ssdns.sandbox.pods import EchoPods
@@ -10,23 +14,32 @@ from ssdns.target import Nameserver, Target
 
 DNS_HOST = "127.54.0.1"
 
-__all__ = ["Sandbox", "World", "make_world", "apply_fault"]
+KUBE_CONTEXT = "ssdns-sandbox"
+
+__all__ = ["Sandbox", "World", "make_world", "apply_fault", "KubeApi"]
 
 
 class Sandbox:
-    """`async with Sandbox(make_world(3)) as sb:` then check `sb.target()`."""
+    """`async with Sandbox(make_world(3)) as sb:` then check `sb.target()`; the API is at `sb.api_url`
+    (`sb.write_kubeconfig(path)` for the official client), its requests in `sb.api.requests`."""
 
-    def __init__(self, world: World, dns_host: str = DNS_HOST, dns_port: int = 0):
+    def __init__(self, world: World, dns_host: str = DNS_HOST, dns_port: int = 0, *, api: bool = True,
+                 api_host: str = API_HOST, api_port: int = 0):
         self.world = world
         self.dns = DnsServer(world, dns_host, dns_port)
         self.pods = EchoPods(world)
+        self.api: KubeApi | None = KubeApi(world, api_host, api_port) if api else None
 
     async def start(self) -> "Sandbox":
         await self.pods.start()
         await self.dns.start()
+        if self.api is not None:
+            await self.api.start()
         return self
 
     async def stop(self) -> None:
+        if self.api is not None:
+            await self.api.stop()
         await self.dns.stop()
         await self.pods.stop()
 
@@ -39,6 +52,20 @@ class Sandbox:
     async def sync(self) -> None:
         """Apply world changes to the listeners (DNS reads the world on every query)."""
         await self.pods.sync()
+
+    @property
+    def api_url(self) -> str | None:
+        """http://127.54.0.1:PORT once started; None when the sandbox runs without an API."""
+        return self.api.url if self.api is not None and self.api.port else None
+
+    def write_kubeconfig(self, path) -> Path:
+        """Write a kubeconfig for the sandbox's API (context ssdns-sandbox, namespace = the world's,
+        a dummy token): `kubernetes.config.load_kube_config(config_file=path)` then works."""
+        if self.api_url is None:
+            raise RuntimeError("the sandbox's API is not running (Sandbox(world, api=True), then start())")
+        path = Path(path)
+        path.write_text(kubeconfig_text(self.api_url, self.world.namespace, context=KUBE_CONTEXT))
+        return path
 
     @property
     def nameserver(self) -> Nameserver:

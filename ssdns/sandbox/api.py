@@ -1,0 +1,745 @@
+"""The sandbox's Kubernetes API: plain HTTP on loopback, rendering the World as an API server would.
+
+Objects are the official client's models (kubernetes.client.V1Pod, ...) serialized with
+ApiClient.sanitize_for_serialization, so names and shapes are a real API server's. The kubernetes
+package is imported only in KubeApi.start(): the DNS server and echo pods never load it.
+
+Served (GET unless said): /version, /api, /api/v1, /apis, /apis/{group}, /apis/{group}/{version};
+statefulsets (apps/v1), services, pods, endpointslices (discovery.k8s.io/v1),
+persistentvolumeclaims: list (namespaced and across namespaces, labelSelector, fieldSelector,
+limit/continue) and get by name (also the status subresource); configmaps: get, list, create
+(POST), update (PUT, resourceVersion checked: 409 when stale) and delete. Errors are V1Status
+bodies with a real server's reasons and messages (NotFound, Forbidden, Conflict, AlreadyExists,
+BadRequest, Invalid, MethodNotAllowed).
+
+Every request lands in `KubeApi.requests` with its RBAC verb, API group, resource and
+subresource; `KubeApi.rbac()` turns them into the rules a run needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from ssdns.sandbox.world import (SERVICE_NAME_LABEL, AlreadyExists, Conflict, NotFound,
+                                 ObjectError, SandboxConfigMap, World, endpoint_slices, statefulset_status)
+
+API_HOST = "127.54.0.1"
+KUBE_MAJOR, KUBE_MINOR = "1", "32"
+IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.53"
+MAX_BODY = 3 * 1024 * 1024
+CONFIGMAP_MAX = 1024 * 1024  # the API server's limit on a ConfigMap's data
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DATA_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+class Rfc3339(datetime):
+    """A datetime that serializes as the API server writes times: 2024-01-02T03:04:05Z."""
+
+    def isoformat(self, *args, **kw) -> str:
+        return super().isoformat(*args, **kw).replace("+00:00", "Z")
+
+
+def ts(dt: datetime | None) -> Rfc3339 | None:
+    if dt is None:
+        return None
+    dt = dt.astimezone(timezone.utc)
+    return Rfc3339(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, tzinfo=timezone.utc)
+
+
+@dataclass
+class ApiRequest:
+    """One request as the API server's authorizer sees it (RBAC attributes) plus what was answered."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    verb: str  # get, list, watch, create, update, patch, delete, deletecollection
+    api_group: str | None  # "" for the core group; None for non-resource URLs (/version, /api ...)
+    resource: str | None
+    subresource: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    status: int = 0  # the HTTP status answered
+
+    @property
+    def is_resource(self) -> bool:
+        return self.resource is not None
+
+    @property
+    def rule(self) -> tuple[str, str, str] | None:
+        """(apiGroup, resource[/subresource], verb): what an RBAC Role must grant for this request."""
+        if self.resource is None:
+            return None
+        res = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        return self.api_group or "", res, self.verb
+
+
+def parse_request(method: str, path: str, query: dict[str, str]) -> ApiRequest:
+    """The API server's RequestInfo: resource requests are /api/v1/... and /apis/GROUP/VERSION/..."""
+    parts = [p for p in path.split("/") if p]
+    method = method.upper()
+    if parts[:1] == ["api"] and len(parts) >= 3:
+        group, rest = "", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 4:
+        group, rest = parts[1], parts[3:]
+    else:
+        return ApiRequest(method, path, query, method.lower() if method != "HEAD" else "get", None, None)
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    resource = rest[0]
+    name = rest[1] if len(rest) > 1 else None
+    sub = "/".join(rest[2:]) or None
+    if resource == "namespaces" and name and not sub and namespace is None:
+        namespace = name
+    if method in ("GET", "HEAD"):
+        verb = "get" if name else ("watch" if query.get("watch") in ("true", "1") else "list")
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete" if name else "deletecollection"}.get(method, method.lower())
+    return ApiRequest(method, path, query, verb, group, resource, sub, namespace, name)
+
+
+# --- label and field selectors ------------------------------------------------------------
+
+
+def _split_top(text: str) -> list[str]:
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur)
+    return [p.strip() for p in out if p.strip()]
+
+
+_KEY = r"[A-Za-z0-9][-A-Za-z0-9_./]*"
+_VAL = r"[-A-Za-z0-9_.]*"
+
+
+def parse_label_selector(text: str):
+    """`a=b,c!=d,e in (x,y),f notin (z),g,!h` -> a predicate on a labels dict; ValueError when bad."""
+    reqs = []
+    for part in _split_top(text or ""):
+        if m := re.fullmatch(rf"({_KEY})\s+(in|notin)\s+\(([^()]*)\)", part):
+            values = {v.strip() for v in m.group(3).split(",") if v.strip()}
+            reqs.append((m.group(1), m.group(2), values))
+        elif m := re.fullmatch(rf"({_KEY})\s*(==|=|!=)\s*({_VAL})", part):
+            reqs.append((m.group(1), "!=" if m.group(2) == "!=" else "=", m.group(3)))
+        elif m := re.fullmatch(rf"!\s*({_KEY})", part):
+            reqs.append((m.group(1), "!", None))
+        elif m := re.fullmatch(rf"({_KEY})", part):
+            reqs.append((m.group(1), "exists", None))
+        else:
+            raise ValueError(f"unable to parse requirement: found '{part}'")
+
+    def match(labels: dict[str, str] | None) -> bool:
+        labels = labels or {}
+        for key, op, value in reqs:
+            have = labels.get(key)
+            if op == "=" and have != value:
+                return False
+            if op == "!=" and have == value:
+                return False
+            if op == "in" and have not in value:
+                return False
+            if op == "notin" and have in value:
+                return False
+            if op == "exists" and key not in labels:
+                return False
+            if op == "!" and key in labels:
+                return False
+        return True
+
+    return match
+
+
+def parse_field_selector(text: str, supported: dict[str, str]):
+    """`metadata.name=web-0,status.phase!=Failed` over a serialized object; ValueError when bad."""
+    reqs = []
+    for part in _split_top(text or ""):
+        m = re.fullmatch(r"([A-Za-z.]+)\s*(==|=|!=)\s*(.*)", part)
+        if not m:
+            raise ValueError(f"invalid selector: '{part}'; can't understand '{part}'")
+        if m.group(1) not in supported:
+            raise ValueError(f'field label not supported: {m.group(1)}')
+        reqs.append((supported[m.group(1)], m.group(2) == "!=", m.group(3)))
+
+    def value(obj: dict, path: str) -> str:
+        for key in path.split("."):
+            obj = obj.get(key) if isinstance(obj, dict) else None
+        return "" if obj is None else str(obj)
+
+    return lambda obj: all((value(obj, path) != want) if neg else (value(obj, path) == want)
+                           for path, neg, want in reqs)
+
+
+COMMON_FIELDS = {"metadata.name": "metadata.name", "metadata.namespace": "metadata.namespace"}
+POD_FIELDS = {**COMMON_FIELDS, "spec.nodeName": "spec.nodeName", "spec.restartPolicy": "spec.restartPolicy",
+              "spec.serviceAccountName": "spec.serviceAccountName", "status.phase": "status.phase",
+              "status.podIP": "status.podIP"}
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, reason: str, message: str, *, name: str | None = None,
+                 group: str | None = None, kind: str | None = None):
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+        self.name, self.group, self.kind = name, group, kind
+
+
+@dataclass(frozen=True)
+class Kind:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    verbs: tuple[str, ...]
+    short_names: tuple[str, ...] = ()
+    fields: dict | None = None
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+
+READ = ("get", "list", "watch")
+KINDS = {k.plural: k for k in (
+    Kind("", "v1", "pods", "Pod", READ, ("po",), POD_FIELDS),
+    Kind("", "v1", "services", "Service", READ, ("svc",)),
+    Kind("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", READ, ("pvc",)),
+    Kind("", "v1", "configmaps", "ConfigMap", ("create", "delete", "get", "list", "update", "watch"), ("cm",)),
+    Kind("apps", "v1", "statefulsets", "StatefulSet", READ, ("sts",)),
+    Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", READ),
+)}
+STATUS_SUBRESOURCE = ("pods", "services", "persistentvolumeclaims", "statefulsets")
+
+
+class KubeApi:
+    """`await KubeApi(world).start()`; `url`; `requests`; `rbac()`."""
+
+    def __init__(self, world: World, host: str = API_HOST, port: int = 0, *,
+                 user: str | None = None):
+        self.world = world
+        self.host, self.port = host, port
+        self.user = user or f"system:serviceaccount:{world.namespace}:ssdns"
+        self.requests: list[ApiRequest] = []
+        self._runner: web.AppRunner | None = None
+        self._k = None  # kubernetes.client, once started
+        self._serializer = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        from kubernetes import client  # only here: the sandbox's DNS and pods never need it
+
+        self._k = client
+        self._serializer = client.ApiClient()
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def rbac(self) -> list[tuple[str, str, str]]:
+        """(apiGroup, resource, verb) of every resource request so far, sorted, once each."""
+        return sorted({r.rule for r in self.requests if r.rule is not None})
+
+    # --- HTTP -----------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        req = parse_request(request.method, request.path, dict(request.query))
+        self.requests.append(req)
+        try:
+            resp = await self._serve(request, req)
+        except ApiError as e:
+            resp = self._status_response(e)
+        req.status = resp.status
+        return resp
+
+    def _json(self, model, status: int = 200) -> web.Response:
+        body = self._serializer.sanitize_for_serialization(model)
+        return web.Response(status=status, body=json.dumps(body, separators=(",", ":")).encode(),
+                            content_type="application/json")
+
+    def _status_response(self, e: ApiError) -> web.Response:
+        k = self._k
+        details = k.V1StatusDetails(name=e.name, group=e.group or None, kind=e.kind)
+        status = k.V1Status(api_version="v1", kind="Status", metadata=k.V1ListMeta(), status="Failure",
+                            message=e.message, reason=e.reason, details=details, code=e.code)
+        return self._json(status, e.code)
+
+    async def _serve(self, request: web.Request, req: ApiRequest) -> web.Response:
+        if req.resource is None:
+            return self._discovery(req)
+        kind = KINDS.get(req.resource)
+        parts = [p for p in req.path.split("/") if p]
+        version = parts[1] if parts[0] == "api" else parts[2]
+        if kind is None or kind.group != req.api_group or kind.version != version:
+            raise _not_found_path()
+        if req.subresource and not (req.subresource == "status" and req.resource in STATUS_SUBRESOURCE):
+            raise _not_found_path()
+        if "*" in self.world.api_forbidden or req.resource in self.world.api_forbidden:
+            raise self._forbidden(req)
+        if req.verb not in kind.verbs or (req.subresource and req.verb != "get"):
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        if req.verb == "watch":
+            raise ApiError(405, "MethodNotAllowed", "the sandbox does not serve watch yet")
+        if req.verb == "list":
+            return self._list(kind, req)
+        if req.namespace is None:
+            raise _not_found_path()
+        if req.verb == "get":
+            return self._json(self._render(kind, self._find(kind, req.namespace, req.name)))
+        if kind.plural == "configmaps":
+            return await self._write_configmap(request, req)
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+    def _forbidden(self, req: ApiRequest) -> ApiError:
+        qualified = f"{req.resource}.{req.api_group}" if req.api_group else req.resource
+        subject = f'{qualified} "{req.name}"' if req.name else qualified
+        res = f"{req.resource}/{req.subresource}" if req.subresource else req.resource
+        scope = f'in the namespace "{req.namespace}"' if req.namespace else "at the cluster scope"
+        return ApiError(403, "Forbidden", f'{subject} is forbidden: User "{self.user}" cannot {req.verb} '
+                        f'resource "{res}" in API group "{req.api_group}" {scope}',
+                        name=req.name, group=req.api_group, kind=req.resource)
+
+    # --- discovery ------------------------------------------------------------------------
+
+    def _discovery(self, req: ApiRequest) -> web.Response:
+        k = self._k
+        if req.method not in ("GET", "HEAD"):
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        path = "/" + "/".join(p for p in req.path.split("/") if p)
+        groups = {}
+        for kind in KINDS.values():
+            if kind.group:
+                groups.setdefault(kind.group, kind.version)
+        address = [k.V1ServerAddressByClientCIDR(client_cidr="0.0.0.0/0", server_address=f"{self.host}:{self.port}")]
+        if path == "/version":
+            return self._json(k.VersionInfo(
+                major=KUBE_MAJOR, minor=KUBE_MINOR, git_version=f"v{KUBE_MAJOR}.{KUBE_MINOR}.0-ssdns-sandbox",
+                git_commit="0000000000000000000000000000000000000000", git_tree_state="clean",
+                build_date="2024-12-11T00:00:00Z", go_version="go1.23.4", compiler="gc", platform="linux/amd64"))
+        if path == "/api":
+            return self._json(k.V1APIVersions(api_version="v1", kind="APIVersions", versions=["v1"],
+                                               server_address_by_client_cidrs=address))
+
+        def group_model(name: str, version: str):
+            gv = k.V1GroupVersionForDiscovery(group_version=f"{name}/{version}", version=version)
+            return k.V1APIGroup(name=name, versions=[gv], preferred_version=gv)
+
+        if path == "/apis":
+            return self._json(k.V1APIGroupList(api_version="v1", kind="APIGroupList",
+                                               groups=[group_model(g, v) for g, v in groups.items()]))
+        parts = path.split("/")[1:]
+        if parts[0] == "apis" and len(parts) == 2 and parts[1] in groups:
+            g = group_model(parts[1], groups[parts[1]])
+            g.api_version, g.kind = "v1", "APIGroup"
+            return self._json(g)
+        gv = "v1" if parts == ["api", "v1"] else ("/".join(parts[1:3]) if parts[0] == "apis" and len(parts) == 3 else None)
+        kinds = [kd for kd in KINDS.values() if kd.group_version == gv]
+        if gv is None or not kinds:
+            raise _not_found_path()
+        resources = []
+        for kd in kinds:
+            resources.append(k.V1APIResource(name=kd.plural, singular_name=kd.singular, namespaced=True,
+                                              kind=kd.kind, verbs=list(kd.verbs), short_names=list(kd.short_names) or None))
+            if kd.plural in STATUS_SUBRESOURCE:
+                resources.append(k.V1APIResource(name=f"{kd.plural}/status", singular_name="", namespaced=True,
+                                                  kind=kd.kind, verbs=["get"]))
+        return self._json(k.V1APIResourceList(api_version="v1", kind="APIResourceList", group_version=gv,
+                                              resources=resources))
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def _objects(self, kind: Kind, namespace: str | None) -> list:
+        """(name, world object) of one kind, in a namespace (None: every namespace)."""
+        w = self.world
+        if namespace is not None and namespace != w.namespace:
+            return []
+        if kind.plural == "pods":
+            return [(p.name, p) for p in w.pods]
+        if kind.plural == "services":
+            return [(w.svc.name, w.svc)] if w.svc is not None else []
+        if kind.plural == "persistentvolumeclaims":
+            return [(c.name, c) for c in w.pvcs]
+        if kind.plural == "configmaps":
+            return sorted(w.configmaps.items())
+        if kind.plural == "statefulsets":
+            return [(w.statefulset, w.sts)]
+        if kind.plural == "endpointslices":
+            return [(ident.name, (ident, eps)) for ident, eps in endpoint_slices(w)]
+        return []
+
+    def _find(self, kind: Kind, namespace: str, name: str):
+        for n, obj in self._objects(kind, namespace):
+            if n == name:
+                return obj
+        qualified = f"{kind.plural}.{kind.group}" if kind.group else kind.plural
+        raise ApiError(404, "NotFound", f'{qualified} "{name}" not found', name=name, group=kind.group,
+                       kind=kind.plural)
+
+    def _render(self, kind: Kind, obj, *, in_list: bool = False):
+        model = getattr(self, f"_model_{kind.plural}")(obj)
+        if in_list:  # a real server's list items carry no apiVersion/kind
+            model.api_version = model.kind = None
+        return model
+
+    def _list(self, kind: Kind, req: ApiRequest) -> web.Response:
+        k = self._k
+        try:
+            labels = parse_label_selector(req.query.get("labelSelector", ""))
+            fields = parse_field_selector(req.query.get("fieldSelector", ""), kind.fields or COMMON_FIELDS)
+        except ValueError as exc:
+            raise ApiError(400, "BadRequest", str(exc)) from None
+        items = []
+        for _, obj in self._objects(kind, req.namespace):
+            model = self._render(kind, obj, in_list=True)
+            if not labels(model.metadata.labels):
+                continue
+            if req.query.get("fieldSelector") and not fields(self._serializer.sanitize_for_serialization(model)):
+                continue
+            items.append(model)
+        rv = str(self.world.version)
+        meta = k.V1ListMeta(resource_version=rv)
+        limit = _int(req.query.get("limit"), "limit")
+        offset = _decode_continue(req.query.get("continue"))
+        if offset or limit:
+            end = offset + limit if limit else len(items)
+            if end < len(items):
+                meta.var_continue = _encode_continue(end, rv)
+                meta.remaining_item_count = len(items) - end
+            items = items[offset:end]
+        list_class = getattr(k, f"V1{kind.kind}List")
+        return self._json(list_class(api_version=kind.group_version, kind=f"{kind.kind}List", metadata=meta,
+                                     items=items))
+
+    # --- writes (ConfigMaps) --------------------------------------------------------------
+
+    async def _write_configmap(self, request: web.Request, req: ApiRequest) -> web.Response:
+        w = self.world
+        if req.verb == "delete":
+            if req.namespace != w.namespace:
+                raise self._not_found(req.name)
+            try:
+                cm = w.delete_configmap(req.name)
+            except NotFound:
+                raise self._not_found(req.name) from None
+            k = self._k
+            return self._json(k.V1Status(api_version="v1", kind="Status", metadata=k.V1ListMeta(), status="Success",
+                                         details=k.V1StatusDetails(name=cm.name, kind="configmaps", uid=cm.uid)))
+        if req.verb not in ("create", "update"):
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        body = await self._body(request)
+        meta = body.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise ApiError(400, "BadRequest", "metadata must be an object")
+        name = meta.get("name") or ""
+        if body.get("kind") not in (None, "ConfigMap") or body.get("apiVersion") not in (None, "v1"):
+            raise ApiError(400, "BadRequest", f"the API version in the data ({body.get('apiVersion')}) does not "
+                           f"match the expected API version (v1)")
+        if meta.get("namespace") not in (None, "", req.namespace):
+            raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace "
+                           "sent on the request")
+        if req.verb == "update" and name != req.name:
+            raise ApiError(400, "BadRequest", f"the name of the object ({name}) does not match the name on the URL "
+                           f"({req.name})")
+        if req.namespace != w.namespace:
+            raise ApiError(404, "NotFound", f'namespaces "{req.namespace}" not found', name=req.namespace,
+                           kind="namespaces")
+        data, binary = body.get("data") or {}, body.get("binaryData") or {}
+        self._validate_configmap(name, meta, data, binary)
+        rv_text = meta.get("resourceVersion") or None
+        expected = None
+        if rv_text is not None:
+            try:
+                expected = int(rv_text)
+            except (TypeError, ValueError):
+                raise ApiError(400, "BadRequest", f"invalid resourceVersion {rv_text!r}") from None
+        cm = SandboxConfigMap(name, data=dict(data), binary_data=dict(binary), labels=dict(meta.get("labels") or {}),
+                              annotations=dict(meta.get("annotations") or {}))
+        try:
+            if req.verb == "create":
+                if rv_text is not None:
+                    raise ApiError(500, "InternalError", "Internal error occurred: resourceVersion should not be "
+                                   "set on objects to be created")
+                w.create_configmap(cm)
+                return self._json(self._render(KINDS["configmaps"], cm), 201)
+            w.replace_configmap(cm, expected)
+            return self._json(self._render(KINDS["configmaps"], cm))
+        except AlreadyExists:
+            raise ApiError(409, "AlreadyExists", f'configmaps "{name}" already exists', name=name,
+                           kind="configmaps") from None
+        except Conflict:
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on configmaps "{name}": the object has '
+                           "been modified; please apply your changes to the latest version and try again",
+                           name=name, kind="configmaps") from None
+        except NotFound:
+            raise self._not_found(name) from None
+        except ObjectError as exc:  # pragma: no cover - every ObjectError is handled above
+            raise ApiError(400, "BadRequest", str(exc)) from None
+
+    @staticmethod
+    def _not_found(name: str) -> ApiError:
+        return ApiError(404, "NotFound", f'configmaps "{name}" not found', name=name, kind="configmaps")
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict:
+        try:
+            body = json.loads(await request.text())
+        except ValueError as exc:
+            raise ApiError(400, "BadRequest", f"the body of the request was in an unknown format: {exc}") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the body of the request must be a JSON object")
+        return body
+
+    @staticmethod
+    def _validate_configmap(name: str, meta: dict, data, binary) -> None:
+        def invalid(detail: str) -> ApiError:
+            return ApiError(422, "Invalid", f'ConfigMap "{name}" is invalid: {detail}', name=name, kind="ConfigMap")
+
+        if not name:
+            raise invalid("metadata.name: Required value: name or generateName is required")
+        if len(name) > 253 or not _SUBDOMAIN.fullmatch(name):
+            raise invalid(f'metadata.name: Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of '
+                          "lower case alphanumeric characters, '-' or '.', and must start and end with an "
+                          "alphanumeric character")
+        for field, values in (("data", data), ("binaryData", binary)):
+            if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+                raise ApiError(400, "BadRequest", f"json: cannot unmarshal into Go struct field ConfigMap.{field} "
+                               "of type map[string]string")
+            for key in values:
+                if not _DATA_KEY.fullmatch(key) or len(key) > 253:
+                    raise invalid(f'{field}[{key}]: Invalid value: "{key}": a valid config key must consist of '
+                                  "alphanumeric characters, '-', '_' or '.'")
+        for field in ("labels", "annotations"):
+            values = meta.get(field)
+            if values is not None and (not isinstance(values, dict)
+                                       or not all(isinstance(v, str) for v in values.values())):
+                raise ApiError(400, "BadRequest", f"json: cannot unmarshal into Go struct field "
+                               f"ObjectMeta.metadata.{field} of type map[string]string")
+        size = sum(len(k) + len(v.encode()) for k, v in data.items()) + sum(len(k) + len(v) for k, v in binary.items())
+        if size > CONFIGMAP_MAX:
+            raise invalid(f"[]: Too long: must have at most {CONFIGMAP_MAX} bytes")
+
+    # --- models ---------------------------------------------------------------------------
+
+    def _meta(self, obj, name: str, **kw):
+        return self._k.V1ObjectMeta(name=name, namespace=self.world.namespace, uid=obj.uid,
+                                    resource_version=str(obj.resource_version),
+                                    creation_timestamp=ts(obj.created), **kw)
+
+    def _owner_sts(self):
+        w = self.world
+        return [self._k.V1OwnerReference(api_version="apps/v1", kind="StatefulSet", name=w.statefulset,
+                                         uid=w.sts.uid, controller=True, block_owner_deletion=True)]
+
+    def _container(self):
+        k, w = self._k, self.world
+        return k.V1Container(
+            name="nginx", image=IMAGE, image_pull_policy="IfNotPresent",
+            args=["serve-hostname", "--http", "--port", str(w.port)],
+            ports=[k.V1ContainerPort(name=w.port_name or "http", container_port=w.port, protocol="TCP")],
+            readiness_probe=k.V1Probe(http_get=k.V1HTTPGetAction(path="/", port=w.port, scheme="HTTP"),
+                                      period_seconds=10, timeout_seconds=1, success_threshold=1,
+                                      failure_threshold=3),
+            volume_mounts=[k.V1VolumeMount(name=w.sts.claim_template, mount_path="/usr/share/nginx/html")],
+            termination_message_path="/dev/termination-log", termination_message_policy="File")
+
+    def _model_pods(self, p):
+        k, w = self._k, self.world
+        cond = "True" if p.ready else "False"
+        started = ts(p.created)
+        node_ip = f"127.54.1.{int(p.node.rpartition('-')[2]) + 1}" if p.node.rpartition("-")[2].isdigit() else None
+        meta = self._meta(p, p.name, generate_name=f"{w.statefulset}-", labels=dict(p.labels),
+                          owner_references=self._owner_sts())
+        if p.terminating:
+            meta.deletion_timestamp, meta.deletion_grace_period_seconds = ts(p.ready_changed), 30
+        status = k.V1ContainerStatus(
+            name="nginx", image=IMAGE, image_id=f"{IMAGE}@sha256:{'0' * 64}", ready=p.ready and p.phase == "Running",
+            restart_count=p.restart_count, started=p.phase == "Running",
+            container_id=f"containerd://{p.uid.replace('-', '')}{'0' * 32}",
+            state=k.V1ContainerState(running=k.V1ContainerStateRunning(started_at=started)))
+        return k.V1Pod(
+            api_version="v1", kind="Pod", metadata=meta,
+            spec=k.V1PodSpec(
+                containers=[self._container()], hostname=p.hostname or None, subdomain=p.subdomain or None,
+                node_name=p.node or None, restart_policy="Always", dns_policy="ClusterFirst",
+                service_account_name="default", scheduler_name="default-scheduler",
+                termination_grace_period_seconds=30,
+                volumes=[k.V1Volume(name=w.sts.claim_template, persistent_volume_claim=k.V1PersistentVolumeClaimVolumeSource(
+                    claim_name=w.pvc_name(p.name)))]),
+            status=k.V1PodStatus(
+                phase=p.phase, pod_ip=p.ip or None, pod_ips=[k.V1PodIP(ip=p.ip)] if p.ip else None,
+                host_ip=node_ip, host_ips=[k.V1HostIP(ip=node_ip)] if node_ip else None,
+                start_time=started, qos_class="BestEffort",
+                conditions=[
+                    k.V1PodCondition(type="PodReadyToStartContainers", status="True", last_transition_time=started),
+                    k.V1PodCondition(type="Initialized", status="True", last_transition_time=started),
+                    k.V1PodCondition(type="Ready", status=cond, last_transition_time=ts(p.ready_changed)),
+                    k.V1PodCondition(type="ContainersReady", status=cond, last_transition_time=ts(p.ready_changed)),
+                    k.V1PodCondition(type="PodScheduled", status="True", last_transition_time=started)],
+                container_statuses=[status]))
+
+    def _model_services(self, s):
+        k, w = self._k, self.world
+        ports = [k.V1ServicePort(name=w.port_name or None, port=w.port, target_port=w.port,
+                                 protocol=w.proto.upper())]
+        return k.V1Service(
+            api_version="v1", kind="Service", metadata=self._meta(s, s.name, labels=dict(s.labels) or None),
+            spec=k.V1ServiceSpec(
+                cluster_ip=s.cluster_ip or "None", cluster_ips=[s.cluster_ip or "None"], type="ClusterIP",
+                selector=dict(s.selector) or None, ports=ports,
+                publish_not_ready_addresses=True if s.publish_not_ready else None,
+                session_affinity="None", ip_families=["IPv4"], ip_family_policy="SingleStack",
+                internal_traffic_policy="Cluster"),
+            status=k.V1ServiceStatus(load_balancer=k.V1LoadBalancerStatus()))
+
+    def _model_persistentvolumeclaims(self, c):
+        k = self._k
+        bound = c.phase == "Bound" and c.volume_name
+        annotations = {"volume.kubernetes.io/selected-node": self._node_of(c.pod)} if self._node_of(c.pod) else {}
+        if bound:
+            annotations.update({"pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes"})
+        return k.V1PersistentVolumeClaim(
+            api_version="v1", kind="PersistentVolumeClaim",
+            metadata=self._meta(c, c.name, labels=dict(c.labels) or None, annotations=annotations or None,
+                                finalizers=["kubernetes.io/pvc-protection"]),
+            spec=k.V1PersistentVolumeClaimSpec(
+                access_modes=["ReadWriteOnce"], storage_class_name=c.storage_class, volume_mode="Filesystem",
+                resources=k.V1VolumeResourceRequirements(requests={"storage": c.storage}),
+                volume_name=c.volume_name or None),
+            status=k.V1PersistentVolumeClaimStatus(
+                phase=c.phase, access_modes=["ReadWriteOnce"] if bound else None,
+                capacity={"storage": c.storage} if bound else None))
+
+    def _node_of(self, pod: str) -> str | None:
+        try:
+            return self.world.pod(pod).node or None
+        except KeyError:
+            return None
+
+    def _model_configmaps(self, cm):
+        return self._k.V1ConfigMap(
+            api_version="v1", kind="ConfigMap",
+            metadata=self._meta(cm, cm.name, labels=dict(cm.labels) or None, annotations=dict(cm.annotations) or None),
+            data=dict(cm.data) or None, binary_data=dict(cm.binary_data) or None)
+
+    def _model_statefulsets(self, sts):
+        k, w = self._k, self.world
+        replicas, ready, available = statefulset_status(w)
+        template_labels = dict(w.selector)
+        revision = f"{w.statefulset}-{zlib.crc32(f'{w.port}/{w.port_name}/{w.app}'.encode()):08x}"
+        claim = k.V1PersistentVolumeClaim(
+            api_version="v1", kind="PersistentVolumeClaim", metadata=k.V1ObjectMeta(name=sts.claim_template),
+            spec=k.V1PersistentVolumeClaimSpec(
+                access_modes=["ReadWriteOnce"], volume_mode="Filesystem",
+                resources=k.V1VolumeResourceRequirements(requests={"storage": sts.storage})),
+            status=k.V1PersistentVolumeClaimStatus(phase="Pending"))
+        return k.V1StatefulSet(
+            api_version="apps/v1", kind="StatefulSet",
+            metadata=self._meta(sts, w.statefulset, generation=sts.generation, labels=dict(w.selector)),
+            spec=k.V1StatefulSetSpec(
+                replicas=sts.replicas, service_name=w.service, selector=k.V1LabelSelector(match_labels=dict(w.selector)),
+                pod_management_policy=sts.pod_management_policy, revision_history_limit=10,
+                update_strategy=k.V1StatefulSetUpdateStrategy(
+                    type="RollingUpdate", rolling_update=k.V1RollingUpdateStatefulSetStrategy(partition=0)),
+                persistent_volume_claim_retention_policy=k.V1StatefulSetPersistentVolumeClaimRetentionPolicy(
+                    when_deleted="Retain", when_scaled="Retain"),
+                template=k.V1PodTemplateSpec(metadata=k.V1ObjectMeta(labels=template_labels),
+                                             spec=k.V1PodSpec(containers=[self._container()])),
+                volume_claim_templates=[claim]),
+            status=k.V1StatefulSetStatus(
+                observed_generation=sts.generation, replicas=replicas, ready_replicas=ready or None,
+                current_replicas=replicas or None, updated_replicas=replicas or None,
+                available_replicas=available, current_revision=revision, update_revision=revision,
+                collision_count=0))
+
+    def _model_endpointslices(self, item):
+        k, w = self._k, self.world
+        ident, eps = item
+        svc = w.svc
+        # endpoint_slices() yields nothing without a Service, so svc is set here
+        labels = {**svc.labels, SERVICE_NAME_LABEL: svc.name,
+                  "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
+        if svc.cluster_ip is None:
+            labels["service.kubernetes.io/headless"] = ""
+        owner = [k.V1OwnerReference(api_version="v1", kind="Service", name=svc.name, uid=svc.uid, controller=True,
+                                    block_owner_deletion=True)]
+        endpoints = [k.V1Endpoint(
+            addresses=[e.ip], hostname=e.hostname, node_name=e.node or None,
+            conditions=k.V1EndpointConditions(ready=e.ready, serving=e.serving, terminating=e.terminating),
+            target_ref=k.V1ObjectReference(kind="Pod", name=e.pod, namespace=w.namespace, uid=e.pod_uid))
+            for e in eps]
+        return k.V1EndpointSlice(
+            api_version="discovery.k8s.io/v1", kind="EndpointSlice", address_type="IPv4",
+            metadata=self._meta(ident, ident.name, generate_name=f"{svc.name}-",
+                                labels=labels, owner_references=owner),
+            endpoints=endpoints or None,
+            ports=[k.DiscoveryV1EndpointPort(name=w.port_name or "", port=w.port, protocol=w.proto.upper())])
+
+
+def _not_found_path() -> ApiError:
+    return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def _int(text: str | None, what: str) -> int:
+    if not text:
+        return 0
+    try:
+        n = int(text)
+    except ValueError:
+        raise ApiError(400, "BadRequest", f"invalid {what} {text!r}") from None
+    return max(n, 0)
+
+
+def _encode_continue(offset: int, rv: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"v": "ssdns/v1", "rv": rv, "offset": offset}).encode()).decode()
+
+
+def _decode_continue(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
+    except (ValueError, KeyError, TypeError):
+        raise ApiError(400, "BadRequest", "continue key is not valid: the token was not issued by this server") from None
+
+
+def kubeconfig_text(url: str, namespace: str, *, context: str = "ssdns-sandbox", token: str = "ssdns-sandbox-token") -> str:
+    """A kubeconfig (YAML; strings JSON-quoted) for a plain-HTTP server with a dummy bearer token."""
+    q = json.dumps
+    return (f"apiVersion: v1\nkind: Config\n"
+            f"clusters:\n- name: {q(context)}\n  cluster:\n    server: {q(url)}\n"
+            f"contexts:\n- name: {q(context)}\n  context:\n    cluster: {q(context)}\n    namespace: {q(namespace)}\n"
+            f"    user: {q(context)}\n"
+            f"current-context: {q(context)}\n"
+            f"users:\n- name: {q(context)}\n  user:\n    token: {q(token)}\n"
+            f"preferences: {{}}\n")
