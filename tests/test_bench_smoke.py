@@ -1,0 +1,24 @@
+"""The benchmark script runs end to end at N=3 and produces its tables (no timing is asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_runs_and_writes_tables(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# notes kept\n")
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--pods", "3", "--repeat", "1",
+                          "--no-baseline", "--no-startup", "--results", str(results)],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "| N | ssdns wall |" in run.stdout
+    assert "| N | DNS queries (stats) | formula 2N+4 |" in run.stdout
+    row = next(line for line in run.stdout.splitlines() if line.startswith("| 3 | 10 | 10 |"))
+    assert "| 3 | 3 |" in row  # 3 HTTP requests, formula N
+    text = results.read_text()
+    assert text.startswith("# notes kept") and "bench:begin" in text and "bench:end" in text
