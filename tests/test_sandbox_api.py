@@ -25,8 +25,8 @@ import dns.reversename
 import pytest
 
 kubernetes = pytest.importorskip("kubernetes")
-from kubernetes import client, config  # noqa: E402
-from kubernetes.client.exceptions import ApiException  # noqa: E402
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 NS = "default"
 SVC = "nginx.default.svc.cluster.local."
@@ -114,7 +114,7 @@ def assert_dns_follows_slices(sb, api: Api) -> None:
         else:  # not ready: in the slice, nowhere in DNS
             assert ask(sb, pod_name, "A")[0] == "NXDOMAIN"
             assert ip not in ask(sb, SVC, "A")[1]
-    rcode, srv = ask(sb, f"_web._tcp.{SVC}", "SRV")
+    _, srv = ask(sb, f"_web._tcp.{SVC}", "SRV")
     assert {v.split()[3] for v in srv} == srv_targets
     assert all(int(v.split()[2]) == svc.spec.ports[0].port for v in srv)
 
@@ -337,6 +337,32 @@ def test_changes_bump_resource_versions_and_replacements_get_new_identities(sand
     assert pvc.status.phase == "Bound"  # the claim outlives the pod
 
 
+def test_terminating_pod_stays_in_the_slice_not_ready_and_leaves_dns(sandbox_factory, api_for):
+    sb = sandbox_factory()
+    api = api_for(sb)
+    sb.change(lambda w: w.terminate_pod("web-0"))
+    pod = api.core.read_namespaced_pod("web-0", NS, _request_timeout=T)
+    assert pod.metadata.deletion_timestamp is not None
+    e = next(e for s in api.slices() for e in s.endpoints if e.target_ref.name == "web-0")
+    assert (e.conditions.ready, e.conditions.serving, e.conditions.terminating) == (False, True, True)
+    assert_dns_follows_slices(sb, api)
+    assert ask(sb, f"web-0.{SVC}", "A")[0] == "NXDOMAIN"
+
+
+def test_scaling_moves_pods_and_keeps_claims(sandbox_factory, api_for):
+    sb = sandbox_factory()
+    api = api_for(sb)
+    sb.change(lambda w: w.scale(5))
+    assert api.apps.read_namespaced_stateful_set("web", NS, _request_timeout=T).spec.replicas == 5
+    assert [p.metadata.name for p in api.pods("app=nginx").items] == [f"web-{i}" for i in range(5)]
+    assert ask(sb, f"web-4.{SVC}", "A") == ("NOERROR", {sb.world.pod("web-4").ip})
+    sb.change(lambda w: w.scale(2))
+    assert [p.metadata.name for p in api.pods("app=nginx").items] == ["web-0", "web-1"]
+    assert len(ask(sb, SVC, "A")[1]) == 2 and ask(sb, f"web-4.{SVC}", "A")[0] == "NXDOMAIN"
+    claims = api.core.list_namespaced_persistent_volume_claim(NS, label_selector="app=nginx", _request_timeout=T)
+    assert len(claims.items) == 5  # a StatefulSet's claims outlive scale-down (whenScaled: Retain)
+
+
 def test_requests_are_recorded_with_their_rbac_verbs(sandbox_factory, api_for):
     sb = sandbox_factory()
     api = api_for(sb)
@@ -357,7 +383,7 @@ def test_requests_are_recorded_with_their_rbac_verbs(sandbox_factory, api_for):
 
 def test_kubeconfig_loads_with_load_kube_config(sandbox, tmp_path):
     path = sandbox.sandbox.write_kubeconfig(tmp_path / "kc")
-    contexts, current = config.list_kube_config_contexts(config_file=str(path))
+    _, current = config.list_kube_config_contexts(config_file=str(path))
     assert current["name"] == "ssdns-sandbox" and current["context"]["namespace"] == NS
     cfg = client.Configuration()
     config.load_kube_config(config_file=str(path), client_configuration=cfg)
@@ -486,7 +512,7 @@ def test_sandbox_without_api_never_imports_kubernetes():
         "        assert sb.api_url.startswith('http://127.54.0.1:')\n"
         "    assert 'kubernetes' in sys.modules\n"
         "asyncio.run(asyncio.wait_for(go(), 20))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -494,7 +520,7 @@ def test_sandbox_without_api_never_imports_kubernetes():
 def test_kubectl_reads_the_sandbox(sandbox, tmp_path):
     path = sandbox.sandbox.write_kubeconfig(tmp_path / "kc")
     proc = subprocess.run(["kubectl", "--kubeconfig", str(path), "get", "pods,statefulsets", "-o", "name"],
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["pod/web-0", "pod/web-1", "pod/web-2", "statefulset.apps/web"]
 

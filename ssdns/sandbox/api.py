@@ -27,8 +27,17 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from ssdns.sandbox.world import (SERVICE_NAME_LABEL, AlreadyExists, Conflict, NotFound,
-                                 ObjectError, SandboxConfigMap, World, endpoint_slices, statefulset_status)
+from ssdns.sandbox.world import (
+    SERVICE_NAME_LABEL,
+    AlreadyExists,
+    Conflict,
+    NotFound,
+    ObjectError,
+    SandboxConfigMap,
+    World,
+    endpoint_slices,
+    statefulset_status,
+)
 
 API_HOST = "127.54.0.1"
 KUBE_MAJOR, KUBE_MINOR = "1", "32"
@@ -250,7 +259,9 @@ class KubeApi:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        from kubernetes import client  # only here: the sandbox's DNS and pods never need it
+        from kubernetes import (
+            client,  # only here: the sandbox's DNS and pods never need it
+        )
 
         self._k = client
         self._serializer = client.ApiClient()
@@ -581,7 +592,7 @@ class KubeApi:
         meta = self._meta(p, p.name, generate_name=f"{w.statefulset}-", labels=dict(p.labels),
                           owner_references=self._owner_sts())
         if p.terminating:
-            meta.deletion_timestamp, meta.deletion_grace_period_seconds = ts(p.ready_changed), 30
+            meta.deletion_timestamp, meta.deletion_grace_period_seconds = ts(p.deleted_at or p.ready_changed), 30
         status = k.V1ContainerStatus(
             name="nginx", image=IMAGE, image_id=f"{IMAGE}@sha256:{'0' * 64}", ready=p.ready and p.phase == "Running",
             restart_count=p.restart_count, started=p.phase == "Running",

@@ -64,6 +64,7 @@ class SandboxPod(Tracked):
     phase: str = "Running"  # status.phase
     restart_count: int = 0  # the container's restartCount
     terminating: bool = False  # metadata.deletionTimestamp is set (graceful deletion in progress)
+    deleted_at: datetime | None = None  # metadata.deletionTimestamp, when terminating
     hostname: str | None = None  # spec.hostname; None means the pod name (as the StatefulSet controller sets)
     subdomain: str | None = None  # spec.subdomain; the StatefulSet sets its serviceName
     labels: dict[str, str] = field(default_factory=dict)
@@ -269,6 +270,15 @@ class World:
         if len(self.pods) > 1 and self.pods[-2].ordinal > ordinal:
             self.pods.sort(key=lambda p: p.ordinal)
         if notify:
+            self.changed()
+        return pod
+
+    def terminate_pod(self, name: str) -> SandboxPod:
+        """Graceful deletion begins: deletionTimestamp set, the endpoint turns ready=false,
+        terminating=true (still listed); delete_pod() or replace_pod() ends it."""
+        pod = self.pod(name)
+        if not pod.terminating:
+            pod.terminating, pod.deleted_at = True, now()
             self.changed()
         return pod
 
