@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_args(d)
     add_unattended_args(d)
     d.add_argument("--no-http", dest="http", action="store_false", help="check DNS only")
+    d.add_argument("--no-api", dest="api", action="store_false",
+                   help="check DNS and HTTP only (by default the sandbox also serves the Kubernetes API "
+                   "and the check cross-checks it)")
 
     r = sub.add_parser("restart-test", help="delete pods and time how their identity comes back (disruptive)",
                        epilog=EXIT_CODES, formatter_class=fmt,
@@ -117,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_sandbox_args(s)
     s.add_argument("--dns-host", default="127.54.0.1", help="DNS server address (default %(default)s)")
     s.add_argument("--dns-port", type=_port, default=None, help="DNS server port (default: a free port)")
+    s.add_argument("--no-api", dest="api", action="store_false", help="do not serve the Kubernetes API")
+    s.add_argument("--kubeconfig-out", metavar="PATH", default="ssdns-sandbox.kubeconfig",
+                   help="where to write the kubeconfig for the sandbox's API (default %(default)s)")
     s.add_argument("--duration", type=_positive_float, default=None,
                    help="stop after this many seconds (default: run until interrupted)")
     return p
@@ -182,9 +188,9 @@ def add_state_args(c: argparse.ArgumentParser) -> None:
 
 
 def add_sandbox_args(c: argparse.ArgumentParser) -> None:
-    from_faults = "wrong-name:POD=OTHER, missing-dns:POD, extra-ip[:IP], no-http:POD, shared-ip:POD=OTHER"
     c.add_argument("--pods", type=_count(5000), default=3, help="number of pods (default 3)")
-    c.add_argument("--fault", action="append", default=[], metavar="FAULT", help=f"inject a fault: {from_faults}")
+    c.add_argument("--fault", action="append", default=[], metavar="FAULT",
+                   help="inject a fault (repeatable); see 'ssdns sandbox --help' for the list")
 
 
 def target_from_args(args: argparse.Namespace):
@@ -333,11 +339,20 @@ def cmd_demo(args) -> int:
     from ssdns.check import run_check
     from ssdns.sandbox import Sandbox
 
+    import tempfile
+
+    from ssdns.target import ApiOptions
+
     world = _world(args)
 
     async def go():
-        async with Sandbox(world) as sb:
-            return await run_check(sb.target(http=args.http, timeout=args.timeout))
+        async with Sandbox(world, api=args.api) as sb:
+            if not args.api:
+                return await run_check(sb.target(http=args.http, timeout=args.timeout))
+            with tempfile.TemporaryDirectory(prefix="ssdns-demo-") as tmp:
+                kubeconfig = str(sb.write_kubeconfig(f"{tmp}/kubeconfig"))
+                api = ApiOptions("on", kubeconfig)
+                return await run_check(sb.target(http=args.http, timeout=args.timeout), api)
 
     return emit(asyncio.run(go()), args)
 
@@ -351,14 +366,20 @@ def cmd_sandbox(args) -> int:
     world = _world(args)
 
     async def go():
-        async with Sandbox(world, args.dns_host, args.dns_port or 0) as sb:
+        async with Sandbox(world, args.dns_host, args.dns_port or 0, api=args.api) as sb:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             print(f"sandbox: headless Service {world.service_fqdn} with {len(world.pods)} pods "
                   f"on 127.10.x.y port {world.port}; nameserver {sb.nameserver}", flush=True)
-            print("check it from another terminal with:\n  ssdns " + " ".join(sb.check_args()), flush=True)
+            extra = []
+            if args.api:
+                kubeconfig = sb.write_kubeconfig(args.kubeconfig_out)
+                print(f"Kubernetes API at {sb.api_url}; kubeconfig written to {kubeconfig}", flush=True)
+                extra = ["--kubeconfig", str(kubeconfig)]
+            print("check it from another terminal with:\n  ssdns " + " ".join([*sb.check_args(), *extra]),
+                  flush=True)
             try:
                 await asyncio.wait_for(stop.wait(), args.duration)
             except asyncio.TimeoutError:

@@ -10,7 +10,7 @@ from collections import defaultdict
 
 from ssdns.dnsquery import Lookup, Outcome
 from ssdns.model import Finding, PodView, Status
-from ssdns.observe import Observations, pod_from_fqdn, srv_records
+from ssdns.observe import Observations, dashed_name, pod_from_fqdn, srv_records
 from ssdns.target import Target
 
 SCHEMA_VERSION = "1.1.0"
@@ -59,7 +59,7 @@ def body_matches(target: Target, expected: str, body: str) -> bool:
 
 
 class Findings(list):
-    def add(self, check: str, status: Status, subject: str, message: str, **details) -> None:
+    def add(self, check: str, status: Status, subject: str, message: str, /, **details) -> None:
         self.append(Finding(check, status, subject, message, details))
 
 
@@ -146,7 +146,12 @@ def _check_srv(f: Findings, target: Target, obs: Observations, names: list[str])
     by_pod: dict[str, list[tuple[int, int, int, str]]] = defaultdict(list)
     for rec in srv_records(obs.srv):
         pod = pod_from_fqdn(target, rec[3])
-        if pod is None or pod not in obs.pods:
+        if pod is not None and pod in {dashed_name(ip) for ip in obs.service_ips}:
+            f.add("dns.srv", Status.FAIL, rec[3].rstrip("."),
+                  f"SRV target {rec[3]} is an endpoint without a hostname (CoreDNS names it by its IP): "
+                  "that pod has no per-pod name; its spec.subdomain must equal the Service name",
+                  record=" ".join(map(str, rec)))
+        elif pod is None or pod not in obs.pods:
             f.add("dns.srv", Status.FAIL, rec[3].rstrip("."),
                   f"SRV target {rec[3]} is not a pod of {target.service_fqdn}", record=" ".join(map(str, rec)))
         else:

@@ -148,8 +148,8 @@ def _dns(f: Findings, target: Target, facts: ClusterFacts, exp: PodExpectation, 
 
 def _service_set(f: Findings, target: Target, facts: ClusterFacts, want: dict[str, PodExpectation],
                  obs: Observations) -> None:
-    if facts.service is None or not facts.service.exists or not facts.service.headless:
-        return
+    if facts.service is None or not facts.service.exists or not facts.service.headless or not want:
+        return  # nothing known per pod (no StatefulSet, or the pods could not be listed)
     svc = target.service_fqdn.rstrip(".")
     expected = {ip: e.name for e in want.values() if e.in_service for ip in e.ips}
     served = set(obs.service_ips)

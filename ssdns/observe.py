@@ -20,6 +20,11 @@ def reverse_name(ip: str) -> str:
     return ipaddress.ip_address(ip).reverse_pointer + "."
 
 
+def dashed_name(ip: str) -> str:
+    """CoreDNS's name for an endpoint without a hostname: 10.0.0.1 -> 10-0-0-1."""
+    return ip.replace(".", "-").replace(":", "-")
+
+
 def srv_records(lookup: Lookup | None) -> list[tuple[int, int, int, str]]:
     """(priority, weight, port, target) from an SRV lookup's presentation values."""
     if lookup is None or not lookup.ok:
@@ -126,11 +131,13 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
             spawn(name, "expected")
         srv_lookup = await srv if srv is not None else None
         http_port.set_result(_http_port(target, srv_lookup))
-        for rec in srv_records(srv_lookup):
-            if (name := pod_from_fqdn(target, rec[3])) is not None:
-                spawn(name, "srv")
         service_ips = [*((await svc_a).values if (await svc_a).ok else ()),
                        *((await svc_aaaa).values if (await svc_aaaa).ok else ())]
+        # An endpoint without a hostname gets a dashed-IP name (CoreDNS): that is no pod name.
+        dashed = {dashed_name(ip) for ip in service_ips}
+        for rec in srv_records(srv_lookup):
+            if (name := pod_from_fqdn(target, rec[3])) is not None and name not in dashed:
+                spawn(name, "srv")
         ptrs = await asyncio.gather(*(dns.lookup(reverse_name(ip), "PTR") for ip in service_ips))
         for ptr in ptrs:
             for value in ptr.values:

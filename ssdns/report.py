@@ -7,7 +7,7 @@ import json
 from ssdns.model import Result, Status
 
 COLUMNS = [("DNS", "dns.pod"), ("SVC", "dns.service-members"), ("PTR", "dns.ptr"), ("SRV", "dns.srv"),
-           ("HTTP", "http.identity")]
+           ("HTTP", "http.identity"), ("API", "api.dns"), ("PVC", "api.pvc")]
 _RANK = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
 _SYMBOL = {Status.PASS: "ok", Status.WARN: "WARN", Status.FAIL: "FAIL"}
 

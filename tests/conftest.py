@@ -43,7 +43,13 @@ class ThreadedSandbox:
         self.loop.close()
 
     def args(self, *extra: str) -> list[str]:
-        return [*self.sandbox.check_args(), "--timeout", "5", *extra]
+        return [*self.sandbox.check_args(), "--timeout", "5", "--api", "off", *extra]
+
+    def api_args(self, tmp_path, *extra: str, api: str = "on") -> list[str]:
+        """Check arguments that cross-check the sandbox's Kubernetes API through a written kubeconfig."""
+        kubeconfig = self.sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+        return [*self.sandbox.check_args(), "--timeout", "5", "--api", api, "--kubeconfig", str(kubeconfig),
+                *extra]
 
 
 @pytest.fixture(autouse=True)
