@@ -106,3 +106,29 @@ def test_overlapping_runs_lose_no_history(sandbox, tmp_path):
         assert p.wait(timeout=60) == 0, p.stderr.read()
     assert len(json.loads(open(state).read())["history"]) == 6
     assert not list(tmp_path.glob(".s.json.*.tmp"))
+
+
+def test_overlapping_runs_sharing_one_configmap_lose_no_history(sandbox, tmp_path):
+    """Six runs at once against one ConfigMap: resourceVersion conflicts are retried, none overwrites another."""
+    args = sandbox.api_args(tmp_path, "--state", "configmap:ssdns-state", "--no-http", "--output", "json")
+    cmd = [sys.executable, "-m", "ssdns", *args]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(6)]
+    for p in procs:
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+    code, out, _ = run_cli(["history", "--state", "configmap:ssdns-state", "--kubeconfig",
+                            str(tmp_path / "kubeconfig"), "--output", "json"])
+    assert code == 0 and len(json.loads(out)["history"]) == 6
+    puts = [r for r in sandbox.sandbox.api.requests if r.resource == "configmaps" and r.verb in ("create", "update")]
+    assert len([r for r in puts if r.status < 300]) == 6  # one successful write per run
+    assert len(puts) >= 6  # more than six when runs collided and retried
+
+
+def test_configmap_that_is_not_ours_is_left_untouched(sandbox, tmp_path):
+    from ssdns.sandbox.world import SandboxConfigMap
+
+    sandbox.change(lambda w: w.create_configmap(SandboxConfigMap(name="app-config", data={"key": "value"})))
+    code, report = run_json(sandbox.api_args(tmp_path, "--state", "configmap:app-config"))
+    assert code == 1
+    [f] = [f for f in report["findings"] if f["check"] == "state.store"]
+    assert "is not ssdns's" in f["message"]
+    assert sandbox.world.configmaps["app-config"].data == {"key": "value"}
