@@ -70,13 +70,15 @@ def compare(target: Target, obs: Observations, expected: list[str],
     f = Findings()
     svc = target.service_fqdn.rstrip(".")
     names = _ordered(obs.pods, target.statefulset)
+    # No pod should be in DNS (none wanted, or the API says none is ready): NXDOMAIN is then right.
+    none_ready = (not expected and target.replicas == 0) or bool(expected) and all(n in absent_ok for n in expected)
 
     # The Service name: the set of ready pod IPs.
     a, aaaa = obs.service_a, obs.service_aaaa
     if a.ok or aaaa.ok:
         f.add("dns.service", Status.PASS, svc, f"resolves to {len(obs.service_ips)} address(es)")
-    elif expected == [] and target.replicas == 0 and a.outcome is Outcome.NXDOMAIN:
-        f.add("dns.service", Status.PASS, svc, "NXDOMAIN, as the spec requires with no ready pods")
+    elif a.outcome is Outcome.NXDOMAIN and none_ready:
+        f.add("dns.service", Status.WARN, svc, "NXDOMAIN, as the spec requires with no ready pods")
     else:
         f.add("dns.service", Status.FAIL, svc, f"no addresses: {why(a)}", outcome=a.outcome.value)
     if aaaa.outcome in (Outcome.SERVFAIL, Outcome.REFUSED, Outcome.TIMEOUT, Outcome.ERROR):
@@ -128,7 +130,7 @@ def compare(target: Target, obs: Observations, expected: list[str],
             f.add("dns.service-members", Status.FAIL, svc,
                   f"{svc} answers {ip}, which no pod name resolves to (a stale or foreign endpoint){hint}", ip=ip)
 
-    _check_srv(f, target, obs, names)
+    _check_srv(f, target, obs, names, none_ready)
     _check_ptr(f, target, obs, names)
     _check_ordinals(f, target, obs, names, expected, absent_ok)
     _check_schema(f, target, obs)
@@ -136,10 +138,13 @@ def compare(target: Target, obs: Observations, expected: list[str],
     return list(f), _pod_views(target, obs, names)
 
 
-def _check_srv(f: Findings, target: Target, obs: Observations, names: list[str]) -> None:
+def _check_srv(f: Findings, target: Target, obs: Observations, names: list[str], none_ready: bool) -> None:
     if obs.srv is None:
         return
     subject = obs.srv.name.rstrip(".")
+    if obs.srv.outcome is Outcome.NXDOMAIN and none_ready:
+        f.add("dns.srv", Status.WARN, subject, "NXDOMAIN, as expected with no ready pods")
+        return
     if not obs.srv.ok:
         f.add("dns.srv", Status.FAIL, subject, f"no SRV records: {why(obs.srv)}", outcome=obs.srv.outcome.value)
         return

@@ -138,3 +138,11 @@ def test_api_off_never_imports_the_kubernetes_client(sandbox, tmp_path):
     args = [*sandbox.args("--output", "json"), "--kubeconfig", str(kubeconfig)]
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=30)
     assert proc.stdout.strip().splitlines()[-1] == "False 0", proc.stderr
+
+
+def test_no_ready_pod_at_all_makes_the_service_nxdomain_as_the_spec_says(sandbox_factory, tmp_path):
+    sb = sandbox_factory(faults=["not-ready:web-0", "not-ready:web-1", "not-ready:web-2"])
+    code, report = run_json(sb.api_args(tmp_path))
+    assert code == 0, failures(report)
+    svc = finding(report, "dns.service", SVC)
+    assert svc["status"] == "warn" and "NXDOMAIN, as the spec requires" in svc["message"]
