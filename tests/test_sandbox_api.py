@@ -338,7 +338,7 @@ def test_changes_bump_resource_versions_and_replacements_get_new_identities(sand
 
 
 def test_terminating_pod_stays_in_the_slice_not_ready_and_leaves_dns(sandbox_factory, api_for):
-    sb = sandbox_factory()
+    sb = sandbox_factory(terminate_delay=60)  # the kubelet would end it after terminate_delay
     api = api_for(sb)
     sb.change(lambda w: w.terminate_pod("web-0"))
     pod = api.core.read_namespaced_pod("web-0", NS, _request_timeout=T)

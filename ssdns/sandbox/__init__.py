@@ -1,11 +1,12 @@
-"""An emulated StatefulSet on loopback: a CoreDNS-like DNS server, echo pods and a Kubernetes API,
-all rendering one World."""
+"""An emulated StatefulSet on loopback: a CoreDNS-like DNS server, echo pods, a Kubernetes API and
+the StatefulSet controller, all rendering one World."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ssdns.sandbox.api import API_HOST, KubeApi, kubeconfig_text
+from ssdns.sandbox.controller import Controller
 from ssdns.sandbox.dnsserver import DnsServer
 from ssdns.sandbox.faults import apply_fault
 from ssdns.sandbox.pods import EchoPods
@@ -16,30 +17,54 @@ DNS_HOST = "127.54.0.1"
 
 KUBE_CONTEXT = "ssdns-sandbox"
 
-__all__ = ["Sandbox", "World", "make_world", "apply_fault", "KubeApi"]
+__all__ = ["Sandbox", "World", "make_world", "apply_fault", "KubeApi", "Controller"]
+TIMINGS = ("terminate_delay", "start_delay", "ready_delay", "dns_delay")
 
 
 class Sandbox:
     """`async with Sandbox(make_world(3)) as sb:` then check `sb.target()`; the API is at `sb.api_url`
-    (`sb.write_kubeconfig(path)` for the official client), its requests in `sb.api.requests`."""
+    (`sb.write_kubeconfig(path)` for the official client), its requests in `sb.api.requests`.
+
+    The StatefulSet controller (`sb.controller`) runs while the sandbox does: pods deleted through
+    the API come back, scaling moves pods. Its timings are the World's (terminate_delay,
+    start_delay, ready_delay, dns_delay, in seconds); the keyword arguments of the same names
+    override them, as does pod_management_policy."""
 
     def __init__(self, world: World, dns_host: str = DNS_HOST, dns_port: int = 0, *, api: bool = True,
-                 api_host: str = API_HOST, api_port: int = 0):
+                 api_host: str = API_HOST, api_port: int = 0, controller: bool = True,
+                 terminate_delay: float | None = None, start_delay: float | None = None,
+                 ready_delay: float | None = None, dns_delay: float | None = None,
+                 pod_management_policy: str | None = None):
+        for name, value in (("terminate_delay", terminate_delay), ("start_delay", start_delay),
+                            ("ready_delay", ready_delay), ("dns_delay", dns_delay)):
+            if value is not None:
+                if value < 0:
+                    raise ValueError(f"{name} must be >= 0 seconds, not {value!r}")
+                setattr(world, name, float(value))
+        if pod_management_policy is not None:
+            if pod_management_policy not in ("OrderedReady", "Parallel"):
+                raise ValueError(f"pod_management_policy must be OrderedReady or Parallel, not {pod_management_policy!r}")
+            world.pod_management_policy = world.sts.pod_management_policy = pod_management_policy
         self.world = world
         self.dns = DnsServer(world, dns_host, dns_port)
         self.pods = EchoPods(world)
-        self.api: KubeApi | None = KubeApi(world, api_host, api_port) if api else None
+        self.controller: Controller | None = Controller(world, self.pods.sync) if controller else None
+        self.api: KubeApi | None = KubeApi(world, api_host, api_port, controller=self.controller) if api else None
 
     async def start(self) -> "Sandbox":
         await self.pods.start()
         await self.dns.start()
         if self.api is not None:
             await self.api.start()
+        if self.controller is not None:
+            await self.controller.start()
         return self
 
     async def stop(self) -> None:
         if self.api is not None:
-            await self.api.stop()
+            await self.api.stop()  # ends open watches first
+        if self.controller is not None:
+            await self.controller.stop()
         await self.dns.stop()
         await self.pods.stop()
 
@@ -50,8 +75,12 @@ class Sandbox:
         await self.stop()
 
     async def sync(self) -> None:
-        """Apply world changes to the listeners (DNS reads the world on every query)."""
+        """Apply world changes made by hand (a test's) at once: the echo pods re-bind, DNS serves the
+        world as it is now (without dns_delay; not with dns-stuck), the controller looks again."""
         await self.pods.sync()
+        self.dns.answerer.catch_up()
+        if self.controller is not None:
+            self.controller.kick()
 
     @property
     def api_url(self) -> str | None:

@@ -7,10 +7,16 @@ package is imported only in KubeApi.start(): the DNS server and echo pods never 
 Served (GET unless said): /version, /api, /api/v1, /apis, /apis/{group}, /apis/{group}/{version};
 statefulsets (apps/v1), services, pods, endpointslices (discovery.k8s.io/v1),
 persistentvolumeclaims: list (namespaced and across namespaces, labelSelector, fieldSelector,
-limit/continue) and get by name (also the status subresource); configmaps: get, list, create
-(POST), update (PUT, resourceVersion checked: 409 when stale) and delete. Errors are V1Status
+limit/continue) and get by name (also the status subresource); watch (?watch=true) of every kind
+of those: newline-delimited JSON events, ADDED for what exists when no resourceVersion (or "0")
+is given, else the events after it (410 Gone, as an ERROR event, when it is too old), ended at
+timeoutSeconds or when the sandbox stops. configmaps: get, list, create (POST), update (PUT,
+resourceVersion checked: 409 when stale) and delete. Through the StatefulSet controller
+(controller.py): pods: delete (V1DeleteOptions: preconditions uid and resourceVersion,
+gracePeriodSeconds); statefulsets: patch of spec.replicas, and the scale subresource (get, patch,
+update: V1Scale). Patches: strategic-merge, merge and JSON patch. Errors are V1Status
 bodies with a real server's reasons and messages (NotFound, Forbidden, Conflict, AlreadyExists,
-BadRequest, Invalid, MethodNotAllowed).
+BadRequest, Invalid, MethodNotAllowed, UnsupportedMediaType).
 
 Every request lands in `KubeApi.requests` with its RBAC verb, API group, resource and
 subresource; `KubeApi.rbac()` turns them into the rules a run needed.
@@ -18,9 +24,11 @@ subresource; `KubeApi.rbac()` turns them into the rules a run needed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
+import time
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,6 +39,7 @@ from ssdns.sandbox.world import (
     SERVICE_NAME_LABEL,
     AlreadyExists,
     Conflict,
+    Event,
     NotFound,
     ObjectError,
     SandboxConfigMap,
@@ -46,6 +55,10 @@ MAX_BODY = 3 * 1024 * 1024
 CONFIGMAP_MAX = 1024 * 1024  # the API server's limit on a ConfigMap's data
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _DATA_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+WATCH_DEFAULT = 1800  # seconds: a watch without timeoutSeconds ends after this (the server's min-request-timeout)
+WATCH_MAX = 3600
+WATCH_TICK = 1.0  # seconds: a watch looks at the journal at least this often, even without a wake-up
+PATCH_TYPES = ("application/strategic-merge-patch+json", "application/merge-patch+json", "application/json-patch+json")
 
 
 class Rfc3339(datetime):
@@ -231,28 +244,34 @@ class Kind:
 
 READ = ("get", "list", "watch")
 KINDS = {k.plural: k for k in (
-    Kind("", "v1", "pods", "Pod", READ, ("po",), POD_FIELDS),
+    Kind("", "v1", "pods", "Pod", ("delete", "get", "list", "watch"), ("po",), POD_FIELDS),
     Kind("", "v1", "services", "Service", READ, ("svc",)),
     Kind("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", READ, ("pvc",)),
     Kind("", "v1", "configmaps", "ConfigMap", ("create", "delete", "get", "list", "update", "watch"), ("cm",)),
-    Kind("apps", "v1", "statefulsets", "StatefulSet", READ, ("sts",)),
+    Kind("apps", "v1", "statefulsets", "StatefulSet", ("get", "list", "patch", "watch"), ("sts",)),
     Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", READ),
 )}
 STATUS_SUBRESOURCE = ("pods", "services", "persistentvolumeclaims", "statefulsets")
+SCALE_VERBS = ("get", "patch", "update")  # statefulsets/scale
 
 
 class KubeApi:
-    """`await KubeApi(world).start()`; `url`; `requests`; `rbac()`."""
+    """`await KubeApi(world, controller=...).start()`; `url`; `requests`; `rbac()`. Without a
+    controller, pod deletes and scaling are refused (405)."""
 
     def __init__(self, world: World, host: str = API_HOST, port: int = 0, *,
-                 user: str | None = None):
+                 user: str | None = None, controller=None):
         self.world = world
         self.host, self.port = host, port
         self.user = user or f"system:serviceaccount:{world.namespace}:ssdns"
+        self.controller = controller
         self.requests: list[ApiRequest] = []
         self._runner: web.AppRunner | None = None
         self._k = None  # kubernetes.client, once started
         self._serializer = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchers: set[asyncio.Event] = set()  # one per open watch: set on every world change
+        self._stopping = False
 
     @property
     def url(self) -> str:
@@ -265,18 +284,45 @@ class KubeApi:
 
         self._k = client
         self._serializer = client.ApiClient()
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
+        self.world.listeners.append(self._on_change)
 
     async def stop(self) -> None:
+        """Stop serving; open watches end cleanly (their streams are closed with a last chunk)."""
+        self._stopping = True
+        if self._on_change in self.world.listeners:
+            self.world.listeners.remove(self._on_change)
+        for ev in list(self._watchers):
+            ev.set()
+        for _ in range(50):  # bounded: up to 1 s for the watches to finish their last write
+            if not self._watchers:
+                break
+            await asyncio.sleep(0.02)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    def _on_change(self) -> None:
+        """A world listener: wake the open watches (from any thread)."""
+        if not self._watchers or self._loop is None:
+            return
+        try:
+            here = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            here = False
+        for ev in list(self._watchers):
+            if here:
+                ev.set()
+            else:
+                self._loop.call_soon_threadsafe(ev.set)
 
     def rbac(self) -> list[tuple[str, str, str]]:
         """(apiGroup, resource, verb) of every resource request so far, sorted, once each."""
@@ -306,7 +352,7 @@ class KubeApi:
                             message=e.message, reason=e.reason, details=details, code=e.code)
         return self._json(status, e.code)
 
-    async def _serve(self, request: web.Request, req: ApiRequest) -> web.Response:
+    async def _serve(self, request: web.Request, req: ApiRequest) -> web.StreamResponse:
         if req.resource is None:
             return self._discovery(req)
         kind = KINDS.get(req.resource)
@@ -314,14 +360,19 @@ class KubeApi:
         version = parts[1] if parts[0] == "api" else parts[2]
         if kind is None or kind.group != req.api_group or kind.version != version:
             raise _not_found_path()
-        if req.subresource and not (req.subresource == "status" and req.resource in STATUS_SUBRESOURCE):
+        if req.subresource and not ((req.subresource == "status" and req.resource in STATUS_SUBRESOURCE)
+                                    or (req.subresource == "scale" and req.resource == "statefulsets")):
             raise _not_found_path()
         if "*" in self.world.api_forbidden or req.resource in self.world.api_forbidden:
             raise self._forbidden(req)
+        if req.subresource == "scale" and req.name:
+            if req.verb not in SCALE_VERBS:
+                raise _not_allowed()
+            return await self._scale(request, req)
         if req.verb not in kind.verbs or (req.subresource and req.verb != "get"):
-            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            raise _not_allowed()
         if req.verb == "watch":
-            raise ApiError(405, "MethodNotAllowed", "the sandbox does not serve watch yet")
+            return await self._watch(request, kind, req)
         if req.verb == "list":
             return self._list(kind, req)
         if req.namespace is None:
@@ -330,7 +381,11 @@ class KubeApi:
             return self._json(self._render(kind, self._find(kind, req.namespace, req.name)))
         if kind.plural == "configmaps":
             return await self._write_configmap(request, req)
-        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        if kind.plural == "pods" and req.verb == "delete":
+            return await self._delete_pod(request, req)
+        if kind.plural == "statefulsets" and req.verb == "patch":
+            return await self._patch_statefulset(request, req)
+        raise _not_allowed()
 
     def _forbidden(self, req: ApiRequest) -> ApiError:
         qualified = f"{req.resource}.{req.api_group}" if req.api_group else req.resource
@@ -385,6 +440,10 @@ class KubeApi:
             if kd.plural in STATUS_SUBRESOURCE:
                 resources.append(k.V1APIResource(name=f"{kd.plural}/status", singular_name="", namespaced=True,
                                                   kind=kd.kind, verbs=["get"]))
+            if kd.plural == "statefulsets":
+                resources.append(k.V1APIResource(name="statefulsets/scale", singular_name="", namespaced=True,
+                                                  group="autoscaling", version="v1", kind="Scale",
+                                                  verbs=list(SCALE_VERBS)))
         return self._json(k.V1APIResourceList(api_version="v1", kind="APIResourceList", group_version=gv,
                                               resources=resources))
 
@@ -451,6 +510,241 @@ class KubeApi:
         list_class = getattr(k, f"V1{kind.kind}List")
         return self._json(list_class(api_version=kind.group_version, kind=f"{kind.kind}List", metadata=meta,
                                      items=items))
+
+    # --- watch ----------------------------------------------------------------------------
+
+    async def _watch(self, request: web.Request, kind: Kind, req: ApiRequest) -> web.StreamResponse:
+        """Newline-delimited JSON events, as a real server streams them; bounded by timeoutSeconds
+        (default WATCH_DEFAULT, at most WATCH_MAX) and by the sandbox's stop."""
+        w = self.world
+        try:
+            labels = parse_label_selector(req.query.get("labelSelector", ""))
+            fields = parse_field_selector(req.query.get("fieldSelector", ""), kind.fields or COMMON_FIELDS)
+        except ValueError as exc:
+            raise ApiError(400, "BadRequest", str(exc)) from None
+        timeout = min(_int(req.query.get("timeoutSeconds"), "timeoutSeconds") or WATCH_DEFAULT, WATCH_MAX)
+        rv_text = req.query.get("resourceVersion") or ""
+        since = None
+        if rv_text not in ("", "0"):
+            try:
+                since = int(rv_text)
+            except ValueError:
+                raise ApiError(400, "BadRequest", f'invalid resourceVersion "{rv_text}"') from None
+        deadline = time.monotonic() + timeout
+        wake = asyncio.Event()
+        self._watchers.add(wake)
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
+                                                       "Cache-Control": "no-cache, private"})
+        try:
+            await resp.prepare(request)
+
+            def selected(model) -> bool:
+                if not labels(model.metadata.labels):
+                    return False
+                return not req.query.get("fieldSelector") or fields(self._serializer.sanitize_for_serialization(model))
+
+            async def send(event_type: str, obj) -> None:
+                model = self._render(kind, obj)
+                if selected(model):
+                    body = {"type": event_type, "object": self._serializer.sanitize_for_serialization(model)}
+                    await resp.write(json.dumps(body, separators=(",", ":")).encode() + b"\n")
+
+            if since is None:  # list, then watch: what exists now, then what changes
+                since = w.version
+                for _, obj in self._objects(kind, req.namespace):
+                    await send("ADDED", obj)
+            elif since < w.compacted:
+                status = self._k.V1Status(
+                    api_version="v1", kind="Status", metadata=self._k.V1ListMeta(), status="Failure",
+                    message=f"too old resource version: {since} ({w.compacted + 1})", reason="Expired", code=410)
+                line = {"type": "ERROR", "object": self._serializer.sanitize_for_serialization(status)}
+                await resp.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+                return resp
+            for _ in range(int(timeout / WATCH_TICK) + 2 * WATCH_MAX):  # bounded by the deadline below
+                if self._stopping:
+                    break
+                wake.clear()
+                events, since = self._events_after(since, kind, req.namespace)
+                for ev in events:
+                    await send(ev.type, ev.obj)
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stopping:
+                    break
+                try:
+                    await asyncio.wait_for(wake.wait(), min(left, WATCH_TICK))
+                except asyncio.TimeoutError:
+                    pass
+            await resp.write_eof()
+        except ConnectionError:
+            pass  # the client went away
+        finally:
+            self._watchers.discard(wake)
+        return resp
+
+    def _events_after(self, since: int, kind: Kind, namespace: str | None) -> tuple[list[Event], int]:
+        """The journal's events of `kind` after resourceVersion `since`, oldest first; and the new `since`."""
+        w = self.world
+        if namespace is not None and namespace != w.namespace:
+            return [], w.version
+        out = []
+        for ev in reversed(w.events):
+            if ev.rv <= since:
+                break
+            if ev.kind == kind.kind:
+                out.append(ev)
+        out.reverse()
+        return out, max(since, w.version)
+
+    # --- writes through the controller (pods, scale) --------------------------------------
+
+    def _need_controller(self):
+        if self.controller is None:
+            raise ApiError(405, "MethodNotAllowed", "the sandbox runs without its StatefulSet controller: "
+                           "pods cannot be deleted nor StatefulSets scaled")
+        return self.controller
+
+    async def _delete_pod(self, request: web.Request, req: ApiRequest) -> web.Response:
+        controller = self._need_controller()
+        body = await self._body(request, optional=True)
+        if body.get("kind") not in (None, "DeleteOptions"):
+            raise ApiError(400, "BadRequest", f"the body of the request was of kind {body.get('kind')}, "
+                           "expected DeleteOptions")
+        pods = KINDS["pods"]
+        pod = self._find(pods, req.namespace, req.name)
+        pre = body.get("preconditions") or {}
+        if not isinstance(pre, dict):
+            raise ApiError(400, "BadRequest", "preconditions must be an object")
+        # the API server's rest.BeforeDelete: checked before anything changes
+        if pre.get("uid") is not None and pre["uid"] != pod.uid:
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on Pod "{pod.name}": the UID in the '
+                           f'precondition ({pre["uid"]}) does not match the UID in record ({pod.uid}). The object '
+                           "might have been deleted and then recreated", name=pod.name, kind="Pod")
+        if pre.get("resourceVersion") is not None and str(pre["resourceVersion"]) != str(pod.resource_version):
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on Pod "{pod.name}": the ResourceVersion '
+                           f'in the precondition ({pre["resourceVersion"]}) does not match the ResourceVersion in '
+                           f"record ({pod.resource_version}). The object might have been modified",
+                           name=pod.name, kind="Pod")
+        grace = body.get("gracePeriodSeconds", req.query.get("gracePeriodSeconds"))
+        if grace is not None:
+            try:
+                grace = float(grace)
+            except (TypeError, ValueError):
+                raise ApiError(400, "BadRequest", f"invalid gracePeriodSeconds {grace!r}") from None
+        if body.get("dryRun") or req.query.get("dryRun"):
+            raise ApiError(400, "BadRequest", "the sandbox does not support dryRun")
+        pod = controller.delete_pod(pod.name, grace)
+        return self._json(self._render(pods, pod))
+
+    async def _patch_statefulset(self, request: web.Request, req: ApiRequest) -> web.Response:
+        controller = self._need_controller()
+        sts_kind = KINDS["statefulsets"]
+        self._find(sts_kind, req.namespace, req.name)
+        replicas = self._patched_replicas(request, await self._patch_body(request), req.name, "StatefulSet.apps",
+                                          strict=True)
+        if replicas is not None:
+            controller.set_replicas(replicas)
+        return self._json(self._render(sts_kind, self.world.sts))
+
+    async def _scale(self, request: web.Request, req: ApiRequest) -> web.Response:
+        w = self.world
+        if req.namespace is None:
+            raise _not_found_path()
+        self._find(KINDS["statefulsets"], req.namespace, req.name)
+        if req.verb == "get":
+            return self._json(self._model_scale())
+        controller = self._need_controller()
+        if req.verb == "update":
+            body = await self._body(request)
+            meta = body.get("metadata") or {}
+            if body.get("kind") not in (None, "Scale"):
+                raise ApiError(400, "BadRequest", f"the body of the request was of kind {body.get('kind')}, "
+                               "expected Scale")
+            if meta.get("name") not in (None, req.name):
+                raise ApiError(400, "BadRequest", f"the name of the object ({meta.get('name')}) does not match "
+                               f"the name on the URL ({req.name})")
+            rv = meta.get("resourceVersion")
+            if rv not in (None, "") and str(rv) != str(w.sts.resource_version):
+                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on statefulsets.apps "{req.name}": '
+                               "the object has been modified; please apply your changes to the latest version "
+                               "and try again", name=req.name, group="apps", kind="statefulsets")
+            replicas = (body.get("spec") or {}).get("replicas", 0)
+            self._check_replicas(replicas, req.name, "Scale.autoscaling")
+        else:
+            replicas = self._patched_replicas(request, await self._patch_body(request), req.name,
+                                              "Scale.autoscaling", strict=False)
+        if replicas is not None:
+            controller.set_replicas(replicas)
+        return self._json(self._model_scale())
+
+    async def _patch_body(self, request: web.Request):
+        ctype = request.content_type
+        if ctype not in PATCH_TYPES:
+            raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted '
+                           f'media types include: {", ".join(PATCH_TYPES)}' + (
+                               " (the sandbox does not do server-side apply)" if ctype == "application/apply-patch+yaml"
+                               else ""))
+        try:
+            body = json.loads(await request.text())
+        except ValueError as exc:
+            raise ApiError(400, "BadRequest", f"the body of the request was in an unknown format: {exc}") from None
+        if ctype == "application/json-patch+json" and not isinstance(body, list):
+            raise ApiError(400, "BadRequest", "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+        if ctype != "application/json-patch+json" and not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the body of the request must be a JSON object")
+        return body
+
+    def _patched_replicas(self, request: web.Request, body, name: str, what: str, *, strict: bool) -> int | None:
+        """spec.replicas from a merge/strategic patch ({"spec": {"replicas": N}}) or a JSON patch
+        ([{"op": "replace", "path": "/spec/replicas", "value": N}]); None when it leaves it alone.
+        strict: any other spec change is refused (the sandbox changes nothing else)."""
+        replicas = None
+        if isinstance(body, list):
+            for op in body:
+                if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "test") or "path" not in op:
+                    raise ApiError(422, "Invalid", f"{what} {name!r}: the sandbox's JSON patches only replace or "
+                                   "test /spec/replicas", name=name)
+                if op["path"] != "/spec/replicas":
+                    if strict or op["path"].startswith("/spec/"):
+                        raise ApiError(422, "Invalid", f"{what} {name!r}: the sandbox only patches /spec/replicas, "
+                                       f"not {op['path']}", name=name)
+                    continue
+                if op["op"] == "test":
+                    if op.get("value") != self.world.sts.replicas:
+                        raise ApiError(422, "Invalid", f"testing value /spec/replicas failed", name=name)
+                    continue
+                replicas = op.get("value")
+        else:
+            spec = body.get("spec")
+            if spec is not None and not isinstance(spec, dict):
+                raise ApiError(400, "BadRequest", "spec must be an object")
+            spec = spec or {}
+            others = sorted(k for k in spec if k != "replicas")
+            if strict and others:
+                raise ApiError(422, "Invalid", f'{what} "{name}" is invalid: the sandbox only patches spec.replicas, '
+                               f"not spec.{', spec.'.join(others)}", name=name)
+            if "replicas" in spec:
+                replicas = spec["replicas"]
+        if replicas is not None:
+            self._check_replicas(replicas, name, what)
+        return replicas
+
+    @staticmethod
+    def _check_replicas(replicas, name: str, what: str) -> None:
+        if isinstance(replicas, bool) or not isinstance(replicas, int):
+            raise ApiError(400, "BadRequest", f"json: cannot unmarshal {type(replicas).__name__} into Go struct "
+                           "field Spec.spec.replicas of type int32")
+        if replicas < 0:
+            raise ApiError(422, "Invalid", f'{what} "{name}" is invalid: spec.replicas: Invalid value: {replicas}: '
+                           "must be greater than or equal to 0", name=name)
+
+    def _model_scale(self):
+        k, w = self._k, self.world
+        replicas, _, _ = statefulset_status(w)
+        selector = ",".join(f"{key}={value}" for key, value in sorted(w.selector.items()))
+        return k.V1Scale(api_version="autoscaling/v1", kind="Scale",
+                         metadata=self._meta(w.sts, w.statefulset),
+                         spec=k.V1ScaleSpec(replicas=w.sts.replicas),
+                         status=k.V1ScaleStatus(replicas=replicas, selector=selector))
 
     # --- writes (ConfigMaps) --------------------------------------------------------------
 
@@ -522,9 +816,12 @@ class KubeApi:
         return ApiError(404, "NotFound", f'configmaps "{name}" not found', name=name, kind="configmaps")
 
     @staticmethod
-    async def _body(request: web.Request) -> dict:
+    async def _body(request: web.Request, *, optional: bool = False) -> dict:
+        text = await request.text()
+        if optional and not text.strip():
+            return {}
         try:
-            body = json.loads(await request.text())
+            body = json.loads(text)
         except ValueError as exc:
             raise ApiError(400, "BadRequest", f"the body of the request was in an unknown format: {exc}") from None
         if not isinstance(body, dict):
@@ -593,11 +890,18 @@ class KubeApi:
                           owner_references=self._owner_sts())
         if p.terminating:
             meta.deletion_timestamp, meta.deletion_grace_period_seconds = ts(p.deleted_at or p.ready_changed), 30
-        status = k.V1ContainerStatus(
-            name="nginx", image=IMAGE, image_id=f"{IMAGE}@sha256:{'0' * 64}", ready=p.ready and p.phase == "Running",
-            restart_count=p.restart_count, started=p.phase == "Running",
-            container_id=f"containerd://{p.uid.replace('-', '')}{'0' * 32}",
-            state=k.V1ContainerState(running=k.V1ContainerStateRunning(started_at=started)))
+        running = p.phase == "Running"
+        if running:
+            status = k.V1ContainerStatus(
+                name="nginx", image=IMAGE, image_id=f"{IMAGE}@sha256:{'0' * 64}", ready=p.ready,
+                restart_count=p.restart_count, started=True,
+                container_id=f"containerd://{p.uid.replace('-', '')}{'0' * 32}",
+                state=k.V1ContainerState(running=k.V1ContainerStateRunning(started_at=started)))
+        else:  # Pending: the container is being created, the pod has no IP yet
+            status = k.V1ContainerStatus(
+                name="nginx", image=IMAGE, image_id="", ready=False, restart_count=0, started=False,
+                state=k.V1ContainerState(waiting=k.V1ContainerStateWaiting(reason="ContainerCreating")))
+        ip = p.ip if running or p.phase in ("Succeeded", "Failed") else None
         return k.V1Pod(
             api_version="v1", kind="Pod", metadata=meta,
             spec=k.V1PodSpec(
@@ -608,11 +912,12 @@ class KubeApi:
                 volumes=[k.V1Volume(name=w.sts.claim_template, persistent_volume_claim=k.V1PersistentVolumeClaimVolumeSource(
                     claim_name=w.pvc_name(p.name)))]),
             status=k.V1PodStatus(
-                phase=p.phase, pod_ip=p.ip or None, pod_ips=[k.V1PodIP(ip=p.ip)] if p.ip else None,
+                phase=p.phase, pod_ip=ip or None, pod_ips=[k.V1PodIP(ip=ip)] if ip else None,
                 host_ip=node_ip, host_ips=[k.V1HostIP(ip=node_ip)] if node_ip else None,
                 start_time=started, qos_class="BestEffort",
                 conditions=[
-                    k.V1PodCondition(type="PodReadyToStartContainers", status="True", last_transition_time=started),
+                    k.V1PodCondition(type="PodReadyToStartContainers", status="True" if running else "False",
+                                     last_transition_time=started),
                     k.V1PodCondition(type="Initialized", status="True", last_transition_time=started),
                     k.V1PodCondition(type="Ready", status=cond, last_transition_time=ts(p.ready_changed)),
                     k.V1PodCondition(type="ContainersReady", status=cond, last_transition_time=ts(p.ready_changed)),
@@ -719,6 +1024,10 @@ class KubeApi:
 
 def _not_found_path() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def _not_allowed() -> ApiError:
+    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
 
 def _int(text: str | None, what: str) -> int:

@@ -4,12 +4,21 @@ Authoritative for the cluster zone and the reverse zones; NXDOMAIN with the SOA 
 names, NODATA with the SOA for a known name without the asked type, TC=1 (question kept, no
 answers) when a UDP answer does not fit 512 bytes or the client's EDNS payload, the pods'
 A records in the Additional section of an SRV answer, REFUSED outside its zones.
+
+Like CoreDNS, it lags the API: it answers from the records as they were `world.dns_delay` seconds
+ago (CoreDNS learns of EndpointSlice changes through its watch and serves them from its cache).
+Every world change is rendered at once and held back until it is due; the state at start is served
+at once (CoreDNS syncs before it serves), and `catch_up()` (what Sandbox.sync() calls after a test
+changed the world by hand) serves the current state at once. With the fault dns-stuck it serves
+what it served when the fault was applied, forever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import struct
+import time
+from collections import deque
 
 import dns.exception
 import dns.flags
@@ -24,24 +33,82 @@ from ssdns.sandbox.records import records
 from ssdns.sandbox.world import World
 
 MAX_UDP = 4096
+MAX_PENDING = 4096  # world changes waiting out dns_delay; beyond that the oldest is skipped
 
 
 class Answerer:
-    """Builds replies from the world's records; re-renders only when the world changed."""
+    """Builds replies from the world's records as of `world.dns_delay` seconds ago."""
 
     def __init__(self, world: World):
         self.world = world
-        self._version = -1
+        self._version = -1  # the world version the served view was rendered from
         self._rrsets: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = {}
         self._names: set[dns.name.Name] = set()
+        self._pending: deque = deque(maxlen=MAX_PENDING)  # (due, version, records), oldest first
+        self._frozen = False  # dns-stuck: the served view no longer changes
+        self._live = True  # no change is waiting out the lag: serve the world itself
+        self._fresh = False  # in live mode, the served view was rendered by a query (not ahead of one)
+        self._started = False
         self.queries = 0
 
-    def _refresh(self) -> None:
-        if self._version == self.world.version:
+    # --- the lagging view ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Serve the world as it is now, then follow its changes with the lag."""
+        self._serve(records(self.world), self.world.version)
+        self._frozen = self.world.dns_stuck
+        self._live, self._fresh = True, False
+        self._started = True
+        self.world.listeners.append(self._on_change)
+
+    def stop(self) -> None:
+        if self._on_change in self.world.listeners:
+            self.world.listeners.remove(self._on_change)
+        self._started = False
+
+    def _on_change(self) -> None:
+        w = self.world
+        if self._frozen:
             return
+        if w.dns_stuck:  # the fault was just applied: what is served now stays
+            self._advance()
+            self._frozen = True
+            self._pending.clear()
+            return
+        if w.dns_delay > 0:
+            # What is served now (the world before this change: live mode never lets the world
+            # change unseen) is kept until the change is due.
+            self._live = False
+            self._pending.append((time.monotonic() + w.dns_delay, w.version, records(w)))
+
+    def catch_up(self) -> None:
+        """Serve the current world at once (not with dns-stuck)."""
+        if not self._frozen and self._started:
+            self._pending.clear()
+            self._serve(records(self.world), self.world.version)
+            self._live, self._fresh = True, False
+
+    def _advance(self) -> None:
+        w = self.world
+        if self._frozen or not self._started:
+            return
+        if self._live or w.dns_delay <= 0:  # follow the world itself, rendered when asked
+            self._pending.clear()
+            if self._version != w.version or not self._fresh or not self._live:
+                self._serve(records(w), w.version)
+            self._live = self._fresh = True
+            return
+        due = None
+        now = time.monotonic()
+        while self._pending and self._pending[0][0] <= now:
+            due = self._pending.popleft()
+        if due is not None and due[1] != self._version:
+            self._serve(due[2], due[1])
+
+    def _serve(self, recs, version: int) -> None:
         w = self.world
         self._rrsets, self._names = {}, set()
-        for owner, types in records(w).items():
+        for owner, types in recs.items():
             name = dns.name.from_text(owner)
             self._names.add(name)
             for rdtype, values in types.items():
@@ -51,8 +118,15 @@ class Answerer:
         self.zone = dns.name.from_text(w.zone + ".")
         self.soa = dns.rrset.from_text(
             self.zone, w.ttl, "IN", "SOA",
-            f"ns.dns.{w.zone}. hostmaster.{w.zone}. {w.version + 1} 7200 1800 86400 {w.ttl}")
-        self._version = w.version
+            f"ns.dns.{w.zone}. hostmaster.{w.zone}. {version + 1} 7200 1800 86400 {w.ttl}")
+        self._version = version
+
+    def _refresh(self) -> None:
+        if not self._started:  # answering without start(): the world as it is (no lag)
+            if self._version != self.world.version:
+                self._serve(records(self.world), self.world.version)
+            return
+        self._advance()
 
     def _apex(self, qname: dns.name.Name) -> dns.name.Name | None:
         for apex in (self.zone, dns.name.from_text("in-addr.arpa."), dns.name.from_text("ip6.arpa.")):
@@ -132,6 +206,7 @@ class DnsServer:
         self._tcp: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
+        self.answerer.start()
         loop = asyncio.get_running_loop()
         for _ in range(5):  # port 0: UDP picks a port, TCP must then get the same one
             self._udp, _ = await loop.create_datagram_endpoint(
@@ -149,6 +224,7 @@ class DnsServer:
         raise OSError(f"could not bind UDP and TCP on one port at {self.host}")
 
     async def stop(self) -> None:
+        self.answerer.stop()
         if self._udp is not None:
             self._udp.close()
         if self._tcp is not None:

@@ -2,8 +2,9 @@
 
 Each is given as KIND[:ARG] on the command line (--fault wrong-name:web-1=web-2). Most change
 the World the way a real cluster goes wrong, so DNS, the API and the pods all follow the
-EndpointSlice rules; a few (missing-dns, stale-dns, dns-other-pod, extra-ip) make DNS disagree
-with the API on purpose.
+EndpointSlice rules; a few (missing-dns, stale-dns, dns-other-pod, extra-ip, dns-stuck) make DNS
+disagree with the API on purpose. The replacement-* faults act later: on the pods the StatefulSet
+controller re-creates (after a delete, or when a scaled-down ordinal comes back).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ FAULTS = {
                      + "), or for everything",
     "wrong-subdomain": "wrong-subdomain:POD   POD's spec.subdomain is not the Service: no hostname, no per-pod name",
     "no-service": "no-service            the StatefulSet's serviceName names no Service: 404 in the API, NXDOMAIN",
+    "dns-stuck": "dns-stuck             DNS never catches up: it keeps serving the records it served when the "
+                 "fault was applied",
+    "replacement-wrong-name": "replacement-wrong-name:POD[=OTHER]  POD's replacement answers HTTP with OTHER's name "
+                              "(default: the next pod's)",
+    "replacement-new-volume": "replacement-new-volume:POD  POD's replacement gets its claim re-created on a new "
+                              "volume (its old data is gone)",
 }
 
 
@@ -83,6 +90,21 @@ def apply_fault(world: World, spec: str) -> None:
                 world.svc.cluster_ip = CLUSTER_IP
             else:
                 world.svc = None
+    elif kind == "dns-stuck":
+        if arg:
+            raise UsageError(f"fault {spec!r} takes no argument: give {kind}")
+        world.dns_stuck = True
+    elif kind == "replacement-wrong-name":
+        name, _, other = arg.partition("=")
+        pod = _pod(world, name, spec)
+        if not other:
+            n = len(world.pods)
+            other = f"{world.statefulset}-{(pod.ordinal + 1) % n if n > 1 else pod.ordinal + 1}"
+        elif other == pod.name:
+            raise UsageError(f"fault {spec!r}: a pod answering with its own name is no fault; give another name")
+        world.replacement_answer_as[pod.name] = other
+    elif kind == "replacement-new-volume":
+        world.replacement_new_volume.add(_pod(world, arg, spec).name)
     elif kind == "api-forbidden":
         if arg and arg not in API_RESOURCES:
             raise UsageError(f"fault {spec!r}: {arg!r} is not one of {', '.join(API_RESOURCES)}")

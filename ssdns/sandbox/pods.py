@@ -1,5 +1,6 @@
 """Echo pods: one HTTP listener per pod on the pod's own 127.x address, answering every path
-with the pod's hostname and no trailing newline, as agnhost serve-hostname does."""
+with the pod's hostname and no trailing newline, as agnhost serve-hostname does. A pod listens
+once it is Running (a Pending pod has no container yet) and until its object is gone."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class EchoPods:
 
     async def sync(self) -> None:
         """Listen on exactly the IPs of pods that are up: a pod that moved or went away stops answering."""
-        want = {p.ip for p in self.world.pods if p.http_up}
+        want = {p.ip for p in self.world.pods if p.http_up and p.phase == "Running"}
         for ip in list(self._sites):
             if ip not in want:
                 await self._sites.pop(ip).stop()

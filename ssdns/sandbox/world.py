@@ -1,13 +1,17 @@
 """The sandbox's single source of truth: one emulated StatefulSet behind one headless Service.
 
 DNS, the echo pods and the Kubernetes API all render this state, so they tell one consistent
-story unless a fault says otherwise. Pure data and pure functions; no sockets, no kubernetes import.
+story unless a fault says otherwise. Pure data and pure functions; no sockets, no kubernetes import,
+no clock: the timings (terminate_delay, start_delay, ready_delay, dns_delay) are settings that the
+StatefulSet controller (controller.py) and the DNS server (dnsserver.py) act on.
 
 What the API server adds to every object (uid, creationTimestamp, resourceVersion) lives here
 too: `World.changed()` bumps the global `version` and gives every object whose API-visible
 content changed since the last call `resource_version = version`, recording ADDED / MODIFIED /
-DELETED in `events` (what a watch will replay). Mutate the world, then call `changed()`; the
-helpers below (add_pod, replace_pod, delete_pod, set_ready, scale, the ConfigMap writes) do.
+DELETED in `events` with a snapshot of the object as it was then (what a watch replays), then
+tells the `listeners` (the DNS server's lagging view, the API's open watches). Mutate the world,
+then call `changed()`; the helpers below (add_pod, create_pod, start_pod, replace_pod,
+terminate_pod, delete_pod, set_ready, scale, set_replicas, the ConfigMap writes) do.
 
 The EndpointSlice view is computed, never stored: `endpoints(world)` applies the EndpointSlice
 controller's rules to the pods and the Service, and both DNS (records.py) and the API render
@@ -16,9 +20,12 @@ it, so they cannot disagree unless a fault says so.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
+import math
 import uuid
 from collections import deque
+from typing import NamedTuple
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 
@@ -29,6 +36,9 @@ MAX_ENDPOINTS_PER_SLICE = 100  # the EndpointSlice controller's default --max-en
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+POLICIES = ("OrderedReady", "Parallel")  # spec.podManagementPolicy
+EVENTS_KEPT = 10000  # the watch cache: a watch from an older resourceVersion gets 410 Gone
 
 HIDDEN = {"api": False}  # field metadata: a fault the API cannot see (does not bump resourceVersion)
 
@@ -54,14 +64,14 @@ class Tracked:
 class SandboxPod(Tracked):
     name: str
     ordinal: int
-    ip: str  # status.podIP: where the echo pod listens, what the EndpointSlice lists
+    ip: str  # where the echo pod listens, what the EndpointSlice lists; status.podIP unless Pending
     ready: bool = True  # the Ready condition (readiness probe passing)
     answer_as: str | None = field(default=None, metadata=HIDDEN)  # fault: answers HTTP with this name
     in_dns: bool = field(default=True, metadata=HIDDEN)  # fault: False leaves the pod out of every DNS record
     http_up: bool = field(default=True, metadata=HIDDEN)  # fault: False means nothing listens on the pod's IP
     dns_ip: str | None = field(default=None, metadata=HIDDEN)  # fault: DNS serves this address instead of ip
     node: str = ""  # spec.nodeName
-    phase: str = "Running"  # status.phase
+    phase: str = "Running"  # status.phase: Pending (created, no IP yet, nothing listens), Running
     restart_count: int = 0  # the container's restartCount
     terminating: bool = False  # metadata.deletionTimestamp is set (graceful deletion in progress)
     deleted_at: datetime | None = None  # metadata.deletionTimestamp, when terminating
@@ -170,6 +180,16 @@ class Conflict(ObjectError):
     reason = "Conflict"
 
 
+class Event(NamedTuple):
+    """One journal entry: what a watch sends. `obj` is a snapshot of the object at `rv` (for an
+    EndpointSlice: (slice identity, endpoints)); DELETED carries the last state, stamped `rv`."""
+
+    rv: int
+    type: str  # ADDED, MODIFIED, DELETED
+    kind: str  # Pod, PersistentVolumeClaim, Service, StatefulSet, EndpointSlice, ConfigMap
+    obj: object
+
+
 @dataclass
 class World:
     namespace: str = "default"
@@ -190,13 +210,32 @@ class World:
     svc: SandboxService | None = field(default=None, init=False)  # None: the Service does not exist
     sts: SandboxStatefulSet = field(init=False)
     slices: list[SandboxSlice] = field(default_factory=list, init=False)
-    events: deque = field(default_factory=lambda: deque(maxlen=10000), init=False)  # (rv, type, kind, obj)
+    events: deque = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT), init=False)  # of Event
+    compacted: int = field(default=0, init=False)  # events at or below this resourceVersion may be gone
+    # Timings, in seconds (the controller and the DNS server act on them; 0 means at once):
+    terminate_delay: float = 0.1  # a deleted pod stays terminating (deletionTimestamp set) this long
+    start_delay: float = 0.05  # a created pod is Pending (no IP, nothing listening) this long ...
+    ready_delay: float = 0.3  # ... and becomes Ready this long after it was created
+    dns_delay: float = 0.3  # DNS answers with the endpoints as they were this long ago (CoreDNS's lag)
+    pod_management_policy: str = "OrderedReady"  # or Parallel: how the controller scales
+    # Faults the controller and DNS act on (faults.py):
+    dns_stuck: bool = False  # DNS never catches up: it serves what it served when this was set
+    replacement_answer_as: dict[str, str] = field(default_factory=dict)  # pod -> name its re-creations answer with
+    replacement_new_volume: set[str] = field(default_factory=set)  # pods whose re-creation gets a new claim
+    listeners: list = field(default_factory=list, init=False, repr=False, compare=False)  # called by changed()
     _next_ip: int = 1
-    _seen: dict = field(default_factory=dict, init=False, repr=False)  # uid -> (kind, obj, fingerprint)
+    _seen: dict = field(default_factory=dict, init=False, repr=False)  # uid -> (kind, snapshot, fingerprint)
 
     def __post_init__(self) -> None:
+        for name in ("terminate_delay", "start_delay", "ready_delay", "dns_delay"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number of seconds >= 0, not {value!r}")
+        if self.pod_management_policy not in POLICIES:
+            raise ValueError(f"pod_management_policy must be one of {', '.join(POLICIES)}, "
+                             f"not {self.pod_management_policy!r}")
         self.svc = SandboxService(self.service, selector=self.selector, labels={"app": self.app})
-        self.sts = SandboxStatefulSet(replicas=len(self.pods))
+        self.sts = SandboxStatefulSet(replicas=len(self.pods), pod_management_policy=self.pod_management_policy)
 
     # --- lookups ---------------------------------------------------------------------------
 
@@ -299,6 +338,46 @@ class World:
         self.changed()
         return new
 
+    def create_pod(self, ordinal: int) -> SandboxPod:
+        """What the StatefulSet controller creates: pod <statefulset>-<ordinal>, Pending (its IP is
+        allocated but not yet published, nothing listens), not Ready; start_pod() and set_ready()
+        move it on. A returning ordinal (its claim exists) reuses its claim, unless the fault
+        replacement-new-volume re-creates the claim on a new volume; replacement-wrong-name makes
+        a returning pod answer HTTP with another name."""
+        name = f"{self.statefulset}-{ordinal}"
+        if any(p.name == name for p in self.pods):
+            raise ValueError(f"pod {name} exists")
+        returning = any(c.name == self.pvc_name(name) for c in self.pvcs)
+        if returning and name in self.replacement_new_volume:
+            self.pvcs = [c for c in self.pvcs if c.name != self.pvc_name(name)]  # a new claim, a new volume
+        self._ensure_pvc(name)
+        pod = self._new_pod(ordinal)
+        pod.phase, pod.ready = "Pending", False
+        if returning:
+            pod.answer_as = self.replacement_answer_as.get(name)
+        self.pods.append(pod)
+        self.pods.sort(key=lambda p: p.ordinal)
+        self.changed()
+        return pod
+
+    def start_pod(self, name: str) -> SandboxPod:
+        """The containers started: Running, status.podIP set, the echo pod listens (not Ready yet)."""
+        pod = self.pod(name)
+        if pod.phase != "Running":
+            pod.phase = "Running"
+            self.changed()
+        return pod
+
+    def set_replicas(self, replicas: int) -> None:
+        """spec.replicas = N, as a write to the StatefulSet or its scale subresource does; the
+        controller then moves the pods (scale() is the instant version)."""
+        if replicas < 0:
+            raise ValueError("replicas must be >= 0")
+        if replicas != self.sts.replicas:
+            self.sts.replicas = replicas
+            self.sts.generation += 1
+            self.changed()
+
     def set_ready(self, name: str, ready: bool) -> SandboxPod:
         pod = self.pod(name)
         if pod.ready != ready:
@@ -348,33 +427,58 @@ class World:
     # --- versions --------------------------------------------------------------------------
 
     def changed(self) -> None:
-        """Bump the version; stamp every object whose API-visible content changed; journal it."""
+        """Bump the version; stamp every object whose API-visible content changed; journal it with
+        a snapshot; tell the listeners."""
         self.version += 1
         seen: dict = {}
-        for kind, obj, fp in self._objects():
-            seen[obj.uid] = (kind, obj, fp)
+        for kind, obj, fp, extra in self._objects():
             before = self._seen.get(obj.uid)
             if before is None or before[2] != fp:
                 obj.resource_version = self.version
-                self.events.append((self.version, "ADDED" if before is None else "MODIFIED", kind, obj))
-        for uid, (kind, obj, _) in self._seen.items():
+                snap = _snapshot(obj, extra)
+                self._journal(Event(self.version, "ADDED" if before is None else "MODIFIED", kind, snap))
+            else:
+                snap = before[1]
+            seen[obj.uid] = (kind, snap, fp)
+        for uid, (kind, snap, _) in self._seen.items():
             if uid not in seen:
-                self.events.append((self.version, "DELETED", kind, obj))
+                self._journal(Event(self.version, "DELETED", kind, _stamped(snap, self.version)))
         self._seen = seen
+        for listener in list(self.listeners):
+            listener()
+
+    def _journal(self, event: Event) -> None:
+        if len(self.events) == self.events.maxlen:
+            self.compacted = self.events[0].rv
+        self.events.append(event)
 
     def _objects(self):
         yield "StatefulSet", self.sts, (fingerprint(self.sts), self.statefulset, self.service, self.app,
-                                         self.port, self.port_name, statefulset_status(self))
+                                         self.port, self.port_name, statefulset_status(self)), None
         if self.svc is not None:
-            yield "Service", self.svc, (fingerprint(self.svc), self.port, self.port_name, self.proto)
+            yield "Service", self.svc, (fingerprint(self.svc), self.port, self.port_name, self.proto), None
         for ident, eps in endpoint_slices(self):
-            yield "EndpointSlice", ident, (tuple(e.api_view() for e in eps), self.port, self.port_name)
+            yield "EndpointSlice", ident, (tuple(e.api_view() for e in eps), self.port, self.port_name), tuple(eps)
         for p in self.pods:
-            yield "Pod", p, (fingerprint(p), self.port)
+            yield "Pod", p, (fingerprint(p), self.port), None
         for c in self.pvcs:
-            yield "PersistentVolumeClaim", c, fingerprint(c)
+            yield "PersistentVolumeClaim", c, fingerprint(c), None
         for cm in self.configmaps.values():
-            yield "ConfigMap", cm, fingerprint(cm)
+            yield "ConfigMap", cm, fingerprint(cm), None
+
+
+def _snapshot(obj, extra):
+    """The object as it is now (shallow: the sandbox replaces, never edits, its dicts and lists)."""
+    snap = copy.copy(obj)
+    return snap if extra is None else (snap, extra)
+
+
+def _stamped(snap, rv: int):
+    if isinstance(snap, tuple):
+        return (_stamped(snap[0], rv), snap[1])
+    snap = copy.copy(snap)
+    snap.resource_version = rv
+    return snap
 
 
 def fingerprint(obj) -> tuple:
@@ -394,7 +498,7 @@ def _freeze(v):
 def endpoints(world: World) -> list[Endpoint]:
     """The Service's endpoints, as the EndpointSlice controller computes them from the pods.
 
-    Pods selected by the Service, with an IP and not in a terminal phase, are all listed:
+    Pods selected by the Service, with an IP (not Pending) and not in a terminal phase, are all listed:
     ready = publishNotReadyAddresses or (Ready and not terminating); serving = Ready;
     hostname only when spec.hostname is set and spec.subdomain names this Service.
     """
@@ -403,7 +507,7 @@ def endpoints(world: World) -> list[Endpoint]:
         return []
     out = []
     for p in world.pods:
-        if not p.ip or p.phase in ("Succeeded", "Failed"):
+        if not p.ip or p.phase in ("Pending", "Succeeded", "Failed"):
             continue
         if any(p.labels.get(k) != v for k, v in svc.selector.items()):
             continue
