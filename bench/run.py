@@ -129,6 +129,7 @@ class SandboxProcess:
     def __init__(self, pods: int, duration: float, ready_timeout: float = 120.0):
         self.pods, self.duration, self.ready_timeout = pods, duration, ready_timeout
         self.proc: subprocess.Popen | None = None
+        self.cwd: str | None = None
         self._err = tempfile.TemporaryFile()
         self.nameserver = self.ns_host = ""
         self.ns_port = self.http_port = 0
@@ -137,7 +138,11 @@ class SandboxProcess:
 
     def __enter__(self) -> "SandboxProcess":
         cmd = [PY, "-m", "ssdns", "sandbox", "--pods", str(self.pods), "--duration", str(self.duration)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err, cwd=ROOT)
+        # Its own working directory: the sandbox writes its kubeconfig there, and another sandbox
+        # started in the repository must not overwrite ours. PYTHONPATH: this tree's ssdns.
+        self.cwd = tempfile.mkdtemp(prefix="ssdns-bench-")
+        env = {**ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err, cwd=self.cwd, env=env)
         try:
             self._read_banner()
         except BaseException:
@@ -165,6 +170,9 @@ class SandboxProcess:
             if m_check:
                 self.banner = text
                 self.check_args = shlex.split(m_check.group(1))
+                for i, arg in enumerate(self.check_args[:-1]):  # relative to the sandbox's directory
+                    if arg == "--kubeconfig" and not os.path.isabs(self.check_args[i + 1]):
+                        self.check_args[i + 1] = os.path.join(self.cwd, self.check_args[i + 1])
                 m_ns = re.search(r"nameserver (\S+):(\d+)", text)
                 m_port = re.search(r"\bport (\d+)", text)
                 if not (m_ns and m_port):
@@ -194,6 +202,8 @@ class SandboxProcess:
         if self.proc is not None and self.proc.stdout:
             self.proc.stdout.close()
         self._err.close()
+        if self.cwd:
+            shutil.rmtree(self.cwd, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- the shell-loop baseline
@@ -353,10 +363,11 @@ def bench_startup(repeat: int, log) -> dict:
             m = re.search(r"--kubeconfig (\S+)", sb.banner)
             base = [a for a in ssdns_cmd(sb) if a not in ("--api", "off")]
             if m or "--kubeconfig" in sb.check_args:  # the sandbox serves an API: a real check with it
-                api_cmd = [*base, "--api", "on"] + ([] if "--kubeconfig" in sb.check_args else ["--kubeconfig", m.group(1)])
+                api_cmd = [*base, "--api", "on"] + ([] if "--kubeconfig" in sb.check_args
+                                                     else ["--kubeconfig", os.path.join(sb.cwd, m.group(1))])
                 out["api_what"] = "`ssdns check --api on`, 3 pods, the sandbox's API"
             else:  # no API server to ask: the API path's start-up cost, up to a refused connection
-                kc = Path(tempfile.mkdtemp()) / "kubeconfig"
+                kc = Path(sb.cwd) / "closed-port.kubeconfig"  # removed with the sandbox's directory
                 kc.write_text(KUBECONFIG_CLOSED)
                 api_cmd = [*base, "--api", "on", "--kubeconfig", str(kc)]
                 out["api_what"] = ("`ssdns check --api on --kubeconfig K`, 3 pods; no API server in the sandbox: "
