@@ -286,8 +286,8 @@ def test_scale_down_ordered_goes_highest_first_one_at_a_time_and_keeps_claims(sa
     api = api_for(sb)
     volumes = api.volumes()
     uids = {n: p.metadata.uid for n, p in api.pods().items()}
-    events = Events(api, seconds=3)
-    time.sleep(0.2)
+    events = Events(api, seconds=4)
+    until(lambda: len(events.items) >= 4)  # the watch is open: its ADDED for what exists came
     scale = api.scale(1)
     assert scale.kind == "Scale" and scale.api_version == "autoscaling/v1" and scale.spec.replicas == 1
     assert scale.status.selector == "app=nginx"
@@ -337,8 +337,8 @@ def test_parallel_terminates_and_creates_all_at_once(sandbox_factory, api_for):
     sts = api.apps.read_namespaced_stateful_set("web", NS, _request_timeout=T)
     assert sts.spec.pod_management_policy == "Parallel"
     volumes = api.volumes()
-    events = Events(api, seconds=2)
-    time.sleep(0.2)
+    events = Events(api, seconds=3)
+    until(lambda: len(events.items) >= 4)
     api.scale(1)
     until(lambda: list(api.pods()) == ["web-0"])
     events.wait()
@@ -418,10 +418,10 @@ def test_watch_lists_then_streams_in_order_and_ends_at_timeout(sandbox_factory, 
     old = api.pod("web-2")
     t0 = time.monotonic()
     events = Events(api, seconds=2)
-    time.sleep(0.3)
+    until(lambda: len(events.items) >= 3)
     api.delete("web-2", old.metadata.uid)
     events.wait()
-    assert 2 - 0.1 <= time.monotonic() - t0 <= 2 + 2  # the server ended it at timeoutSeconds
+    assert 2 - 0.1 <= time.monotonic() - t0 <= 2 + 3  # the server ended it at timeoutSeconds
     seen = [(e[1], e[2]) for e in events.items]
     assert seen[:3] == [("ADDED", "web-0"), ("ADDED", "web-1"), ("ADDED", "web-2")]
     web2 = [(e[1], e[3] == old.metadata.uid, e[4], e[5]) for e in events.items[3:] if e[2] == "web-2"]
