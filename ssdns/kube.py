@@ -222,13 +222,23 @@ def list_pvcs(api, namespace: str, selector: str) -> dict[str, PvcFacts]:
 
 def watch_pods(api, namespace: str, selector: str, seconds: int, on_event, stop) -> None:
     """Stream pod events (blocking; run it in a thread) until `stop` is set or `seconds` pass.
-    on_event(type, PodFacts) is called for each; the server ends the watch at timeoutSeconds."""
+    on_event(type, PodFacts) is called for each. The watch is renewed every second from the last
+    resourceVersion, so a set `stop` is noticed within a second even when no event arrives."""
     from kubernetes import client, watch
 
-    w = watch.Watch()
-    for ev in w.stream(client.CoreV1Api(api).list_namespaced_pod, namespace, label_selector=selector,
-                       timeout_seconds=max(1, seconds), _request_timeout=(3.0, seconds + 5)):
-        on_event(ev["type"], _pod(ev["object"]))
-        if stop.is_set():
-            w.stop()
-            break
+    core = client.CoreV1Api(api)
+    deadline = time.monotonic() + seconds
+    version = None
+    for _ in range(seconds + 1):  # one short watch per second, bounded
+        if stop.is_set() or time.monotonic() >= deadline:
+            return
+        w = watch.Watch()
+        kw = {"resource_version": version} if version else {}
+        for ev in w.stream(core.list_namespaced_pod, namespace, label_selector=selector, timeout_seconds=1,
+                           _request_timeout=(3.0, 6.0), **kw):
+            obj = ev["object"]
+            version = obj.metadata.resource_version or version
+            on_event(ev["type"], _pod(obj))
+            if stop.is_set():
+                w.stop()
+                return

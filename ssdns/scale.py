@@ -11,6 +11,7 @@ import asyncio
 import signal
 import threading
 import time
+from dataclasses import dataclass
 
 from ssdns.converge import Progress
 from ssdns.errors import ApiUnavailable, UsageError
@@ -26,7 +27,10 @@ def order_findings(sts: str, removed: list[str], gone_order: list[str], came_ord
     out = []
     want_down = sorted(removed, key=_ordinal, reverse=True)
     seen_down = [n for n in gone_order if n in removed]
-    if seen_down == want_down:
+    if policy != "OrderedReady":  # the controller deletes condemned pods concurrently then
+        out.append(Finding("scale.order-down", Status.PASS, sts,
+                           f"{policy} pod management: removed as {', '.join(seen_down)} (any order is allowed)"))
+    elif seen_down == want_down:
         out.append(Finding("scale.order-down", Status.PASS, sts, f"removed in descending order: {', '.join(seen_down)}"))
     else:
         out.append(Finding("scale.order-down", Status.FAIL, sts,
@@ -58,8 +62,11 @@ class _Order:
         self.gone: list[str] = []
         self.came: list[str] = []
         self.lock = threading.Lock()
+        self.watching = threading.Event()  # set at the watch's first event: from then on it sees every change
+        self.watch_failed = False
 
     def event(self, kind: str, pod) -> None:
+        self.watching.set()
         with self.lock:
             if (kind == "DELETED" or pod.terminating) and pod.uid == self.uids.get(pod.name) and pod.name not in self.gone:
                 self.gone.append(pod.name)
@@ -95,6 +102,8 @@ async def scale_test(target: Target, api_opts: ApiOptions, to: int, yes: bool, p
         stop = threading.Event()
         watcher = asyncio.ensure_future(asyncio.to_thread(
             _watch, client, target.namespace, sts.selector, int(target.timeout) + 1, order, stop))
+        # The watch's first events list the current pods: wait for them so it sees every change after.
+        await asyncio.to_thread(order.watching.wait, 3.0)
         restored = False
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed Job still restores the count
         try:
@@ -144,6 +153,13 @@ async def scale_test(target: Target, api_opts: ApiOptions, to: int, yes: bool, p
     return result
 
 
+@dataclass
+class _Gone:
+    name: str
+    uid: str
+    terminating: bool = True
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -154,7 +170,7 @@ def _watch(client, namespace, selector, seconds, order: _Order, stop) -> None:
     try:
         kube.watch_pods(client, namespace, selector, seconds, order.event, stop)
     except Exception:
-        pass  # no watch (forbidden, unsupported): the polling below still records the order
+        order.watch_failed = True  # no watch (forbidden, unsupported): polling records the order instead
 
 
 async def _until(done, client, target, selector, deadline, progress: Progress, what: str, order: _Order) -> None:
@@ -163,13 +179,14 @@ async def _until(done, client, target, selector, deadline, progress: Progress, w
     last_note = time.monotonic()
     for _ in range(int((deadline - time.monotonic()) / POLL) + 2):
         pods = await asyncio.to_thread(kube.list_pods, client, target.namespace, selector)
-        for name in order.uids:  # polling fallback for the order, should the watch miss it
-            pod = pods.get(name)
-            if pod is None or pod.terminating:
-                order.event("DELETED", type("P", (), {"name": name, "uid": order.uids[name], "terminating": True})())
-        for name, pod in pods.items():
-            if pod.uid != order.uids.get(name) and pod.ready:
-                order.event("ADDED", pod)
+        if order.watch_failed or not order.watching.is_set():  # the order as polling sees it, coarser
+            for name in sorted(order.uids, key=_ordinal, reverse=True):
+                pod = pods.get(name)
+                if pod is None or pod.terminating:
+                    order.event("DELETED", _Gone(name, order.uids[name]))
+            for name, pod in sorted(pods.items(), key=lambda kv: _ordinal(kv[0])):
+                if pod.uid != order.uids.get(name) and pod.ready:
+                    order.event("ADDED", pod)
         if done(pods):
             return
         if time.monotonic() >= deadline:

@@ -679,12 +679,6 @@ def test_scale_test_parallel_passes(sandbox_factory, api_for):
     [up] = [f for f in report["findings"] if f["check"] == "scale.order-up"]
     assert up["status"] == "pass" and "Parallel" in up["message"]
     fails = [f for f in report["findings"] if f["status"] == "fail"]
-    if [f["check"] for f in fails] == ["scale.order-down"] and fails[0]["details"]["seen"] == ["web-1", "web-2"]:
-        # The sandbox terminated web-2 then web-1 (the watch shows it), both at once; scale-test's
-        # polling fallback saw both terminating in one poll, before its watch did, and recorded them
-        # in ascending dict order (ssdns/scale.py _until). A client bug, reported; not the sandbox's.
-        pytest.xfail("client bug: scale-test's polling fallback races its watch and records pods that went "
-                     "in the same poll in ascending order")
     assert code == 0, fails
 
 
@@ -706,13 +700,11 @@ def test_scale_test_without_yes_changes_nothing(sandbox_factory, api_for):
     assert not [r for r in sb.sandbox.api.requests if r.method != "GET"]
 
 
-@pytest.mark.xfail(strict=True, reason="client bug: ssdns/kube.py watch_pods only looks at `stop` when an event "
-                   "arrives, so scale-test's watch thread blocks asyncio.run() from returning until the server "
-                   "ends the watch at --timeout + 1 s")
 def test_scale_test_returns_once_done_not_at_its_timeout(sandbox_factory, api_for):
     sb = sandbox_factory()
     api = api_for(sb)
     t0 = time.monotonic()
-    code, _ = run_json(cli_args(sb, api, "scale-test", "--to", "1", "--yes", "--timeout", "8"))
+    code, _ = run_json(cli_args(sb, api, "scale-test", "--to", "1", "--yes", "--timeout", "120"))
     assert code == 0
-    assert time.monotonic() - t0 < 5  # the work takes about 2 s plus the final check
+    # Not a speed assertion: a run that waited out its --timeout (a stuck watch thread) takes 120 s.
+    assert time.monotonic() - t0 < 60
