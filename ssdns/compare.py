@@ -100,7 +100,7 @@ def compare(target: Target, obs: Observations, expected: list[str],
             pass
         elif not p.ips:
             f.add("dns.pod", Status.FAIL, name, f"{p.a.name}: {why(p.a)}", outcome=p.a.outcome.value)
-        elif not any(x.subject == name and x.check == "dns.pod" for x in f):
+        elif not any(lk is not None and lk.ok and len(lk.values) > 1 for lk in (p.a, p.aaaa)):
             f.add("dns.pod", Status.PASS, name, f"resolves to {', '.join(p.ips)}")
         for ip in p.ips:
             claimed[ip].append(name)
@@ -149,9 +149,10 @@ def _check_srv(f: Findings, target: Target, obs: Observations, names: list[str],
         f.add("dns.srv", Status.FAIL, subject, f"no SRV records: {why(obs.srv)}", outcome=obs.srv.outcome.value)
         return
     by_pod: dict[str, list[tuple[int, int, int, str]]] = defaultdict(list)
+    dashed = {dashed_name(ip) for ip in obs.service_ips}
     for rec in srv_records(obs.srv):
         pod = pod_from_fqdn(target, rec[3])
-        if pod is not None and pod in {dashed_name(ip) for ip in obs.service_ips}:
+        if pod is not None and pod in dashed:
             f.add("dns.srv", Status.FAIL, rec[3].rstrip("."),
                   f"SRV target {rec[3]} is an endpoint without a hostname (CoreDNS names it by its IP): "
                   "that pod has no per-pod name; its spec.subdomain must equal the Service name",

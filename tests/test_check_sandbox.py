@@ -188,3 +188,12 @@ def test_text_report_is_a_table_with_a_verdict(sandbox_factory):
     assert "FAIL" in row and "'web-2'" in row
     assert lines[-1].startswith("FAIL: 1 failed")
     assert "\x1b[" not in out
+
+
+def test_srv_answer_too_big_for_tcp_with_additionals_is_still_served(sandbox_factory):
+    """1,000 SRV records plus their A records exceed 64 KiB: the Additional section is dropped, as CoreDNS does."""
+    sb = sandbox_factory(pods=1000)
+    code, report = run_json(sb.args("--no-http", "--timeout", "20"))
+    assert code == 0, failures(report)[:3]
+    srv = next(lk for lk in report["lookups"] if lk["type"] == "SRV")
+    assert srv["tcp"] is True and len(srv["values"]) == 1000

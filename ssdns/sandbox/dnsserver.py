@@ -164,15 +164,22 @@ class Answerer:
                 if q.name not in self._names and not self._has_children(q.name):
                     resp.set_rcode(dns.rcode.NXDOMAIN)
                 resp.authority.append(self._soa_for(apex))
-        if max_size is None:  # TCP: the whole answer (dnspython would otherwise cap at the EDNS payload)
-            return resp.to_wire(max_size=65535)
-        limit = max(512, min(query.payload, MAX_UDP)) if query.edns >= 0 else 512
+        # TCP: the whole answer up to 64 KiB (dnspython would otherwise cap at the EDNS payload).
+        limit = 65535 if max_size is None else (max(512, min(query.payload, MAX_UDP)) if query.edns >= 0 else 512)
         try:
             return resp.to_wire(max_size=limit)
         except dns.exception.TooBig:
-            tc = dns.message.make_response(query)
-            tc.flags |= dns.flags.AA | dns.flags.TC
-            return tc.to_wire()
+            pass
+        if max_size is None and resp.additional:
+            # As CoreDNS (miekg/dns Truncate) does: drop the Additional section before truncating.
+            resp.additional = []
+            try:
+                return resp.to_wire(max_size=limit)
+            except dns.exception.TooBig:
+                pass
+        tc = dns.message.make_response(query)
+        tc.flags |= dns.flags.AA | dns.flags.TC
+        return tc.to_wire()
 
     def _has_children(self, name: dns.name.Name) -> bool:
         # An empty non-terminal (e.g. svc.cluster.local.) exists: NODATA, not NXDOMAIN.
