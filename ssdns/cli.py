@@ -20,6 +20,13 @@ EXIT_CODES = """exit codes:
   4  the Kubernetes API was required (--api on) but could not be used"""
 
 
+FAULT_HELP = """faults (--fault, repeatable):
+  wrong-name:POD=OTHER, missing-dns:POD, extra-ip[:IP], no-http:POD, shared-ip:POD=OTHER,
+  dns-other-pod:POD=OTHER, not-ready:POD, publish-not-ready, stale-dns:POD, not-headless,
+  pvc-pending:POD, api-forbidden[:RESOURCE], wrong-subdomain:POD, no-service, dns-stuck,
+  replacement-wrong-name:POD[=OTHER], replacement-new-volume:POD  (see the README for what each does)"""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (what is wrong, what to do) and exit code 2."""
 
@@ -34,6 +41,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not 0 < value <= 3600:
         raise argparse.ArgumentTypeError(f"{text} is out of range: use more than 0 and at most 3600 seconds")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: use 0 to 600 seconds")
     return value
 
 
@@ -79,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     hi.add_argument("-o", "--output", choices=("text", "json"), default="text")
 
     d = sub.add_parser("demo", help="run a check against a built-in emulated headless Service",
-                       epilog=EXIT_CODES, formatter_class=fmt)
+                       epilog=FAULT_HELP + "\n\n" + EXIT_CODES, formatter_class=fmt)
     add_sandbox_args(d)
     add_output_args(d)
     add_unattended_args(d)
@@ -114,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_unattended_args(sc)
 
     s = sub.add_parser("sandbox", help="run the emulated headless Service until interrupted",
-                       formatter_class=fmt, description="Start the emulated headless Service (a DNS "
+                       formatter_class=fmt, epilog=FAULT_HELP, description="Start the emulated headless Service (a DNS "
                        "server answering as CoreDNS does, and echo pods on 127.10.x.y) and print how to "
                        "check it from another terminal.")
     add_sandbox_args(s)
@@ -190,7 +207,15 @@ def add_state_args(c: argparse.ArgumentParser) -> None:
 def add_sandbox_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("--pods", type=_count(5000), default=3, help="number of pods (default 3)")
     c.add_argument("--fault", action="append", default=[], metavar="FAULT",
-                   help="inject a fault (repeatable); see 'ssdns sandbox --help' for the list")
+                   help="inject a fault (repeatable); the faults are listed below")
+    g = c.add_argument_group("StatefulSet controller timing (for restart-test and scale-test)")
+    g.add_argument("--pod-management-policy", choices=("OrderedReady", "Parallel"), default="OrderedReady")
+    g.add_argument("--terminate-delay", type=_seconds, default=0.1, metavar="S",
+                   help="a deleted pod stays terminating this long (default 0.1)")
+    g.add_argument("--ready-delay", type=_seconds, default=0.3, metavar="S",
+                   help="a replacement is Ready this long after it is created (default 0.3)")
+    g.add_argument("--dns-delay", type=_seconds, default=0.3, metavar="S",
+                   help="DNS shows a change this long after the API does: TTL and caches (default 0.3)")
 
 
 def target_from_args(args: argparse.Namespace):
@@ -327,7 +352,9 @@ def cmd_history(args) -> int:
 def _world(args):
     from ssdns.sandbox import apply_fault, make_world
 
-    world = make_world(args.pods)
+    world = make_world(args.pods, pod_management_policy=args.pod_management_policy,
+                       terminate_delay=args.terminate_delay, ready_delay=args.ready_delay,
+                       dns_delay=args.dns_delay)
     for spec in args.fault:
         apply_fault(world, spec)
     return world

@@ -72,3 +72,15 @@ def test_help_loads_only_the_standard_library():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'dns', 'aiohttp', 'kubernetes'}))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
     assert proc.stdout.strip() == "[]", proc.stderr
+
+
+def test_every_sandbox_fault_is_documented_in_help_and_readme():
+    from pathlib import Path
+
+    from ssdns.cli import FAULT_HELP
+    from ssdns.sandbox.faults import FAULTS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for kind in FAULTS:
+        assert kind in FAULT_HELP, kind
+        assert f"`{kind}" in readme, kind
