@@ -81,3 +81,30 @@ def test_state_role_is_limited_to_its_configmap(recorded_read_run):
     roles = roles_for("ssdns", "k8s/rbac.yaml")
     other = [type(r)(**{**r.__dict__, "name": "someone-elses"}) for r in cm]
     assert len(uncovered(other, roles)) == len(other)  # any other ConfigMap is refused
+
+
+@pytest.fixture
+def recorded_disruptive_run(sandbox, tmp_path):
+    """Everything the disruptive account does: a restart test and a scale test against the sandbox."""
+    kubeconfig = sandbox.sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+    common = ["--statefulset", "web", "--kubeconfig", str(kubeconfig), "--nameserver",
+              str(sandbox.sandbox.nameserver), "--timeout", "30", "--output", "json"]
+    before = len(sandbox.sandbox.api.requests)
+    for command in (["restart-test", "--ordinal", "2", "--yes"], ["scale-test", "--to", "1", "--yes"]):
+        code, report = run_json([command[0], *common, *command[1:]])
+        assert code == 0, [f for f in report["findings"] if f["status"] == "fail"]
+    return [r for r in sandbox.sandbox.api.requests[before:] if r.rule]
+
+
+def test_disruptive_account_is_granted_exactly_what_restart_and_scale_tests_use(recorded_disruptive_run):
+    roles = roles_for("ssdns-disrupt", "k8s/disruptive/rbac.yaml")
+    assert not uncovered(recorded_disruptive_run, roles)
+    used = {r.rule for r in recorded_disruptive_run}
+    assert granted(roles) == used, f"granted but never used: {granted(roles) - used}"
+    for group, resource, verb in sorted(granted(roles)):
+        assert uncovered(recorded_disruptive_run, without(roles, group, resource, verb)), (group, resource, verb)
+
+
+def test_read_only_account_cannot_disrupt(recorded_disruptive_run):
+    writes = [r for r in recorded_disruptive_run if r.verb in ("delete", "patch")]
+    assert writes and len(uncovered(writes, roles_for("ssdns", "k8s/rbac.yaml"))) == len(writes)
