@@ -136,6 +136,9 @@ class DnsClient:
                 tcp = True
                 self.queries_sent += 1
                 reply = await dns.asyncquery.tcp(query, server.host, timeout=timeout, port=server.port)
+                if reply.flags & dns.flags.TC:  # over 64 KiB: what came is not the whole answer
+                    return Lookup(name, rdtype, Outcome.ERROR, server=where, tcp=True,
+                                  detail=f"{where}: truncated even over TCP (the answer exceeds 64 KiB)")
         except dns.exception.Timeout:
             return Lookup(name, rdtype, Outcome.TIMEOUT, server=where, tcp=tcp, detail=f"no reply from {where}")
         except (OSError, EOFError, dns.exception.DNSException) as exc:
