@@ -31,7 +31,6 @@ import select
 import shlex
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -710,7 +710,7 @@ class KubeApi:
                     continue
                 if op["op"] == "test":
                     if op.get("value") != self.world.sts.replicas:
-                        raise ApiError(422, "Invalid", f"testing value /spec/replicas failed", name=name)
+                        raise ApiError(422, "Invalid", "testing value /spec/replicas failed", name=name)
                     continue
                 replicas = op.get("value")
         else:
