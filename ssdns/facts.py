@@ -79,6 +79,7 @@ class ClusterFacts:
     service: ServiceFacts | None
     pods: dict[str, PodFacts] = field(default_factory=dict)
     endpoints: list[EndpointFacts] = field(default_factory=list)
+    endpoint_ports: list[tuple[str | None, int, str]] = field(default_factory=list)  # the pods' ports (targetPorts)
     pvcs: dict[str, PvcFacts] = field(default_factory=dict)
     problems: list[ApiProblem] = field(default_factory=list)
     elapsed_ms: float = 0.0

@@ -118,6 +118,10 @@ async def load_facts(api, namespace: str, statefulset: str | None, service: str 
             facts.service = _service(svc)
         for s in (slices.items if slices is not None else []):
             facts.endpoints += [_endpoint(e) for e in s.endpoints or []]
+            for port in s.ports or []:
+                entry = (port.name or None, port.port, port.protocol or "TCP")
+                if port.port is not None and entry not in facts.endpoint_ports:
+                    facts.endpoint_ports.append(entry)
     if selector is not None:
         pods = next(it)
         for p in (pods.items if pods is not None else []):

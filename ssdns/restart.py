@@ -38,7 +38,7 @@ async def restart_test(target: Target, api_opts: ApiOptions, ordinals: list[int]
         if facts.statefulset is None:
             raise ApiUnavailable(_why_not(facts, "read the StatefulSet"))
         target = target.with_(service=target.service or facts.statefulset.service_name,
-                              replicas=facts.statefulset.replicas, port=target.port or service_port(facts))
+                              replicas=facts.statefulset.replicas, port=target.port or service_port(facts, target.port_name))
         names = plan(facts, ordinals)
         missing = [n for n in names if n not in facts.pods]
         if missing:
@@ -101,10 +101,12 @@ def findings(results: list[Convergence], names: list[str], before: dict, after) 
     return out
 
 
-def service_port(facts) -> int | None:
-    """The HTTP port to probe when --port is not given: the Service's first port, as SRV would say."""
-    ports = facts.service.ports if facts.service is not None and facts.service.exists else []
-    return ports[0][1] if ports else None
+def service_port(facts, port_name: str | None = None) -> int | None:
+    """The port to probe a pod on when --port is not given: the EndpointSlice's (the container's
+    targetPort, which SRV also gives), not the Service's own port, which may differ."""
+    ports = facts.endpoint_ports
+    named = [p for n, p, _ in ports if port_name and n == port_name]
+    return named[0] if named else (ports[0][1] if ports else None)
 
 
 def _s(value: float | None) -> str:

@@ -104,3 +104,15 @@ def test_pvc_not_bound_and_missing():
     out = judge(f, {f"web-{i}": [f"10.0.0.{i + 1}"] for i in range(3)}, ["10.0.0.1", "10.0.0.2", "10.0.0.3"])
     pvc = by(out, "api.pvc", Status.FAIL)
     assert "Pending" in pvc["web-1"].message and "does not exist" in pvc["web-2"].message
+
+
+def test_restart_probes_the_pods_port_not_the_services():
+    from ssdns.restart import service_port
+
+    f = facts()
+    f.service.ports = [("web", 80, "TCP")]
+    f.endpoint_ports = [("metrics", 9090, "TCP"), ("web", 8080, "TCP")]
+    assert service_port(f, "web") == 8080
+    assert service_port(f) == 9090
+    f.endpoint_ports = []
+    assert service_port(f) is None
