@@ -252,6 +252,8 @@ def target_from_args(args: argparse.Namespace):
         raise UsageError("no nameserver: /etc/resolv.conf lists none; give --nameserver HOST[:PORT]")
     if not args.path.startswith("/"):
         raise UsageError(f"--path {args.path!r} must start with '/'")
+    if getattr(args, "pushgateway", None) and not args.pushgateway.startswith(("http://", "https://")):
+        raise UsageError(f"--pushgateway {args.pushgateway!r}: give an http:// or https:// URL")
     if args.kubeconfig and not os.path.isfile(args.kubeconfig):
         raise UsageError(f"--kubeconfig {args.kubeconfig!r}: no such file")
     if args.replicas is not None and not args.statefulset:
@@ -317,6 +319,8 @@ def cmd_check(args) -> int:
     target = target_from_args(args)
     api = ApiOptions(args.api, args.kubeconfig, args.context)
     store = None
+    if args.state and args.state.startswith("configmap:") and args.api == "off":
+        raise UsageError("--state configmap:NAME keeps state through the Kubernetes API: drop --api off, or use a file")
     if args.state:
         from ssdns.state import open_store
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ssdns.errors import SsdnsError, UsageError
+from ssdns.errors import CANNOT_RUN, USAGE, SsdnsError, UsageError
 from ssdns.identity import STATE_SCHEMA, changes, compare_snapshots, snapshot
 from ssdns.model import Finding, Result, Status
 
@@ -27,9 +27,15 @@ MAX_BYTES = 900_000  # a ConfigMap holds at most 1 MiB; trim the oldest snapshot
 
 
 class StateError(SsdnsError):
-    """The stored state cannot be used (corrupt, foreign, unreachable); it is left as it is."""
+    """The stored state cannot be used (corrupt, foreign); it is left as it is."""
 
-    exit_code = 1
+    exit_code = USAGE
+
+
+class StateUnreachable(StateError):
+    """The store could not be read or written (API unreachable or refusing, disk error)."""
+
+    exit_code = CANNOT_RUN
 
 
 def new_doc(target_key: dict) -> dict:
@@ -64,7 +70,7 @@ class FileStore:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StateError(f"cannot read {self.where}: {exc.strerror}") from None
+            raise StateUnreachable(f"cannot read {self.where}: {exc.strerror}") from None
         try:
             return json.loads(text)
         except ValueError:
@@ -77,7 +83,7 @@ class FileStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             lock = open(str(self.path) + ".lock", "a")
         except OSError as exc:
-            raise StateError(f"cannot write {self.where}: {exc.strerror}") from None
+            raise StateUnreachable(f"cannot write {self.where}: {exc.strerror}") from None
         with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # overlapping runs take turns; each re-reads inside the lock
             doc = merge(self.load())
@@ -117,9 +123,11 @@ class ConfigMapStore:
         except ApiException as exc:
             if exc.status == 404:
                 return None, None
-            raise StateError(f"cannot read {self.where} (HTTP {exc.status} {exc.reason}): grant get on configmaps") from None
+            raise StateUnreachable(f"cannot read {self.where} (HTTP {exc.status} {exc.reason}): "
+                                   "grant get on configmaps") from None
         except Exception as exc:  # urllib3: unreachable
-            raise StateError(f"cannot read {self.where}: {type(exc).__name__}") from None
+            raise StateUnreachable(f"cannot read {self.where}: the Kubernetes API is unreachable "
+                                   f"({type(exc).__name__}); check --kubeconfig and --context") from None
         text = (cm.data or {}).get(DATA_KEY)
         if text is None:
             raise StateError(f"{self.where} exists but has no {DATA_KEY!r}: it is not ssdns's; left untouched")
@@ -153,9 +161,12 @@ class ConfigMapStore:
                 if exc.status == 409:  # someone wrote in between: re-read, merge again
                     time.sleep(min(0.05 * 2 ** attempt, 1.0) * random.uniform(0.5, 1.0))
                     continue
-                raise StateError(f"cannot write {self.where} (HTTP {exc.status} {exc.reason}): "
-                                 "grant create and update on configmaps") from None
-        raise StateError(f"{self.where} kept changing under us ({CONFLICT_RETRIES} conflicts); not saved")
+                raise StateUnreachable(f"cannot write {self.where} (HTTP {exc.status} {exc.reason}): "
+                                       "grant create and update on configmaps") from None
+            except Exception as exc:  # urllib3: unreachable
+                raise StateUnreachable(f"cannot write {self.where}: the Kubernetes API is unreachable "
+                                       f"({type(exc).__name__})") from None
+        raise StateUnreachable(f"{self.where} kept changing under us ({CONFLICT_RETRIES} conflicts); not saved")
 
 
 def open_store(spec: str, namespace: str, api_opts):
@@ -188,7 +199,7 @@ def apply_state(result: Result, store, keep: int, taken_at: str | None = None) -
         doc = store.load()
         if doc is not None:
             validate(doc, key, store.where)
-    except StateError as exc:
+    except SsdnsError as exc:  # corrupt, foreign, unreachable, no credentials: report, touch nothing
         result.findings.append(Finding("state.store", Status.FAIL, store.where, str(exc)))
         return
     cur = snapshot(result, taken_at)
@@ -207,7 +218,7 @@ def apply_state(result: Result, store, keep: int, taken_at: str | None = None) -
 
     try:
         saved = store.update(merge)
-    except StateError as exc:
+    except SsdnsError as exc:
         result.findings.append(Finding("state.store", Status.FAIL, store.where, str(exc)))
         return
     result.stats["state"] = {"where": store.where, "snapshots": len(saved["history"]), "keep": keep}

@@ -84,3 +84,17 @@ def test_every_sandbox_fault_is_documented_in_help_and_readme():
     for kind in FAULTS:
         assert kind in FAULT_HELP, kind
         assert f"`{kind}" in readme, kind
+
+
+@pytest.mark.parametrize("args, code, says", [
+    (["history", "--state", "{tmp}/corrupt.json"], 2, "not valid JSON"),
+    (["history", "--state", "{tmp}/none.json"], 2, "does not exist yet"),
+    (["check", "nginx", "--nameserver", "127.0.0.1", "--api", "off", "--state", "configmap:s"], 2, "drop --api off"),
+    (["check", "nginx", "--nameserver", "127.0.0.1", "--pushgateway", "ftp://x"], 2, "http:// or https://"),
+])
+def test_state_and_output_problems_are_one_line(tmp_path, args, code, says):
+    (tmp_path / "corrupt.json").write_text("{bad")
+    proc = ssdns(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert proc.returncode == code and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr
+    assert (tmp_path / "corrupt.json").read_text() == "{bad"
