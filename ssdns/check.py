@@ -105,7 +105,7 @@ async def _read_api(target: Target, api: ApiOptions, deadline: float, notes: lis
     changes = {}
     sts = facts.statefulset
     if sts is not None:
-        changes["replicas"] = sts.replicas
+        changes["replicas"], changes["first_ordinal"] = sts.replicas, sts.first_ordinal
         if not target.service:
             changes["service"] = sts.service_name
     svc = facts.service

@@ -151,6 +151,8 @@ def add_target_args(c: argparse.ArgumentParser) -> None:
     g.add_argument("-n", "--namespace", help="namespace (default: the pod's own namespace, else 'default')")
     g.add_argument("--statefulset", metavar="NAME", help="pod name prefix: pods are NAME-0, NAME-1, ...")
     g.add_argument("--replicas", type=_count(100000), metavar="N", help="expected pod count")
+    g.add_argument("--first-ordinal", type=_count(100000), default=0, metavar="N",
+                   help="the StatefulSet's spec.ordinals.start (default 0; read from the API when used)")
     g.add_argument("--cluster-domain", metavar="ZONE",
                    help="cluster domain (default: from the resolv.conf search list, else cluster.local)")
     g.add_argument("--nameserver", action="append", metavar="HOST[:PORT]",
@@ -259,7 +261,8 @@ def target_from_args(args: argparse.Namespace):
     if args.replicas is not None and not args.statefulset:
         raise UsageError("--replicas needs --statefulset NAME (the pod name prefix)")
     target = Target(service=service, namespace=namespace, zone=zone, nameservers=nameservers,
-                    statefulset=args.statefulset, replicas=args.replicas, port=args.port,
+                    statefulset=args.statefulset, replicas=args.replicas, first_ordinal=args.first_ordinal,
+                    port=args.port,
                     port_name=args.port_name, proto=args.protocol, path=args.path, expect=args.expect,
                     match=args.match, http=args.http, timeout=args.timeout, notes=tuple(notes))
     from ssdns.compare import expected_body

@@ -216,7 +216,7 @@ def _check_ordinals(f: Findings, target: Target, obs: Observations, names: list[
         return
     ords = sorted(o for n in names if (o := ordinal(n, sts)) is not None)
     if ords:
-        gaps = sorted(set(range(ords[-1] + 1)) - set(ords))
+        gaps = sorted(set(range(target.first_ordinal, ords[-1] + 1)) - set(ords))
         subject = sts or target.service_fqdn.rstrip(".")
         if gaps:
             f.add("pods.ordinals", Status.WARN, subject,

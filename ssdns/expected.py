@@ -25,7 +25,7 @@ class PodExpectation:
 def pod_names(facts: ClusterFacts) -> list[str]:
     """The ordinals the StatefulSet wants, then any other pod it still has (e.g. one scaling away)."""
     sts = facts.statefulset
-    names = [f"{sts.name}-{i}" for i in range(sts.replicas)] if sts else []
+    names = [f"{sts.name}-{i}" for i in sts.ordinals] if sts else []
     return names + sorted(n for n in facts.pods if n not in names)
 
 

@@ -18,6 +18,11 @@ class StatefulSetFacts:
     pod_management_policy: str = "OrderedReady"
     claim_templates: list[str] = field(default_factory=list)
     ready_replicas: int = 0
+    first_ordinal: int = 0  # spec.ordinals.start: pods are NAME-start .. NAME-(start+replicas-1)
+
+    @property
+    def ordinals(self) -> range:
+        return range(self.first_ordinal, self.first_ordinal + self.replicas)
 
 
 @dataclass

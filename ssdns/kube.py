@@ -92,7 +92,8 @@ async def load_facts(api, namespace: str, statefulset: str | None, service: str 
                 service_name=sts.spec.service_name or "", selector=selector_string(sts.spec.selector),
                 pod_management_policy=sts.spec.pod_management_policy or "OrderedReady",
                 claim_templates=[t.metadata.name for t in sts.spec.volume_claim_templates or []],
-                ready_replicas=(sts.status.ready_replicas or 0) if sts.status else 0)
+                ready_replicas=(sts.status.ready_replicas or 0) if sts.status else 0,
+                first_ordinal=(sts.spec.ordinals.start or 0) if sts.spec.ordinals else 0)
     service = service or (facts.statefulset.service_name if facts.statefulset else None)
     selector = facts.statefulset.selector if facts.statefulset else None
 

@@ -85,7 +85,8 @@ class Observations:
 
 def expected_pod_names(target: Target) -> list[str]:
     if target.statefulset and target.replicas is not None:
-        return [f"{target.statefulset}-{i}" for i in range(target.replicas)]
+        start = target.first_ordinal
+        return [f"{target.statefulset}-{i}" for i in range(start, start + target.replicas)]
     return []
 
 

@@ -18,10 +18,10 @@ from ssdns.target import ApiOptions, Target
 def plan(facts, ordinals: list[int] | None) -> list[str]:
     """Pods to delete, highest ordinal first."""
     sts = facts.statefulset
-    wanted = range(sts.replicas) if ordinals is None else ordinals
+    wanted = sts.ordinals if ordinals is None else ordinals
     for o in wanted:
-        if not 0 <= o < sts.replicas:
-            raise UsageError(f"--ordinal {o}: {sts.name} has ordinals 0..{sts.replicas - 1}")
+        if o not in sts.ordinals:
+            raise UsageError(f"--ordinal {o}: {sts.name} has ordinals {sts.ordinals.start}..{sts.ordinals.stop - 1}")
     return [f"{sts.name}-{o}" for o in sorted(set(wanted), reverse=True)]
 
 

@@ -92,7 +92,7 @@ async def scale_test(target: Target, api_opts: ApiOptions, to: int, yes: bool, p
         original = sts.replicas
         if not 0 <= to < original:
             raise UsageError(f"--to {to}: give a count below the current {original} replicas of {sts.name}")
-        removed = [f"{sts.name}-{i}" for i in range(to, original)]
+        removed = [f"{sts.name}-{i}" for i in sts.ordinals[to:]]
         if not yes:
             raise UsageError(f"scale-test scales {sts.name} from {original} to {to} replicas (removing "
                              f"{', '.join(reversed(removed))}) and back to {original}; add --yes to do it")

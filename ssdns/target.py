@@ -43,6 +43,7 @@ class Target:
     nameservers: tuple[Nameserver, ...]
     statefulset: str | None = None
     replicas: int | None = None
+    first_ordinal: int = 0  # StatefulSet spec.ordinals.start
     port: int | None = None  # HTTP port; None: the SRV port when known, else 80
     port_name: str | None = None  # named Service port, for SRV
     proto: str = "tcp"

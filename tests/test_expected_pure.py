@@ -116,3 +116,18 @@ def test_restart_probes_the_pods_port_not_the_services():
     assert service_port(f) == 9090
     f.endpoint_ports = []
     assert service_port(f) is None
+
+
+def test_start_ordinal_shifts_the_pod_names():
+    from ssdns.expected import pod_names
+    from ssdns.restart import plan
+
+    f = facts()
+    f.statefulset.first_ordinal = 5
+    assert pod_names(f)[:3] == ["web-5", "web-6", "web-7"]
+    assert plan(f, None) == ["web-7", "web-6", "web-5"]
+    import pytest
+
+    from ssdns.errors import UsageError
+    with pytest.raises(UsageError, match="ordinals 5..7"):
+        plan(f, [0])
