@@ -22,6 +22,7 @@ def test_healthy_sandbox_passes_every_check(sandbox):
             assert (check, name) in checks
     assert ("dns.service", SVC) in checks and ("pods.ordinals", "web") in checks
     assert ("dns.schema", "dns-version.cluster.local") in checks
+    assert report["service"]["aaaa"] == "nodata"  # an IPv4-only Service: AAAA is NODATA, not NXDOMAIN
     assert not [f for f in report["findings"] if f["status"] != "pass"]
 
 

@@ -78,3 +78,15 @@ def test_a_moved_pod_is_seen_after_the_zone_changes(sandbox):
         code, report = run_json(knot_args(sandbox, knot))
     assert code == 0
     assert report["pods"][1]["ips"] == [sandbox.world.pod("web-1").ip]
+
+
+def test_servfail_from_the_first_nameserver_moves_on_to_the_next(sandbox_factory):
+    sb = sandbox_factory(faults=["dns-servfail"])
+    code, report = run_json(sb.args("--no-http"))
+    assert code == 1
+    svc = next(f for f in failures(report) if f["check"] == "dns.service")
+    assert svc["details"]["outcome"] == "servfail" and "SERVFAIL" in svc["message"]
+    with KnotServer(zones_for(sb.world)) as knot:
+        code, report = run_json([*sb.args("--no-http"), "--nameserver", f"{knot.host}:{knot.port}"])
+    assert code == 0, failures(report)
+    assert {lk["server"] for lk in report["lookups"]} == {f"{knot.host}:{knot.port}"}

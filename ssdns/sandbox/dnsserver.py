@@ -147,6 +147,10 @@ class Answerer:
             resp.set_rcode(dns.rcode.FORMERR)
             return resp.to_wire()
         q = query.question[0]
+        if self.world.dns_servfail and self._apex(q.name) is not None:
+            resp.flags &= ~dns.flags.AA
+            resp.set_rcode(dns.rcode.SERVFAIL)
+            return resp.to_wire()
         apex = self._apex(q.name)
         if apex is None or q.rdclass != dns.rdataclass.IN:
             resp.flags &= ~dns.flags.AA

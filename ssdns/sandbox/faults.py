@@ -33,6 +33,7 @@ FAULTS = {
                      + "), or for everything",
     "wrong-subdomain": "wrong-subdomain:POD   POD's spec.subdomain is not the Service: no hostname, no per-pod name",
     "no-service": "no-service            the StatefulSet's serviceName names no Service: 404 in the API, NXDOMAIN",
+    "dns-servfail": "dns-servfail          DNS answers SERVFAIL, as CoreDNS does before its informers synced",
     "dns-stuck": "dns-stuck             DNS never catches up: it keeps serving the records it served when the "
                  "fault was applied",
     "replacement-wrong-name": "replacement-wrong-name:POD[=OTHER]  POD's replacement answers HTTP with OTHER's name "
@@ -90,6 +91,10 @@ def apply_fault(world: World, spec: str) -> None:
                 world.svc.cluster_ip = CLUSTER_IP
             else:
                 world.svc = None
+    elif kind == "dns-servfail":
+        if arg:
+            raise UsageError(f"fault {spec!r} takes no argument: give {kind}")
+        world.dns_servfail = True
     elif kind == "dns-stuck":
         if arg:
             raise UsageError(f"fault {spec!r} takes no argument: give {kind}")

@@ -220,6 +220,7 @@ class World:
     pod_management_policy: str = "OrderedReady"  # or Parallel: how the controller scales
     # Faults the controller and DNS act on (faults.py):
     dns_stuck: bool = False  # DNS never catches up: it serves what it served when this was set
+    dns_servfail: bool = False  # DNS answers SERVFAIL in its zones, as CoreDNS does before it has synced
     replacement_answer_as: dict[str, str] = field(default_factory=dict)  # pod -> name its re-creations answer with
     replacement_new_volume: set[str] = field(default_factory=set)  # pods whose re-creation gets a new claim
     listeners: list = field(default_factory=list, init=False, repr=False, compare=False)  # called by changed()
