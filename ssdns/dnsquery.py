@@ -54,16 +54,6 @@ class Lookup:
     def ok(self) -> bool:
         return self.outcome is Outcome.OK
 
-    @property
-    def answered(self) -> bool:
-        """A server replied (whatever it said)."""
-        return self.outcome not in (Outcome.TIMEOUT,)
-
-    def describe(self) -> str:
-        if self.outcome is Outcome.OK:
-            return ", ".join(self.values)
-        return self.outcome.value.upper() + (f" ({self.detail})" if self.detail else "")
-
     def to_dict(self) -> dict:
         return {
             "name": self.name,

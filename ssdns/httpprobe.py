@@ -38,7 +38,7 @@ class HttpObservation:
 
     def to_dict(self) -> dict:
         return {"url": self.url, "status": self.status, "body": self.body, "error": self.error,
-                "elapsed_ms": round(self.elapsed_ms, 2)}
+                "elapsed_ms": round(self.elapsed_ms, 2), "truncated": self.truncated}
 
 
 def url_for(ip: str, port: int, path: str) -> str:

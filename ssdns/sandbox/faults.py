@@ -43,10 +43,6 @@ FAULTS = {
 }
 
 
-def describe() -> str:
-    return "\n".join("  " + text for text in FAULTS.values())
-
-
 def apply_fault(world: World, spec: str) -> None:
     kind, _, arg = spec.partition(":")
     if kind not in FAULTS:

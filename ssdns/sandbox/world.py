@@ -84,10 +84,6 @@ class SandboxPod(Tracked):
         if self.hostname is None:
             self.hostname = self.name
 
-    @property
-    def published_ip(self) -> str:
-        return self.dns_ip or self.ip
-
 
 @dataclass
 class SandboxPVC(Tracked):
