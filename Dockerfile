@@ -15,8 +15,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY ssdns/ ./ssdns/
-# `.[kube,metrics]` makes pip also fetch/build wheels for the optional dependencies.
-RUN pip wheel ".[kube,metrics]" -w /wheels
+# `.[kube,metrics,junit]` makes pip also fetch/build wheels for the optional dependencies.
+RUN pip wheel ".[kube,metrics,junit]" -w /wheels
 
 FROM python:3.12-slim
 ARG VERSION=0.1.0
@@ -35,7 +35,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # Unpinned on purpose: --no-index means it can only come from the wheels built above.
 # hadolint ignore=DL3013
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels "ssdns[kube,metrics]"
+    pip install --no-cache-dir --no-index --find-links=/wheels "ssdns[kube,metrics,junit]"
 # Numeric, so that Kubernetes runAsNonRoot can verify it without /etc/passwd.
 # Must equal runAsUser/runAsGroup in k8s/ (tests/test_manifests.py checks this).
 USER 65532:65532

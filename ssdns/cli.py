@@ -254,8 +254,7 @@ def target_from_args(args: argparse.Namespace):
         raise UsageError("no nameserver: /etc/resolv.conf lists none; give --nameserver HOST[:PORT]")
     if not args.path.startswith("/"):
         raise UsageError(f"--path {args.path!r} must start with '/'")
-    if getattr(args, "pushgateway", None) and not args.pushgateway.startswith(("http://", "https://")):
-        raise UsageError(f"--pushgateway {args.pushgateway!r}: give an http:// or https:// URL")
+    check_output_options(args)
     if args.kubeconfig and not os.path.isfile(args.kubeconfig):
         raise UsageError(f"--kubeconfig {args.kubeconfig!r}: no such file")
     if args.replicas is not None and not args.statefulset:
@@ -310,6 +309,20 @@ def emit(result, args, convergence: list[dict] | None = None) -> int:
 
         write_termination_log(result, args.termination_log)
     return OK if result.ok else FAILED
+
+
+def check_output_options(args) -> None:
+    """Before the run: the outputs asked for can be written (their packages are there, the URL is one)."""
+    import importlib.util
+
+    wants = [("junit", "junitparser", "junit"), ("metrics_file", "prometheus_client", "metrics"),
+             ("pushgateway", "prometheus_client", "metrics")]
+    for option, module, extra in wants:
+        if getattr(args, option, None) and importlib.util.find_spec(module) is None:
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(f"{flag} needs the {module} package: pip install 'ssdns[{extra}]'")
+    if getattr(args, "pushgateway", None) and not args.pushgateway.startswith(("http://", "https://")):
+        raise UsageError(f"--pushgateway {args.pushgateway!r}: give an http:// or https:// URL")
 
 
 def cmd_check(args) -> int:
@@ -377,6 +390,7 @@ def cmd_demo(args) -> int:
 
     from ssdns.target import ApiOptions
 
+    check_output_options(args)
     world = _world(args)
 
     async def go():
