@@ -369,6 +369,12 @@ def cmd_history(args) -> int:
     return OK
 
 
+def _have_kube() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("kubernetes") is not None
+
+
 def _world(args):
     from ssdns.sandbox import apply_fault, make_world
 
@@ -392,11 +398,16 @@ def cmd_demo(args) -> int:
 
     check_output_options(args)
     world = _world(args)
+    use_api = args.api and _have_kube()
 
     async def go():
-        async with Sandbox(world, api=args.api) as sb:
-            if not args.api:
-                return await run_check(sb.target(http=args.http, timeout=args.timeout))
+        async with Sandbox(world, api=use_api) as sb:
+            if not use_api:
+                result = await run_check(sb.target(http=args.http, timeout=args.timeout))
+                if args.api:
+                    result.notes.append("the sandbox's Kubernetes API is off: pip install 'ssdns[kube]' to see "
+                                        "the API cross-check too")
+                return result
             with tempfile.TemporaryDirectory(prefix="ssdns-demo-") as tmp:
                 kubeconfig = str(sb.write_kubeconfig(f"{tmp}/kubeconfig"))
                 api = ApiOptions("on", kubeconfig)
@@ -412,9 +423,13 @@ def cmd_sandbox(args) -> int:
     from ssdns.sandbox import Sandbox
 
     world = _world(args)
+    use_api = args.api and _have_kube()
+    if args.api and not use_api:
+        print("sandbox: no Kubernetes API (the kubernetes package is not installed: pip install 'ssdns[kube]')",
+              file=sys.stderr)
 
     async def go():
-        async with Sandbox(world, args.dns_host, args.dns_port or 0, api=args.api) as sb:
+        async with Sandbox(world, args.dns_host, args.dns_port or 0, api=use_api) as sb:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -422,7 +437,7 @@ def cmd_sandbox(args) -> int:
             print(f"sandbox: headless Service {world.service_fqdn} with {len(world.pods)} pods "
                   f"on 127.10.x.y port {world.port}; nameserver {sb.nameserver}", flush=True)
             extra = []
-            if args.api:
+            if use_api:
                 kubeconfig = sb.write_kubeconfig(args.kubeconfig_out)
                 print(f"Kubernetes API at {sb.api_url}; kubeconfig written to {kubeconfig}", flush=True)
                 extra = ["--kubeconfig", str(kubeconfig)]

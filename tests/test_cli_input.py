@@ -98,3 +98,16 @@ def test_state_and_output_problems_are_one_line(tmp_path, args, code, says):
     assert proc.returncode == code and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr
     assert (tmp_path / "corrupt.json").read_text() == "{bad"
+
+
+def test_demo_and_sandbox_work_without_the_kubernetes_client():
+    """`pip install .` (no [kube] extra) must still give a working demo: the API part is skipped, and said so."""
+    code = ("import sys\nsys.modules['kubernetes'] = None  # as if not installed\n"
+            "from ssdns.cli import main\nraise SystemExit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", code, "demo", "--color", "never"], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "pip install 'ssdns[kube]'" in proc.stdout and "PASS: 0 failed" in proc.stdout
+    proc = subprocess.run([sys.executable, "-c", code, "sandbox", "--duration", "0.5"], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0 and "no Kubernetes API" in proc.stderr and "ssdns check" in proc.stdout
