@@ -23,6 +23,11 @@ async def run_check(target: Target, api: ApiOptions = ApiOptions()) -> Result:
     if api.mode != "off":
         facts, target = await _read_api(target, api, deadline, notes)
     if not target.service:
+        if facts is not None and facts.problems:
+            p = facts.problems[0]
+            status = f"HTTP {p.status}" if p.status else "unreachable"
+            raise ApiUnavailable(f"cannot {p.verb} {p.resource} ({status}: {p.message}), so the Service is "
+                                 "unknown: fix API access, or give --service NAME to check without it")
         raise UsageError("no Service: give --service NAME, or --statefulset NAME with API access "
                          "(its serviceName is read from the API)")
     want, absent_ok = {}, frozenset()

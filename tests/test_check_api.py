@@ -146,3 +146,24 @@ def test_no_ready_pod_at_all_makes_the_service_nxdomain_as_the_spec_says(sandbox
     assert code == 0, failures(report)
     svc = finding(report, "dns.service", SVC)
     assert svc["status"] == "warn" and "NXDOMAIN, as the spec requires" in svc["message"]
+
+
+def test_unreachable_api_with_auto(sandbox, tmp_path):
+    """A kubeconfig whose server refuses connections: with --service the check degrades; without, exit 4."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the with-block ends: nothing listens there
+    from ssdns.sandbox.api import kubeconfig_text
+
+    kubeconfig = tmp_path / "dead.kubeconfig"
+    kubeconfig.write_text(kubeconfig_text(f"http://127.0.0.1:{port}", "default", context="dead"))
+    args = [*sandbox.args(), "--kubeconfig", str(kubeconfig)]
+    args[args.index("--api") + 1] = "auto"
+    code, report = run_json(args)
+    assert code == 0
+    assert {f["subject"] for f in report["findings"] if f["check"] == "api.access"} >= {"statefulsets", "services"}
+    i = args.index("--service")
+    code, out, err = run_cli(args[:i] + args[i + 2:])
+    assert code == 4 and "so the Service is unknown" in err and len(err.strip().splitlines()) == 1
