@@ -1,8 +1,9 @@
 """The sandbox's Kubernetes API: plain HTTP on loopback, rendering the World as an API server would.
 
-Objects are the official client's models (kubernetes.client.V1Pod, ...) serialized with
-ApiClient.sanitize_for_serialization, so names and shapes are a real API server's. The kubernetes
-package is imported only in KubeApi.start(): the DNS server and echo pods never load it.
+Objects are the official client's models (kubernetes.client.V1Pod, ...), built in objects.py and
+serialized with ApiClient.sanitize_for_serialization, so names and shapes are a real API server's;
+label and field selectors are parsed in selectors.py. The kubernetes package is imported only in
+KubeApi.start(): the DNS server and echo pods never load it.
 
 Served (GET unless said): /version, /api, /api/v1, /apis, /apis/{group}, /apis/{group}/{version};
 statefulsets (apps/v1), services, pods, endpointslices (discovery.k8s.io/v1),
@@ -29,14 +30,13 @@ import base64
 import json
 import re
 import time
-import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from aiohttp import web
 
+from ssdns.sandbox.objects import Models
+from ssdns.sandbox.selectors import parse_field_selector, parse_label_selector
 from ssdns.sandbox.world import (
-    SERVICE_NAME_LABEL,
     AlreadyExists,
     Conflict,
     Event,
@@ -45,12 +45,10 @@ from ssdns.sandbox.world import (
     SandboxConfigMap,
     World,
     endpoint_slices,
-    statefulset_status,
 )
 
 API_HOST = "127.54.0.1"
 KUBE_MAJOR, KUBE_MINOR = "1", "32"
-IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 MAX_BODY = 3 * 1024 * 1024
 CONFIGMAP_MAX = 1024 * 1024  # the API server's limit on a ConfigMap's data
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -59,20 +57,6 @@ WATCH_DEFAULT = 1800  # seconds: a watch without timeoutSeconds ends after this 
 WATCH_MAX = 3600
 WATCH_TICK = 1.0  # seconds: a watch looks at the journal at least this often, even without a wake-up
 PATCH_TYPES = ("application/strategic-merge-patch+json", "application/merge-patch+json", "application/json-patch+json")
-
-
-class Rfc3339(datetime):
-    """A datetime that serializes as the API server writes times: 2024-01-02T03:04:05Z."""
-
-    def isoformat(self, *args, **kw) -> str:
-        return super().isoformat(*args, **kw).replace("+00:00", "Z")
-
-
-def ts(dt: datetime | None) -> Rfc3339 | None:
-    if dt is None:
-        return None
-    dt = dt.astimezone(timezone.utc)
-    return Rfc3339(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, tzinfo=timezone.utc)
 
 
 @dataclass
@@ -127,86 +111,6 @@ def parse_request(method: str, path: str, query: dict[str, str]) -> ApiRequest:
         verb = {"POST": "create", "PUT": "update", "PATCH": "patch",
                 "DELETE": "delete" if name else "deletecollection"}.get(method, method.lower())
     return ApiRequest(method, path, query, verb, group, resource, sub, namespace, name)
-
-
-# --- label and field selectors ------------------------------------------------------------
-
-
-def _split_top(text: str) -> list[str]:
-    out, depth, cur = [], 0, ""
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur)
-    return [p.strip() for p in out if p.strip()]
-
-
-_KEY = r"[A-Za-z0-9][-A-Za-z0-9_./]*"
-_VAL = r"[-A-Za-z0-9_.]*"
-
-
-def parse_label_selector(text: str):
-    """`a=b,c!=d,e in (x,y),f notin (z),g,!h` -> a predicate on a labels dict; ValueError when bad."""
-    reqs = []
-    for part in _split_top(text or ""):
-        if m := re.fullmatch(rf"({_KEY})\s+(in|notin)\s+\(([^()]*)\)", part):
-            values = {v.strip() for v in m.group(3).split(",") if v.strip()}
-            reqs.append((m.group(1), m.group(2), values))
-        elif m := re.fullmatch(rf"({_KEY})\s*(==|=|!=)\s*({_VAL})", part):
-            reqs.append((m.group(1), "!=" if m.group(2) == "!=" else "=", m.group(3)))
-        elif m := re.fullmatch(rf"!\s*({_KEY})", part):
-            reqs.append((m.group(1), "!", None))
-        elif m := re.fullmatch(rf"({_KEY})", part):
-            reqs.append((m.group(1), "exists", None))
-        else:
-            raise ValueError(f"unable to parse requirement: found '{part}'")
-
-    def match(labels: dict[str, str] | None) -> bool:
-        labels = labels or {}
-        for key, op, value in reqs:
-            have = labels.get(key)
-            if op == "=" and have != value:
-                return False
-            if op == "!=" and have == value:
-                return False
-            if op == "in" and have not in value:
-                return False
-            if op == "notin" and have in value:
-                return False
-            if op == "exists" and key not in labels:
-                return False
-            if op == "!" and key in labels:
-                return False
-        return True
-
-    return match
-
-
-def parse_field_selector(text: str, supported: dict[str, str]):
-    """`metadata.name=web-0,status.phase!=Failed` over a serialized object; ValueError when bad."""
-    reqs = []
-    for part in _split_top(text or ""):
-        m = re.fullmatch(r"([A-Za-z.]+)\s*(==|=|!=)\s*(.*)", part)
-        if not m:
-            raise ValueError(f"invalid selector: '{part}'; can't understand '{part}'")
-        if m.group(1) not in supported:
-            raise ValueError(f'field label not supported: {m.group(1)}')
-        reqs.append((supported[m.group(1)], m.group(2) == "!=", m.group(3)))
-
-    def value(obj: dict, path: str) -> str:
-        for key in path.split("."):
-            obj = obj.get(key) if isinstance(obj, dict) else None
-        return "" if obj is None else str(obj)
-
-    return lambda obj: all((value(obj, path) != want) if neg else (value(obj, path) == want)
-                           for path, neg, want in reqs)
 
 
 COMMON_FIELDS = {"metadata.name": "metadata.name", "metadata.namespace": "metadata.namespace"}
@@ -269,6 +173,7 @@ class KubeApi:
         self._runner: web.AppRunner | None = None
         self._k = None  # kubernetes.client, once started
         self._serializer = None
+        self._models: Models | None = None  # the World as model objects, once started
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watchers: set[asyncio.Event] = set()  # one per open watch: set on every world change
         self._stopping = False
@@ -284,6 +189,7 @@ class KubeApi:
 
         self._k = client
         self._serializer = client.ApiClient()
+        self._models = Models(self.world, client)
         self._loop = asyncio.get_running_loop()
         self._stopping = False
         app = web.Application(client_max_size=MAX_BODY)
@@ -477,7 +383,7 @@ class KubeApi:
                        kind=kind.plural)
 
     def _render(self, kind: Kind, obj, *, in_list: bool = False):
-        model = getattr(self, f"_model_{kind.plural}")(obj)
+        model = getattr(self._models, kind.plural)(obj)
         if in_list:  # a real server's list items carry no apiVersion/kind
             model.api_version = model.kind = None
         return model
@@ -651,7 +557,7 @@ class KubeApi:
             raise _not_found_path()
         self._find(KINDS["statefulsets"], req.namespace, req.name)
         if req.verb == "get":
-            return self._json(self._model_scale())
+            return self._json(self._models.scale())
         controller = self._need_controller()
         if req.verb == "update":
             body = await self._body(request)
@@ -674,7 +580,7 @@ class KubeApi:
                                               "Scale.autoscaling", strict=False)
         if replicas is not None:
             controller.set_replicas(replicas)
-        return self._json(self._model_scale())
+        return self._json(self._models.scale())
 
     async def _patch_body(self, request: web.Request):
         ctype = request.content_type
@@ -736,15 +642,6 @@ class KubeApi:
         if replicas < 0:
             raise ApiError(422, "Invalid", f'{what} "{name}" is invalid: spec.replicas: Invalid value: {replicas}: '
                            "must be greater than or equal to 0", name=name)
-
-    def _model_scale(self):
-        k, w = self._k, self.world
-        replicas, _, _ = statefulset_status(w)
-        selector = ",".join(f"{key}={value}" for key, value in sorted(w.selector.items()))
-        return k.V1Scale(api_version="autoscaling/v1", kind="Scale",
-                         metadata=self._meta(w.sts, w.statefulset),
-                         spec=k.V1ScaleSpec(replicas=w.sts.replicas),
-                         status=k.V1ScaleStatus(replicas=replicas, selector=selector))
 
     # --- writes (ConfigMaps) --------------------------------------------------------------
 
@@ -856,170 +753,6 @@ class KubeApi:
         size = sum(len(k) + len(v.encode()) for k, v in data.items()) + sum(len(k) + len(v) for k, v in binary.items())
         if size > CONFIGMAP_MAX:
             raise invalid(f"[]: Too long: must have at most {CONFIGMAP_MAX} bytes")
-
-    # --- models ---------------------------------------------------------------------------
-
-    def _meta(self, obj, name: str, **kw):
-        return self._k.V1ObjectMeta(name=name, namespace=self.world.namespace, uid=obj.uid,
-                                    resource_version=str(obj.resource_version),
-                                    creation_timestamp=ts(obj.created), **kw)
-
-    def _owner_sts(self):
-        w = self.world
-        return [self._k.V1OwnerReference(api_version="apps/v1", kind="StatefulSet", name=w.statefulset,
-                                         uid=w.sts.uid, controller=True, block_owner_deletion=True)]
-
-    def _container(self):
-        k, w = self._k, self.world
-        return k.V1Container(
-            name="nginx", image=IMAGE, image_pull_policy="IfNotPresent",
-            args=["serve-hostname", "--http", "--port", str(w.port)],
-            ports=[k.V1ContainerPort(name=w.port_name or "http", container_port=w.port, protocol="TCP")],
-            readiness_probe=k.V1Probe(http_get=k.V1HTTPGetAction(path="/", port=w.port, scheme="HTTP"),
-                                      period_seconds=10, timeout_seconds=1, success_threshold=1,
-                                      failure_threshold=3),
-            volume_mounts=[k.V1VolumeMount(name=w.sts.claim_template, mount_path="/usr/share/nginx/html")],
-            termination_message_path="/dev/termination-log", termination_message_policy="File")
-
-    def _model_pods(self, p):
-        k, w = self._k, self.world
-        cond = "True" if p.ready else "False"
-        started = ts(p.created)
-        node_ip = f"127.54.1.{int(p.node.rpartition('-')[2]) + 1}" if p.node.rpartition("-")[2].isdigit() else None
-        meta = self._meta(p, p.name, generate_name=f"{w.statefulset}-", labels=dict(p.labels),
-                          owner_references=self._owner_sts())
-        if p.terminating:
-            meta.deletion_timestamp, meta.deletion_grace_period_seconds = ts(p.deleted_at or p.ready_changed), 30
-        running = p.phase == "Running"
-        if running:
-            status = k.V1ContainerStatus(
-                name="nginx", image=IMAGE, image_id=f"{IMAGE}@sha256:{'0' * 64}", ready=p.ready,
-                restart_count=p.restart_count, started=True,
-                container_id=f"containerd://{p.uid.replace('-', '')}{'0' * 32}",
-                state=k.V1ContainerState(running=k.V1ContainerStateRunning(started_at=started)))
-        else:  # Pending: the container is being created, the pod has no IP yet
-            status = k.V1ContainerStatus(
-                name="nginx", image=IMAGE, image_id="", ready=False, restart_count=0, started=False,
-                state=k.V1ContainerState(waiting=k.V1ContainerStateWaiting(reason="ContainerCreating")))
-        ip = p.ip if running or p.phase in ("Succeeded", "Failed") else None
-        return k.V1Pod(
-            api_version="v1", kind="Pod", metadata=meta,
-            spec=k.V1PodSpec(
-                containers=[self._container()], hostname=p.hostname or None, subdomain=p.subdomain or None,
-                node_name=p.node or None, restart_policy="Always", dns_policy="ClusterFirst",
-                service_account_name="default", scheduler_name="default-scheduler",
-                termination_grace_period_seconds=30,
-                volumes=[k.V1Volume(name=w.sts.claim_template, persistent_volume_claim=k.V1PersistentVolumeClaimVolumeSource(
-                    claim_name=w.pvc_name(p.name)))]),
-            status=k.V1PodStatus(
-                phase=p.phase, pod_ip=ip or None, pod_ips=[k.V1PodIP(ip=ip)] if ip else None,
-                host_ip=node_ip, host_ips=[k.V1HostIP(ip=node_ip)] if node_ip else None,
-                start_time=started, qos_class="BestEffort",
-                conditions=[
-                    k.V1PodCondition(type="PodReadyToStartContainers", status="True" if running else "False",
-                                     last_transition_time=started),
-                    k.V1PodCondition(type="Initialized", status="True", last_transition_time=started),
-                    k.V1PodCondition(type="Ready", status=cond, last_transition_time=ts(p.ready_changed)),
-                    k.V1PodCondition(type="ContainersReady", status=cond, last_transition_time=ts(p.ready_changed)),
-                    k.V1PodCondition(type="PodScheduled", status="True", last_transition_time=started)],
-                container_statuses=[status]))
-
-    def _model_services(self, s):
-        k, w = self._k, self.world
-        ports = [k.V1ServicePort(name=w.port_name or None, port=w.port, target_port=w.port,
-                                 protocol=w.proto.upper())]
-        return k.V1Service(
-            api_version="v1", kind="Service", metadata=self._meta(s, s.name, labels=dict(s.labels) or None),
-            spec=k.V1ServiceSpec(
-                cluster_ip=s.cluster_ip or "None", cluster_ips=[s.cluster_ip or "None"], type="ClusterIP",
-                selector=dict(s.selector) or None, ports=ports,
-                publish_not_ready_addresses=True if s.publish_not_ready else None,
-                session_affinity="None", ip_families=["IPv4"], ip_family_policy="SingleStack",
-                internal_traffic_policy="Cluster"),
-            status=k.V1ServiceStatus(load_balancer=k.V1LoadBalancerStatus()))
-
-    def _model_persistentvolumeclaims(self, c):
-        k = self._k
-        bound = c.phase == "Bound" and c.volume_name
-        annotations = {"volume.kubernetes.io/selected-node": self._node_of(c.pod)} if self._node_of(c.pod) else {}
-        if bound:
-            annotations.update({"pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes"})
-        return k.V1PersistentVolumeClaim(
-            api_version="v1", kind="PersistentVolumeClaim",
-            metadata=self._meta(c, c.name, labels=dict(c.labels) or None, annotations=annotations or None,
-                                finalizers=["kubernetes.io/pvc-protection"]),
-            spec=k.V1PersistentVolumeClaimSpec(
-                access_modes=["ReadWriteOnce"], storage_class_name=c.storage_class, volume_mode="Filesystem",
-                resources=k.V1VolumeResourceRequirements(requests={"storage": c.storage}),
-                volume_name=c.volume_name or None),
-            status=k.V1PersistentVolumeClaimStatus(
-                phase=c.phase, access_modes=["ReadWriteOnce"] if bound else None,
-                capacity={"storage": c.storage} if bound else None))
-
-    def _node_of(self, pod: str) -> str | None:
-        try:
-            return self.world.pod(pod).node or None
-        except KeyError:
-            return None
-
-    def _model_configmaps(self, cm):
-        return self._k.V1ConfigMap(
-            api_version="v1", kind="ConfigMap",
-            metadata=self._meta(cm, cm.name, labels=dict(cm.labels) or None, annotations=dict(cm.annotations) or None),
-            data=dict(cm.data) or None, binary_data=dict(cm.binary_data) or None)
-
-    def _model_statefulsets(self, sts):
-        k, w = self._k, self.world
-        replicas, ready, available = statefulset_status(w)
-        template_labels = dict(w.selector)
-        revision = f"{w.statefulset}-{zlib.crc32(f'{w.port}/{w.port_name}/{w.app}'.encode()):08x}"
-        claim = k.V1PersistentVolumeClaim(
-            api_version="v1", kind="PersistentVolumeClaim", metadata=k.V1ObjectMeta(name=sts.claim_template),
-            spec=k.V1PersistentVolumeClaimSpec(
-                access_modes=["ReadWriteOnce"], volume_mode="Filesystem",
-                resources=k.V1VolumeResourceRequirements(requests={"storage": sts.storage})),
-            status=k.V1PersistentVolumeClaimStatus(phase="Pending"))
-        return k.V1StatefulSet(
-            api_version="apps/v1", kind="StatefulSet",
-            metadata=self._meta(sts, w.statefulset, generation=sts.generation, labels=dict(w.selector)),
-            spec=k.V1StatefulSetSpec(
-                replicas=sts.replicas, service_name=w.service, selector=k.V1LabelSelector(match_labels=dict(w.selector)),
-                pod_management_policy=sts.pod_management_policy, revision_history_limit=10,
-                update_strategy=k.V1StatefulSetUpdateStrategy(
-                    type="RollingUpdate", rolling_update=k.V1RollingUpdateStatefulSetStrategy(partition=0)),
-                persistent_volume_claim_retention_policy=k.V1StatefulSetPersistentVolumeClaimRetentionPolicy(
-                    when_deleted="Retain", when_scaled="Retain"),
-                template=k.V1PodTemplateSpec(metadata=k.V1ObjectMeta(labels=template_labels),
-                                             spec=k.V1PodSpec(containers=[self._container()])),
-                volume_claim_templates=[claim]),
-            status=k.V1StatefulSetStatus(
-                observed_generation=sts.generation, replicas=replicas, ready_replicas=ready or None,
-                current_replicas=replicas or None, updated_replicas=replicas or None,
-                available_replicas=available, current_revision=revision, update_revision=revision,
-                collision_count=0))
-
-    def _model_endpointslices(self, item):
-        k, w = self._k, self.world
-        ident, eps = item
-        svc = w.svc
-        # endpoint_slices() yields nothing without a Service, so svc is set here
-        labels = {**svc.labels, SERVICE_NAME_LABEL: svc.name,
-                  "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
-        if svc.cluster_ip is None:
-            labels["service.kubernetes.io/headless"] = ""
-        owner = [k.V1OwnerReference(api_version="v1", kind="Service", name=svc.name, uid=svc.uid, controller=True,
-                                    block_owner_deletion=True)]
-        endpoints = [k.V1Endpoint(
-            addresses=[e.ip], hostname=e.hostname, node_name=e.node or None,
-            conditions=k.V1EndpointConditions(ready=e.ready, serving=e.serving, terminating=e.terminating),
-            target_ref=k.V1ObjectReference(kind="Pod", name=e.pod, namespace=w.namespace, uid=e.pod_uid))
-            for e in eps]
-        return k.V1EndpointSlice(
-            api_version="discovery.k8s.io/v1", kind="EndpointSlice", address_type="IPv4",
-            metadata=self._meta(ident, ident.name, generate_name=f"{svc.name}-",
-                                labels=labels, owner_references=owner),
-            endpoints=endpoints or None,
-            ports=[k.DiscoveryV1EndpointPort(name=w.port_name or "", port=w.port, protocol=w.proto.upper())])
 
 
 def _not_found_path() -> ApiError:
