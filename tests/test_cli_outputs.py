@@ -45,7 +45,7 @@ def test_colour_only_when_asked_or_on_a_terminal(sandbox, monkeypatch):
     assert "\x1b[32m" in out
     _, out, _ = run_cli(sandbox.args())  # stdout is not a terminal here
     assert "\x1b[" not in out
-    from ssdns.cli import use_colour
+    from ssdns.commands import use_colour
 
     class Tty:
         def isatty(self):
