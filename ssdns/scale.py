@@ -57,7 +57,8 @@ def _ordinal(name: str) -> int:
 class _Order:
     """When each pod started to go (deletionTimestamp or DELETED) and came back (a new UID, Ready)."""
 
-    def __init__(self, before: dict):
+    def __init__(self, before: dict, progress: Progress):
+        self.progress = progress
         self.uids = {n: p.uid for n, p in before.items()}
         self.gone: list[str] = []
         self.came: list[str] = []
@@ -70,8 +71,10 @@ class _Order:
         with self.lock:
             if (kind == "DELETED" or pod.terminating) and pod.uid == self.uids.get(pod.name) and pod.name not in self.gone:
                 self.gone.append(pod.name)
+                self.progress(f"{pod.name}: going")
             elif kind != "DELETED" and pod.uid != self.uids.get(pod.name) and pod.name not in self.came:
                 self.came.append(pod.name)
+                self.progress(f"{pod.name}: back (uid {pod.uid[:8]})")
 
 
 async def scale_test(target: Target, api_opts: ApiOptions, to: int, yes: bool, progress: Progress):
@@ -98,7 +101,7 @@ async def scale_test(target: Target, api_opts: ApiOptions, to: int, yes: bool, p
                              f"{', '.join(reversed(removed))}) and back to {original}; add --yes to do it")
         target = target.with_(service=target.service or sts.service_name, replicas=original)
         volumes_before = {n: {c.name: c.volume for c in facts.pvcs_of(n)} for n in removed}
-        order = _Order(facts.pods)
+        order = _Order(facts.pods, progress)
         stop = threading.Event()
         watcher = asyncio.ensure_future(asyncio.to_thread(
             _watch, client, target.namespace, sts.selector, int(target.timeout) + 1, order, stop))
