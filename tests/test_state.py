@@ -132,3 +132,31 @@ def test_configmap_that_is_not_ours_is_left_untouched(sandbox, tmp_path):
     [f] = [f for f in report["findings"] if f["check"] == "state.store"]
     assert "is not ssdns's" in f["message"]
     assert sandbox.world.configmaps["app-config"].data == {"key": "value"}
+
+
+def test_with_the_api_a_restart_is_seen_by_uid_and_stale_dns_fails(sandbox, tmp_path):
+    from ssdns.sandbox import apply_fault
+
+    state = str(tmp_path / "s.json")
+    code, _ = run_json(sandbox.api_args(tmp_path, "--state", state))
+    assert code == 0
+    old_uid, old_ip = sandbox.world.pod("web-1").uid, sandbox.world.pod("web-1").ip
+    sandbox.change(lambda w: apply_fault(w, "stale-dns:web-1"))  # replaced: new uid and IP, DNS keeps the old
+    code, report = run_json(sandbox.api_args(tmp_path, "--state", state))
+    assert code == 1
+    f = held(report, "web-1")
+    assert f["status"] == "fail" and f"restarted (uid {old_uid[:8]} -> " in f["message"]
+    assert f"DNS still serves the old IP {old_ip}" in f["message"]
+    snap = json.loads(open(state).read())["history"][-1]
+    assert snap["pods"]["1"]["uid"] == sandbox.world.pod("web-1").uid and snap["broken"] == ["web-1"]
+
+
+def test_with_the_api_a_changed_volume_fails(sandbox, tmp_path):
+    state = str(tmp_path / "s.json")
+    run_json(sandbox.api_args(tmp_path, "--state", state))
+    old = sandbox.world.pvcs[2].volume_name
+    sandbox.change(lambda w: setattr(w.pvcs[2], "volume_name", "pvc-brand-new"))
+    code, report = run_json(sandbox.api_args(tmp_path, "--state", state))
+    assert code == 1
+    f = held(report, "web-2")
+    assert f["status"] == "fail" and f"www-web-2 is bound to a different volume ({old} -> pvc-brand-new)" in f["message"]
