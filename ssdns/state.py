@@ -104,22 +104,22 @@ class ConfigMapStore:
     def __init__(self, name: str, namespace: str, api_opts):
         self.name, self.namespace, self.api_opts = name, namespace, api_opts
         self.where = f"ConfigMap {namespace}/{name}"
-        self._core = None
+        self._client = None
 
-    def _api(self):
-        if self._core is None:
-            from kubernetes import client
+    def _call(self, method: str, path: str = "", body: dict | None = None) -> dict:
+        from ssdns import kube
 
-            from ssdns import kube
-            self._core = client.CoreV1Api(kube.api_client(self.api_opts))
-        return self._core
+        if self._client is None:
+            self._client = kube.api_client(self.api_opts)
+        return kube.request(self._client, method, f"/api/v1/namespaces/{self.namespace}/configmaps{path}",
+                            body=body)
 
     def _read(self):
         """(doc or None, resourceVersion or None) from the ConfigMap; None, None when it does not exist."""
         from kubernetes.client.exceptions import ApiException
 
         try:
-            cm = self._api().read_namespaced_config_map(self.name, self.namespace, _request_timeout=(3, 5))
+            cm = self._call("GET", f"/{self.name}")
         except ApiException as exc:
             if exc.status == 404:
                 return None, None
@@ -128,11 +128,11 @@ class ConfigMapStore:
         except Exception as exc:  # urllib3: unreachable
             raise StateUnreachable(f"cannot read {self.where}: the Kubernetes API is unreachable "
                                    f"({type(exc).__name__}); check --kubeconfig and --context") from None
-        text = (cm.data or {}).get(DATA_KEY)
+        text = (cm.get("data") or {}).get(DATA_KEY)
         if text is None:
             raise StateError(f"{self.where} exists but has no {DATA_KEY!r}: it is not ssdns's; left untouched")
         try:
-            return json.loads(text), cm.metadata.resource_version
+            return json.loads(text), cm["metadata"].get("resourceVersion")
         except ValueError:
             raise StateError(f"{self.where} {DATA_KEY!r} is not valid JSON: left untouched") from None
 
@@ -140,22 +140,20 @@ class ConfigMapStore:
         return self._read()[0]
 
     def update(self, merge: Callable[[dict | None], dict]) -> dict:
-        from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
         for attempt in range(CONFLICT_RETRIES):
             current, version = self._read()
             doc = merge(current)
-            body = client.V1ConfigMap(
-                metadata=client.V1ObjectMeta(name=self.name, resource_version=version,
-                                             labels={"app.kubernetes.io/managed-by": "ssdns"}),
-                data={DATA_KEY: json.dumps(doc)})
+            meta = {"name": self.name, "labels": {"app.kubernetes.io/managed-by": "ssdns"}}
+            if version is not None:
+                meta["resourceVersion"] = version  # optimistic concurrency: 409 if someone wrote since
+            body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {DATA_KEY: json.dumps(doc)}}
             try:
                 if version is None:
-                    self._api().create_namespaced_config_map(self.namespace, body, _request_timeout=(3, 5))
+                    self._call("POST", body=body)
                 else:
-                    self._api().replace_namespaced_config_map(self.name, self.namespace, body,
-                                                              _request_timeout=(3, 5))
+                    self._call("PUT", f"/{self.name}", body=body)
                 return doc
             except ApiException as exc:
                 if exc.status == 409:  # someone wrote in between: re-read, merge again
