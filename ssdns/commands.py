@@ -18,7 +18,6 @@ def target_from_args(args):
     from ssdns.target import (Target, check_label, check_zone, default_namespace, parse_nameserver,
                               read_resolv_conf, zone_from_search)
 
-    notes = []
     service = args.service or args.service_pos
     if args.service and args.service_pos and args.service != args.service_pos:
         raise UsageError(f"two Services given ({args.service_pos!r} and --service {args.service!r}): give one")
@@ -52,9 +51,8 @@ def target_from_args(args):
         raise UsageError("--replicas needs --statefulset NAME (the pod name prefix)")
     target = Target(service=service, namespace=namespace, zone=zone, nameservers=nameservers,
                     statefulset=args.statefulset, replicas=args.replicas, first_ordinal=args.first_ordinal,
-                    port=args.port,
-                    port_name=args.port_name, proto=args.protocol, path=args.path, expect=args.expect,
-                    match=args.match, http=args.http, timeout=args.timeout, notes=tuple(notes))
+                    port=args.port, port_name=args.port_name, proto=args.protocol, path=args.path, expect=args.expect,
+                    match=args.match, http=args.http, timeout=args.timeout)
     from ssdns.compare import expected_body
 
     try:

@@ -8,6 +8,7 @@ name's IPs then get a PTR query and one HTTP request. Every (name, type) is aske
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import time
 from dataclasses import dataclass, field
@@ -98,13 +99,13 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
     srv = dns.lookup(target.srv_name, "SRV") if target.srv_name else None
     version = dns.lookup(f"dns-version.{target.zone}.", "TXT")
 
+    stack = contextlib.AsyncExitStack()
     prober = None
     if target.http:
         # aiohttp costs ~190 ms to import: only when HTTP is checked
         from ssdns.httpprobe import HttpProber, HttpRequest
 
-        prober = HttpProber(target.path, deadline)
-        await prober.__aenter__()
+        prober = await stack.enter_async_context(HttpProber(target.path, deadline))
     http_port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     pods: dict[str, asyncio.Task[PodObservation]] = {}
@@ -127,7 +128,7 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
         if name not in pods:
             pods[name] = asyncio.ensure_future(pod_flow(name, source))
 
-    try:
+    async with stack:  # closes the HTTP session however the run ends
         for name in expected if expected is not None else expected_pod_names(target):
             spawn(name, "expected")
         srv_lookup = await srv if srv is not None else None
@@ -146,9 +147,6 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
                     spawn(name, "ptr")
         pod_obs = dict(zip(pods, await asyncio.gather(*pods.values())))
         await version
-    finally:
-        if prober is not None:
-            await prober.__aexit__(None, None, None)
 
     ptr_by_ip = {}
     for ip in {*service_ips, *(ip for p in pod_obs.values() for ip in p.ips)}:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ssdns.errors import UsageError
@@ -52,7 +52,6 @@ class Target:
     match: str = "exact"
     http: bool = True
     timeout: float = 10.0
-    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def service_fqdn(self) -> str:
