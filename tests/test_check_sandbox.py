@@ -198,3 +198,13 @@ def test_srv_answer_too_big_for_tcp_with_additionals_is_still_served(sandbox_fac
     assert code == 0, failures(report)[:3]
     srv = next(lk for lk in report["lookups"] if lk["type"] == "SRV")
     assert srv["tcp"] is True and len(srv["values"]) == 1000
+
+
+def test_a_pod_that_never_answers_http_is_a_failure_not_a_hang(sandbox_factory):
+    sb = sandbox_factory(faults=["http-hang:web-1"])
+    code, report = run_json(sb.args("--timeout", "2"))
+    assert code == 1
+    [fail] = failures(report)
+    assert (fail["check"], fail["subject"]) == ("http.identity", "web-1")
+    assert "no answer within" in fail["message"]
+    assert report["stats"]["elapsed_ms"] < 2000 + 500  # the deadline holds (plus its small guard)

@@ -22,6 +22,7 @@ FAULTS = {
     "missing-dns": "missing-dns:POD       POD has no DNS records at all (the API still lists it ready)",
     "extra-ip": f"extra-ip[:IP]          the Service also answers IP (default {STALE_IP}), which no pod has",
     "no-http": "no-http:POD           nothing answers HTTP on POD's IP",
+    "http-hang": "http-hang:POD         POD accepts HTTP connections but never answers",
     "shared-ip": "shared-ip:POD=OTHER   DNS gives POD the IP of OTHER (two pod names, one IP)",
     "dns-other-pod": "dns-other-pod:POD=OTHER  DNS gives POD the IP the API gives OTHER (same as shared-ip)",
     "not-ready": "not-ready:POD         POD is not Ready: endpoint ready=false, absent from DNS",
@@ -62,6 +63,8 @@ def apply_fault(world: World, spec: str) -> None:
         _pod(world, pod, spec).dns_ip = _pod(world, other, spec).ip
     elif kind == "missing-dns":
         _pod(world, arg, spec).in_dns = False
+    elif kind == "http-hang":
+        _pod(world, arg, spec).http_hang = True
     elif kind == "no-http":
         _pod(world, arg, spec).http_up = False
     elif kind == "not-ready":

@@ -4,11 +4,15 @@ once it is Running (a Pending pod has no container yet) and until its object is 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 from aiohttp import web
 
 from ssdns.sandbox.world import SandboxPod, World
+
+
+HANG = 600.0  # seconds a hung pod holds a request: longer than any check waits
 
 
 def free_port(host: str) -> int:
@@ -22,6 +26,7 @@ class EchoPods:
         self.world = world
         self.requests = 0
         self._sites: dict[str, web.TCPSite] = {}  # ip -> listener
+        self._stopping = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -45,6 +50,7 @@ class EchoPods:
             self._sites[ip] = site
 
     async def stop(self) -> None:
+        self._stopping.set()  # release hung requests, so the server can shut down at once
         await self._runner.cleanup()
         self._sites.clear()
 
@@ -54,4 +60,9 @@ class EchoPods:
         pod: SandboxPod | None = self.world.pod_by_ip(ip)
         if pod is None:
             return web.Response(status=503, text="no pod at this address")
+        if pod.http_hang:
+            try:  # hold the request until the sandbox stops (bounded)
+                await asyncio.wait_for(self._stopping.wait(), HANG)
+            except asyncio.TimeoutError:
+                pass
         return web.Response(text=pod.answer_as or pod.name)

@@ -69,6 +69,7 @@ class SandboxPod(Tracked):
     answer_as: str | None = field(default=None, metadata=HIDDEN)  # fault: answers HTTP with this name
     in_dns: bool = field(default=True, metadata=HIDDEN)  # fault: False leaves the pod out of every DNS record
     http_up: bool = field(default=True, metadata=HIDDEN)  # fault: False means nothing listens on the pod's IP
+    http_hang: bool = field(default=False, metadata=HIDDEN)  # fault: the pod accepts HTTP but never answers
     dns_ip: str | None = field(default=None, metadata=HIDDEN)  # fault: DNS serves this address instead of ip
     node: str = ""  # spec.nodeName
     phase: str = "Running"  # status.phase: Pending (created, no IP yet, nothing listens), Running
