@@ -225,7 +225,7 @@ def cmd_sandbox(args) -> int:
                 loop.add_signal_handler(sig, stop.set)
             print(f"sandbox: headless Service {world.service_fqdn} with {len(world.pods)} pods "
                   f"on 127.10.x.y port {world.port}; nameserver {sb.nameserver}", flush=True)
-            extra = []
+            extra = ["--api", "off"]  # without the sandbox's API, never fall back to the user's own kubeconfig
             if use_api:
                 kubeconfig = sb.write_kubeconfig(args.kubeconfig_out)
                 print(f"Kubernetes API at {sb.api_url}; kubeconfig written to {kubeconfig}", flush=True)
