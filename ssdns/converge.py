@@ -75,16 +75,20 @@ async def wait_for_identity(api, target: Target, name: str, ordinal: int | None,
                 conv.ready_s, conv.new_uid, conv.new_ips = now - t0, pod.uid, list(pod.ips)
                 progress(f"{name}: Ready again (uid {pod.uid[:8]}, {', '.join(pod.ips)})")
             dns = DnsClient(target.nameservers, min(deadline, now + 2.0))  # a fresh client: no answer reuse
-            mine, service = await asyncio.gather(dns.lookup(fqdn, "A"), dns.lookup(svc, "A"))
-            seen = set(mine.values) | set(service.values)
-            old_seen = [ip for ip in old_ips if ip in seen and ip not in conv.new_ips]
+            # Ask the families the pod has (before it is Ready again, the ones it had).
+            ips = conv.new_ips or old_ips
+            types = [t for t, v6 in (("A", False), ("AAAA", True)) if any((":" in ip) == v6 for ip in ips)] or ["A"]
+            answers = await asyncio.gather(*(dns.lookup(n, t) for t in types for n in (fqdn, svc)))
+            mine = {v for lk in answers[0::2] for v in lk.values}
+            service = {v for lk in answers[1::2] for v in lk.values}
+            old_seen = [ip for ip in old_ips if ip in mine | service and ip not in conv.new_ips]
             if old_seen:
                 conv.stale.append(f"{now - t0:.1f}s: {', '.join(old_seen)}")
             if conv.ready_s is not None and conv.dns_s is None:
-                v4 = {ip for ip in conv.new_ips if ":" not in ip}
-                if set(mine.values) == v4 and v4 <= set(service.values) and not old_seen:
+                want = set(conv.new_ips)
+                if mine == want and want <= service and not old_seen:
                     conv.dns_s = now - t0
-                    progress(f"{name}: DNS right ({', '.join(sorted(v4))})")
+                    progress(f"{name}: DNS right ({', '.join(sorted(want))})")
             if conv.dns_s is not None and conv.http_s is None:
                 obs = await prober.probe(HttpRequest(name, conv.new_ips[0], port, fqdn.rstrip(".")))
                 if obs.status is not None and 200 <= obs.status < 300 and body_matches(target, want_body, obs.body):
