@@ -50,7 +50,8 @@ async def run_check(target: Target, api: ApiOptions = ApiOptions()) -> Result:
         tried = ", ".join(str(ns) for ns in target.nameservers)
         detail = obs.service_a.detail or obs.service_a.outcome.value
         raise CannotRun(f"no nameserver answered (tried {tried}: {detail}); check --nameserver")
-    findings, pods = compare(target, obs, expected, absent_ok)
+    owners = {ip: p.name for p in facts.pods.values() for ip in p.ips} if facts is not None else None
+    findings, pods = compare(target, obs, expected, absent_ok, owners)
     if facts is not None:
         from ssdns.compare_api import compare_api
 

@@ -64,9 +64,11 @@ class Findings(list):
 
 
 def compare(target: Target, obs: Observations, expected: list[str],
-            absent_ok: frozenset[str] = frozenset()) -> tuple[list[Finding], list[PodView]]:
+            absent_ok: frozenset[str] = frozenset(),
+            ip_owner: dict[str, str] | None = None) -> tuple[list[Finding], list[PodView]]:
     """DNS and HTTP against the spec. `absent_ok` names pods the API says are rightly not in DNS
-    (not Ready, terminating): their missing records are reported by compare_api, not failed here."""
+    (not Ready, terminating): their missing records are reported by compare_api, not failed here.
+    `ip_owner` (from the API, when used) names the pod an unclaimed Service IP belongs to."""
     f = Findings()
     svc = target.service_fqdn.rstrip(".")
     names = _ordered(obs.pods, target.statefulset)
@@ -126,9 +128,17 @@ def compare(target: Target, obs: Observations, expected: list[str],
                 f.add("dns.service-members", Status.PASS, name, f"{name}'s address is in {svc}")
         for ip in sorted(service_ips - set(claimed)):
             ptr = obs.ptr.get(ip)
-            hint = f"; its PTR says {', '.join(ptr.values)}" if ptr is not None and ptr.ok else ""
+            owner = (ip_owner or {}).get(ip)
+            if owner:
+                hint = f"; the API says it is {owner}'s, which has no per-pod name"
+            elif ptr is not None and ptr.ok:
+                hint = f"; its PTR says {', '.join(ptr.values)}"
+            else:
+                hint = ""
+            kind = "" if owner else " (a stale or foreign endpoint)"
             f.add("dns.service-members", Status.FAIL, svc,
-                  f"{svc} answers {ip}, which no pod name resolves to (a stale or foreign endpoint){hint}", ip=ip)
+                  f"{svc} answers {ip}, which no pod name resolves to{kind}{hint}", ip=ip,
+                  **({"pod": owner} if owner else {}))
 
     _check_srv(f, target, obs, names, none_ready)
     _check_ptr(f, target, obs, names)

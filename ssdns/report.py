@@ -86,7 +86,7 @@ def render_text(result: Result, colour: bool = False) -> str:
     st = result.stats
     verdict = "PASS" if result.ok else "FAIL"
     lines += ["", f"{s(verdict, Status.PASS if result.ok else Status.FAIL)}: "
-              f"{result.count(Status.FAIL)} failed, {result.count(Status.WARN)} warnings, "
+              f"{result.count(Status.FAIL)} failed, {_plural(result.count(Status.WARN), 'warning')}, "
               f"{result.count(Status.PASS)} passed in {st.get('elapsed_ms', 0) / 1000:.2f} s "
               f"({st.get('dns_queries', 0)} DNS queries, {st.get('http_requests', 0)} HTTP requests)"]
     return "\n".join(lines)
@@ -98,7 +98,7 @@ def summary_line(result: Result) -> str:
     worst = next((f for f in result.findings if f.status is Status.FAIL), None)
     tail = f"; first: {worst.check} {worst.subject}: {worst.message}" if worst else ""
     return (f"ssdns {verdict} {result.service['name']}: {result.count(Status.FAIL)} failed, "
-            f"{result.count(Status.WARN)} warnings, {result.count(Status.PASS)} passed{tail}")[:1000]
+            f"{_plural(result.count(Status.WARN), 'warning')}, {result.count(Status.PASS)} passed{tail}")[:1000]
 
 
 def render_history(doc: dict, where: str, last: int | None = None) -> str:
@@ -119,3 +119,7 @@ def render_history(doc: dict, where: str, last: int | None = None) -> str:
             tail += f"; identity broke: {', '.join(broken)}"
         lines.append(f"{snap['taken_at']}  {verdict}  {len(pods)} pods  {tail}")
     return "\n".join(lines)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

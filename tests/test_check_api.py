@@ -107,6 +107,8 @@ def test_subdomain_mismatch_leaves_the_pod_without_a_name(sandbox_factory, tmp_p
     assert code == 1
     ep = finding(report, "api.endpoints", "web-1")
     assert ep["status"] == "fail" and "subdomain" in ep["message"]
+    [member] = failures(report, "dns.service-members")
+    assert member["details"]["pod"] == "web-1" and "the API says it is web-1's" in member["message"]
     srv = [f for f in failures(report, "dns.srv")]
     assert srv and "without a hostname" in srv[0]["message"]
     assert "127-10-0-2" not in [p["name"] for p in report["pods"]]  # a dashed name is not a pod
