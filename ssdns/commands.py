@@ -15,8 +15,8 @@ def target_from_args(args):
     """Validate the check options into a Target; every problem is a UsageError with one line."""
     import re
 
-    from ssdns.target import (Target, check_label, check_zone, default_namespace, parse_nameserver,
-                              read_resolv_conf, zone_from_search)
+    from ssdns.target import (Target, check_label, check_port_name, check_zone, default_namespace,
+                              parse_nameserver, read_resolv_conf, zone_from_search)
 
     service = args.service or args.service_pos
     if args.service and args.service_pos and args.service != args.service_pos:
@@ -30,7 +30,7 @@ def target_from_args(args):
     if args.statefulset:
         check_label(args.statefulset, "StatefulSet name")
     if args.port_name:
-        check_label(args.port_name, "port name")
+        check_port_name(args.port_name)
     resolv = read_resolv_conf()
     if args.cluster_domain:
         zone = check_zone(args.cluster_domain)

@@ -19,9 +19,8 @@ SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # RFC 1035 label, as Kubernetes validates Service names (must start with a letter).
 _LABEL_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+# IANA service name, as Kubernetes validates port names: at most 15 characters, at least one letter.
 _PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$")
-
-MATCH_MODES = ("exact", "contains", "regex")
 
 
 @dataclass(frozen=True)
@@ -87,6 +86,13 @@ def check_label(value: str, what: str, *, rfc1035: bool = False) -> str:
             f"{what} {value!r} is not a valid DNS label: use 1-63 lower-case letters, digits "
             f"and '-', {rule}starting and ending with a letter or digit"
         )
+    return value
+
+
+def check_port_name(value: str) -> str:
+    if not _PORT_NAME.match(value) or "--" in value or not re.search(r"[a-z]", value):
+        raise UsageError(f"port name {value!r} is not a valid Service port name: use 1-15 lower-case letters, "
+                         "digits and single '-', with at least one letter (as in the Service's ports[].name)")
     return value
 
 

@@ -17,6 +17,7 @@ def ssdns(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
     (["check", "--service", "9web", "--nameserver", "127.0.0.1"], "start with a letter"),
     (["check", "nginx", "-n", "Prod", "--nameserver", "127.0.0.1"], "namespace 'Prod'"),
     (["check", "nginx", "--output", "yaml"], "invalid choice: 'yaml'"),
+    (["check", "nginx", "--nameserver", "127.0.0.1", "--port-name", "a-very-long-port-name"], "1-15 lower-case"),
     (["check", "nginx", "--port", "70000"], "out of range"),
     (["check", "nginx", "--port", "0"], "out of range"),
     (["check", "nginx", "--nameserver", "dns.example"], "not an IP address"),

@@ -18,7 +18,6 @@ DNS_HOST = "127.54.0.1"
 KUBE_CONTEXT = "ssdns-sandbox"
 
 __all__ = ["Sandbox", "World", "make_world", "apply_fault", "KubeApi", "Controller"]
-TIMINGS = ("terminate_delay", "start_delay", "ready_delay", "dns_delay")
 
 
 class Sandbox:
