@@ -115,6 +115,8 @@ async def _read_api(target: Target, api: ApiOptions, deadline: float, notes: lis
         if not target.service:
             changes["service"] = sts.service_name
     svc = facts.service
+    if (svc is not None and "IPv6" in svc.ip_families) or any(":" in ip for p in facts.pods.values() for ip in p.ips):
+        changes["ipv6"] = True  # then a missing AAAA is a finding, not a single-stack Service
     if svc is not None and svc.exists and not target.port_name:
         named = [(n, proto) for n, _, proto in svc.ports if n]
         if named:

@@ -163,7 +163,7 @@ def _service_set(f: Findings, target: Target, facts: ClusterFacts, want: dict[st
             msg = f"stale: {svc} answers {ip}, which belongs to no current pod"
         f.add("api.service-members", Status.FAIL, svc, msg, ip=ip, **({"pod": owner} if owner else {}))
     for ip, name in sorted(expected.items()):
-        if ip not in served and (":" not in ip or obs.service_aaaa.ok):
+        if ip not in served and (":" not in ip or obs.service_aaaa.ok or target.ipv6):
             f.add("api.service-members", Status.FAIL, name,
                   f"{name} is ready at {ip} per the API, but {svc} does not answer it", ip=ip)
 

@@ -113,7 +113,7 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
     async def pod_flow(name: str, source: str) -> PodObservation:
         fqdn = target.pod_fqdn(name)
         obs = PodObservation(name, source, await dns.lookup(fqdn, "A"))
-        if (await svc_aaaa).ok:  # AAAA per pod only when the Service is (also) IPv6
+        if target.ipv6 or (await svc_aaaa).ok:  # AAAA per pod only when the Service is (also) IPv6
             obs.aaaa = await dns.lookup(fqdn, "AAAA")
         ips = obs.ips
         jobs = [dns.lookup(reverse_name(ip), "PTR") for ip in ips]

@@ -131,3 +131,17 @@ def test_start_ordinal_shifts_the_pod_names():
     from ssdns.errors import UsageError
     with pytest.raises(UsageError, match="ordinals 5..7"):
         plan(f, [0])
+
+
+def test_dual_stack_pods_missing_their_aaaa_records_fail():
+    f = facts()
+    for i, pod in enumerate(f.pods.values()):
+        pod.ips.append(f"fd00::{i + 1}")
+    t = T.with_(ipv6=True)
+    obs = observed({f"web-{i}": [f"10.0.0.{i + 1}"] for i in range(3)}, ["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+    for p in obs.pods.values():  # AAAA was asked (the API says IPv6) and DNS has none
+        p.aaaa = Lookup(t.pod_fqdn(p.name), "AAAA", Outcome.NODATA)
+    out = compare_api(t, f, expect(f, "nginx"), obs)
+    assert "DNS lacks fd00::2 for web-1" in by(out, "api.dns", Status.FAIL)["web-1"].message
+    members = [x for x in out if x.check == "api.service-members" and x.status is Status.FAIL]
+    assert {x.details["ip"] for x in members} == {"fd00::1", "fd00::2", "fd00::3"}
