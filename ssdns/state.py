@@ -53,10 +53,16 @@ def validate(doc, target_key: dict | None, where: str) -> dict:
 
 
 def append(doc: dict, snap: dict, keep: int) -> dict:
-    doc = dict(doc, history=[*doc["history"], snap][-keep:])
-    while len(doc["history"]) > 1 and len(json.dumps(doc)) > MAX_BYTES:
-        doc["history"] = doc["history"][1:]
-    return doc
+    """The history with `snap` last: at most `keep` snapshots, and the oldest dropped while the whole
+    would not fit a ConfigMap (the newest is always kept)."""
+    history = [*doc["history"], snap][-keep:]
+    sizes = [len(json.dumps(s)) + 2 for s in history]
+    total = len(json.dumps(dict(doc, history=[]))) + sum(sizes)
+    drop = 0
+    while drop < len(history) - 1 and total > MAX_BYTES:
+        total -= sizes[drop]
+        drop += 1
+    return dict(doc, history=history[drop:])
 
 
 class FileStore:

@@ -160,3 +160,13 @@ def test_with_the_api_a_changed_volume_fails(sandbox, tmp_path):
     assert code == 1
     f = held(report, "web-2")
     assert f["status"] == "fail" and f"www-web-2 is bound to a different volume ({old} -> pvc-brand-new)" in f["message"]
+
+
+def test_history_is_trimmed_to_fit_a_configmap():
+    from ssdns.state import MAX_BYTES, append, new_doc
+
+    big = {"taken_at": "t", "pods": {str(i): {"name": f"web-{i}", "pad": "x" * 1000} for i in range(100)}}
+    doc = new_doc({"namespace": "default", "statefulset": "web", "service": "nginx"})
+    for _ in range(20):
+        doc = append(doc, big, keep=50)
+    assert 1 <= len(doc["history"]) < 20 and len(json.dumps(doc)) <= MAX_BYTES
