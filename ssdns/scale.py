@@ -23,30 +23,23 @@ POLL = 0.25
 
 def order_findings(sts: str, removed: list[str], gone_order: list[str], came_order: list[str],
                    policy: str) -> list[Finding]:
-    """Pure: judge the order pods went and came back in."""
+    """Pure: judge the order pods went (descending) and came back in (ascending). Under Parallel pod
+    management the controller acts on all of them at once, so any order is allowed."""
+    steps = [("scale.order-down", "removed", gone_order, "descending", True),
+             ("scale.order-up", "came back", came_order, "ascending", False)]
     out = []
-    want_down = sorted(removed, key=_ordinal, reverse=True)
-    seen_down = [n for n in gone_order if n in removed]
-    if policy != "OrderedReady":  # the controller deletes condemned pods concurrently then
-        out.append(Finding("scale.order-down", Status.PASS, sts,
-                           f"{policy} pod management: removed as {', '.join(seen_down)} (any order is allowed)"))
-    elif seen_down == want_down:
-        out.append(Finding("scale.order-down", Status.PASS, sts, f"removed in descending order: {', '.join(seen_down)}"))
-    else:
-        out.append(Finding("scale.order-down", Status.FAIL, sts,
-                           f"removed as {', '.join(seen_down) or 'nothing seen'}, expected {', '.join(want_down)}",
-                           {"seen": seen_down, "expected": want_down}))
-    seen_up = [n for n in came_order if n in removed]
-    want_up = sorted(removed, key=_ordinal)
-    if policy != "OrderedReady":
-        out.append(Finding("scale.order-up", Status.PASS, sts,
-                           f"{policy} pod management: came back as {', '.join(seen_up)} (any order is allowed)"))
-    elif seen_up == want_up:
-        out.append(Finding("scale.order-up", Status.PASS, sts, f"came back in ascending order: {', '.join(seen_up)}"))
-    else:
-        out.append(Finding("scale.order-up", Status.FAIL, sts,
-                           f"came back as {', '.join(seen_up) or 'nothing seen'}, expected {', '.join(want_up)} (OrderedReady)",
-                           {"seen": seen_up, "expected": want_up}))
+    for check, verb, order, direction, reverse in steps:
+        seen = [n for n in order if n in removed]
+        want = sorted(removed, key=_ordinal, reverse=reverse)
+        if policy != "OrderedReady":
+            out.append(Finding(check, Status.PASS, sts,
+                               f"{policy} pod management: {verb} as {', '.join(seen)} (any order is allowed)"))
+        elif seen == want:
+            out.append(Finding(check, Status.PASS, sts, f"{verb} in {direction} order: {', '.join(seen)}"))
+        else:
+            out.append(Finding(check, Status.FAIL, sts,
+                               f"{verb} as {', '.join(seen) or 'nothing seen'}, expected {', '.join(want)} "
+                               "(OrderedReady)", {"seen": seen, "expected": want}))
     return out
 
 

@@ -145,3 +145,16 @@ def test_dual_stack_pods_missing_their_aaaa_records_fail():
     assert "DNS lacks fd00::2 for web-1" in by(out, "api.dns", Status.FAIL)["web-1"].message
     members = [x for x in out if x.check == "api.service-members" and x.status is Status.FAIL]
     assert {x.details["ip"] for x in members} == {"fd00::1", "fd00::2", "fd00::3"}
+
+
+def test_scale_order_is_judged_per_pod_management_policy():
+    from ssdns.scale import order_findings
+
+    removed = ["web-1", "web-2"]
+    good = order_findings("web", removed, ["web-2", "web-1"], ["web-1", "web-2"], "OrderedReady")
+    assert [f.status for f in good] == [Status.PASS, Status.PASS]
+    bad = order_findings("web", removed, ["web-1", "web-2"], ["web-2", "web-1"], "OrderedReady")
+    assert [(f.check, f.status, f.details["expected"]) for f in bad] == [
+        ("scale.order-down", Status.FAIL, ["web-2", "web-1"]), ("scale.order-up", Status.FAIL, ["web-1", "web-2"])]
+    parallel = order_findings("web", removed, ["web-1", "web-2"], ["web-2", "web-1"], "Parallel")
+    assert [f.status for f in parallel] == [Status.PASS, Status.PASS]
