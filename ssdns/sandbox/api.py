@@ -390,11 +390,7 @@ class KubeApi:
 
     def _list(self, kind: Kind, req: ApiRequest) -> web.Response:
         k = self._k
-        try:
-            labels = parse_label_selector(req.query.get("labelSelector", ""))
-            fields = parse_field_selector(req.query.get("fieldSelector", ""), kind.fields or COMMON_FIELDS)
-        except ValueError as exc:
-            raise ApiError(400, "BadRequest", str(exc)) from None
+        labels, fields = _selectors(kind, req)
         items = []
         for _, obj in self._objects(kind, req.namespace):
             model = self._render(kind, obj, in_list=True)
@@ -423,11 +419,7 @@ class KubeApi:
         """Newline-delimited JSON events, as a real server streams them; bounded by timeoutSeconds
         (default WATCH_DEFAULT, at most WATCH_MAX) and by the sandbox's stop."""
         w = self.world
-        try:
-            labels = parse_label_selector(req.query.get("labelSelector", ""))
-            fields = parse_field_selector(req.query.get("fieldSelector", ""), kind.fields or COMMON_FIELDS)
-        except ValueError as exc:
-            raise ApiError(400, "BadRequest", str(exc)) from None
+        labels, fields = _selectors(kind, req)
         timeout = min(_int(req.query.get("timeoutSeconds"), "timeoutSeconds") or WATCH_DEFAULT, WATCH_MAX)
         rv_text = req.query.get("resourceVersion") or ""
         since = None
@@ -753,6 +745,15 @@ class KubeApi:
         size = sum(len(k) + len(v.encode()) for k, v in data.items()) + sum(len(k) + len(v) for k, v in binary.items())
         if size > CONFIGMAP_MAX:
             raise invalid(f"[]: Too long: must have at most {CONFIGMAP_MAX} bytes")
+
+
+def _selectors(kind: Kind, req: ApiRequest):
+    """The request's label and field selectors as predicates; a malformed one is a 400, as on a real server."""
+    try:
+        return (parse_label_selector(req.query.get("labelSelector", "")),
+                parse_field_selector(req.query.get("fieldSelector", ""), kind.fields or COMMON_FIELDS))
+    except ValueError as exc:
+        raise ApiError(400, "BadRequest", str(exc)) from None
 
 
 def _not_found_path() -> ApiError:
