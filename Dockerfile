@@ -4,12 +4,15 @@
 #   docker build -t ssdns:latest .
 #   kind load docker-image ssdns:latest   # or push, then set `images:` in k8s/kustomization.yaml
 #
-# Two stages, both python:3.12-slim. The builder turns ssdns and every dependency
+# Two stages on the same base, python:3.12-slim unless --build-arg BASE=... says otherwise
+# (CI builds on a stand-in made from Debian's packages: see .ci/image). The builder turns ssdns and every dependency
 # (including the kube and metrics extras) into wheels; the final stage installs them
 # from /wheels with --no-index, so it needs no network access and no compiler, and
 # the wheels themselves never become an image layer (BuildKit bind mount).
 
-FROM python:3.12-slim AS build
+ARG BASE=python:3.12-slim
+
+FROM ${BASE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
@@ -18,7 +21,8 @@ COPY ssdns/ ./ssdns/
 # `.[kube,metrics,junit]` makes pip also fetch/build wheels for the optional dependencies.
 RUN pip wheel ".[kube,metrics,junit]" -w /wheels
 
-FROM python:3.12-slim
+FROM ${BASE}
+ARG BASE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="ssdns" \
@@ -26,7 +30,7 @@ LABEL org.opencontainers.image.title="ssdns" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="docker.io/library/python:3.12-slim"
+      org.opencontainers.image.base.name="${BASE}"
 # No .pyc writes at runtime (the root filesystem is read-only in k8s/; pip already
 # byte-compiled everything at install time) and unbuffered logs for `kubectl logs`.
 ENV PYTHONDONTWRITEBYTECODE=1 \
