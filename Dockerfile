@@ -5,21 +5,29 @@
 #   kind load docker-image ssdns:latest   # or push, then set `images:` in k8s/kustomization.yaml
 #
 # Two stages on the same base, python:3.12-slim unless --build-arg BASE=... says otherwise
-# (CI builds on a stand-in made from Debian's packages: see .ci/image). The builder turns ssdns and every dependency
-# (including the kube and metrics extras) into wheels; the final stage installs them
-# from /wheels with --no-index, so it needs no network access and no compiler, and
-# the wheels themselves never become an image layer (BuildKit bind mount).
+# (CI builds on a stand-in made from Debian's packages: see .ci/image). The builder fetches every
+# dependency exactly as requirements/image.txt locks it, each file checked against its sha256, and
+# builds ssdns's own wheel with the build backend requirements/build.txt locks (refresh both with
+# `bash .ci/lock`). The final stage installs those wheels from /wheels with --no-index, so it needs
+# no network access and no compiler, and the wheels themselves never become an image layer
+# (BuildKit bind mount).
 
 ARG BASE=python:3.12-slim
 
 FROM ${BASE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
+# The locks before the source, so that a change to ssdns alone reuses the dependency layer.
+COPY requirements/ ./requirements/
+# Hash-checking mode: a file whose sha256 is not in the lock, or a dependency the lock lacks, fails the build.
+RUN pip install --require-hashes -r requirements/build.txt \
+ && pip wheel --require-hashes -r requirements/image.txt -w /wheels
 COPY pyproject.toml README.md ./
 COPY ssdns/ ./ssdns/
-# `.[kube,metrics,junit]` makes pip also fetch/build wheels for the optional dependencies.
-RUN pip wheel ".[kube,metrics,junit]" -w /wheels
+# No build isolation: the backend is the locked one installed above, and nothing unlocked is fetched.
+RUN pip wheel --no-deps --no-build-isolation . -w /wheels
 
 FROM ${BASE}
 ARG BASE
@@ -36,7 +44,8 @@ LABEL org.opencontainers.image.title="ssdns" \
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# Unpinned on purpose: --no-index means it can only come from the wheels built above.
+# Unpinned on purpose: --no-index means it can only come from the locked wheels above, and the
+# extras must be the ones .ci/lock resolves (tests/test_image_lock.py checks).
 # hadolint ignore=DL3013
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels "ssdns[kube,metrics,junit]"
