@@ -1,46 +1,91 @@
-"""One check run: target -> (API facts) -> expected records -> observations -> comparison -> result."""
+"""One check run: target -> evidence (API facts, what DNS should say, DNS and HTTP) -> checks -> Result.
+
+`gather` does all the I/O and returns the Evidence; `conclude` is pure: it runs the registry's checks
+over the Evidence and builds the Result every output renders. restart-test and scale-test add their
+own evidence between the two.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field, replace
 
-from ssdns.compare import compare
+from ssdns import checks
 from ssdns.dnsquery import Outcome
 from ssdns.errors import ApiUnavailable, CannotRun, UsageError
-from ssdns.model import Finding, Result
-from ssdns.observe import expected_pod_names, observe
+from ssdns.evidence import ApiEvidence, Evidence
+from ssdns.facts import ClusterFacts
+from ssdns.model import ApiPodView, PodView, Result, ScaleSummary, ServiceView, Stats, TargetView
+from ssdns.names import ordinal
+from ssdns.observe import Observations, observe
 from ssdns.target import ApiOptions, Target
 
 GRACE = 0.5  # every operation stops at the deadline by itself; this only guards against a bug
 
 
+@dataclass(frozen=True)
+class Run:
+    """The evidence of one run and what the gathering had to say about it."""
+
+    evidence: Evidence
+    api_mode: str  # how the API was used: the --api mode, or "off" when it was not
+    started: float  # monotonic
+    notes: list[str] = field(default_factory=list)
+
+    def adding(self, **evidence: object) -> Run:
+        """This run with more evidence (restart-test's convergence, scale-test's order)."""
+        return replace(self, evidence=replace(self.evidence, **evidence))  # type: ignore[arg-type]
+
+
 async def run_check(target: Target, api: ApiOptions = ApiOptions()) -> Result:
+    return conclude(await gather(target, api))
+
+
+async def gather(target: Target, api: ApiOptions = ApiOptions()) -> Run:
     started = time.monotonic()
     deadline = started + target.timeout
     notes: list[str] = []
     facts = None
     if api.mode != "off":
         facts, target = await _read_api(target, api, deadline, notes)
-    if not target.service:
-        if facts is not None and facts.problems:
-            p = facts.problems[0]
-            status = f"HTTP {p.status}" if p.status else "unreachable"
-            raise ApiUnavailable(f"cannot {p.verb} {p.resource} ({status}: {p.message}), so the Service is "
-                                 "unknown: fix API access, or give --service NAME to check without it")
-        raise UsageError("no Service: give --service NAME, or --statefulset NAME with API access "
-                         "(its serviceName is read from the API)")
-    want, absent_ok = {}, frozenset()
+    _require_service(target, facts)
+    expected = expected_pods(target, facts)
+    api_ev = None
     if facts is not None:
-        from ssdns.expected import expect, pod_names
+        from ssdns.expected import expect
 
-        expected = pod_names(facts) if facts.statefulset else expected_pod_names(target)
         # Without the pod list there is nothing to expect per pod: judge DNS on its own, as without the API.
-        if "pods" not in {p.resource for p in facts.problems}:
-            want = expect(facts, target.service)
-            absent_ok = frozenset(n for n, e in want.items() if not e.has_name)
-    else:
-        expected = expected_pod_names(target)
+        want = {} if any(p.resource == "pods" for p in facts.problems) else expect(facts, target.service or "")
+        api_ev = ApiEvidence(facts, want)
+    obs = await _observe(target, deadline, expected)
+    return Run(Evidence(target, obs, tuple(expected), api_ev), api.mode if facts is not None else "off",
+               started, notes)
+
+
+def expected_pods(target: Target, facts: ClusterFacts | None) -> list[str]:
+    """The pods that should be there: the StatefulSet's (from the API) or --statefulset/--replicas."""
+    if facts is not None and facts.statefulset is not None:
+        from ssdns.expected import pod_names
+
+        return pod_names(facts)
+    if target.statefulset and target.replicas is not None:
+        start = target.first_ordinal
+        return [f"{target.statefulset}-{i}" for i in range(start, start + target.replicas)]
+    return []
+
+
+def _require_service(target: Target, facts: ClusterFacts | None) -> None:
+    if target.service:
+        return
+    if facts is not None and facts.problems:
+        raise ApiUnavailable(f"{facts.problems[0]}, so the Service is unknown: fix API access, or give "
+                             "--service NAME to check without it")
+    raise UsageError("no Service: give --service NAME, or --statefulset NAME with API access "
+                     "(its serviceName is read from the API)")
+
+
+async def _observe(target: Target, deadline: float, expected: list[str]) -> Observations:
     try:
         async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + GRACE):
             obs = await observe(target, deadline, expected)
@@ -50,35 +95,58 @@ async def run_check(target: Target, api: ApiOptions = ApiOptions()) -> Result:
         tried = ", ".join(str(ns) for ns in target.nameservers)
         detail = obs.service_a.detail or obs.service_a.outcome.value
         raise CannotRun(f"no nameserver answered (tried {tried}: {detail}); check --nameserver")
-    owners = {ip: p.name for p in facts.pods.values() for ip in p.ips} if facts is not None else None
-    findings, pods = compare(target, obs, expected, absent_ok, owners)
-    if facts is not None:
-        from ssdns.compare_api import compare_api
+    return obs
 
-        findings += compare_api(target, facts, want, obs)
-        for view in pods:
-            view.api = facts.pod_view(view.name)
+
+def conclude(run: Run, elapsed_ms: float | None = None) -> Result:
+    """Judge the evidence and build the Result. Pure."""
+    ev = run.evidence
+    judged = checks.judge(ev)
+    pods = [_pod_view(ev, name) for name in ev.pods]
+    notes = list(run.notes)
     discovered = sorted({p.source for p in pods} - {"expected"})
     if discovered:
         notes.append(f"pods discovered from DNS ({' and '.join(s.upper() for s in discovered)}); "
                      "give --statefulset and --replicas to check an exact set")
-    if obs.srv is None:
-        notes.append("SRV not checked: give --port-name NAME (the Service's named port)")
-    stats = {"elapsed_ms": round((time.monotonic() - started) * 1000, 1),
-             "dns_queries": obs.dns_queries, "http_requests": obs.http_requests,
-             "nameservers": [str(ns) for ns in target.nameservers]}
-    if facts is not None:
-        stats["api_ms"] = round(facts.elapsed_ms, 1)
+    notes += judged.notes
+    t, obs = ev.target, ev.dns
+    elapsed = elapsed_ms if elapsed_ms is not None else (time.monotonic() - run.started) * 1000
+    stats = Stats(elapsed_ms=round(elapsed, 1), dns_queries=obs.dns_queries, http_requests=obs.http_requests,
+                  nameservers=[str(ns) for ns in t.nameservers],
+                  api_ms=round(ev.api.facts.elapsed_ms, 1) if ev.api is not None else None,
+                  restart=list(ev.restart.convergences) if ev.restart is not None else None,
+                  scale=_scale_summary(ev))
     return Result(
-        target=_target_dict(target, obs.http_port, api.mode if facts is not None else "off"),
-        service={"name": target.service_fqdn, "ips": obs.service_ips,
-                 "a": obs.service_a.outcome.value, "aaaa": obs.service_aaaa.outcome.value},
-        pods=pods, findings=_order(findings), notes=notes, stats=stats,
-        lookups=[lk.to_dict() for lk in obs.lookups],
+        target=TargetView(t.service, t.namespace, t.zone, t.statefulset, t.replicas, t.port_name, t.http,
+                          obs.http_port, t.path, t.expect, t.match, t.timeout, run.api_mode),
+        service=ServiceView(t.service_fqdn, obs.service_ips, obs.service_a.outcome.value,
+                            obs.service_aaaa.outcome.value),
+        pods=pods, findings=judged.findings, notes=notes, stats=stats, lookups=list(obs.lookups),
     )
 
 
-async def _read_api(target: Target, api: ApiOptions, deadline: float, notes: list[str]):
+def _scale_summary(ev: Evidence) -> ScaleSummary | None:
+    s = ev.scale
+    return None if s is None else ScaleSummary(s.replicas, s.to, s.gone_order, s.came_order)
+
+
+def _pod_view(ev: Evidence, name: str) -> PodView:
+    p = ev.dns.pods[name]
+    return PodView(name=name, ordinal=ordinal(name, ev.target.statefulset), fqdn=ev.target.pod_fqdn(name),
+                   ips=p.ips, ptr={ip: list(ev.dns.ptr[ip].values) for ip in p.ips},
+                   http=p.http, source=p.source, api=_api_view(ev, name), dns_ms=p.a.elapsed_ms)
+
+
+def _api_view(ev: Evidence, name: str) -> ApiPodView | None:
+    if ev.api is None:
+        return None
+    facts = ev.api.facts
+    pod = facts.pods.get(name)
+    return ApiPodView(pod, facts.pvcs_of(name) if pod is not None else [])
+
+
+async def _read_api(target: Target, api: ApiOptions, deadline: float,
+                    notes: list[str]) -> tuple[ClusterFacts | None, Target]:
     """Facts from the API, and the target refined by them. With --api auto, missing credentials or
     a refused read degrade to a DNS-only check that says what it lacks; with --api on they are errors."""
     from ssdns import kube
@@ -105,10 +173,13 @@ async def _read_api(target: Target, api: ApiOptions, deadline: float, notes: lis
         client.close()
     if api.mode == "on" and facts.problems:
         p = facts.problems[0]
-        status = f"HTTP {p.status}" if p.status else "unreachable"
-        raise ApiUnavailable(f"cannot {p.verb} {p.resource} ({status}: {p.message}); grant verb {p.verb!r} on "
-                             f"{p.resource!r}, or use --api auto to check without it")
-    changes = {}
+        raise ApiUnavailable(f"{p}; grant verb {p.verb!r} on {p.resource!r}, or use --api auto to check without it")
+    return facts, refine(target, facts, notes)
+
+
+def refine(target: Target, facts: ClusterFacts, notes: list[str]) -> Target:
+    """What the API tells about the target: replicas, the Service, IPv6, the named port for SRV."""
+    changes: dict[str, object] = {}
     sts = facts.statefulset
     if sts is not None:
         changes["replicas"], changes["first_ordinal"] = sts.replicas, sts.first_ordinal
@@ -122,19 +193,4 @@ async def _read_api(target: Target, api: ApiOptions, deadline: float, notes: lis
         if named:
             changes["port_name"], changes["proto"] = named[0][0], named[0][1].lower()
             notes.append(f"SRV checked for the Service's port {named[0][0]!r} (from the API)")
-    return facts, target.with_(**changes)
-
-
-_CHECK_ORDER = ["api.access", "api.statefulset", "api.service"]
-
-
-def _order(findings: list[Finding]) -> list[Finding]:
-    """Configuration and access findings first: they explain the rest."""
-    return sorted(findings, key=lambda f: _CHECK_ORDER.index(f.check) if f.check in _CHECK_ORDER else len(_CHECK_ORDER))
-
-
-def _target_dict(t: Target, http_port: int | None, api: str) -> dict:
-    return {"service": t.service, "namespace": t.namespace, "zone": t.zone, "statefulset": t.statefulset,
-            "replicas": t.replicas, "port_name": t.port_name, "http": t.http, "http_port": http_port,
-            "path": t.path, "expect": t.expect, "match": t.match, "timeout": t.timeout, "api": api}
-
+    return target.with_(**changes)

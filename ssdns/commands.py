@@ -53,7 +53,7 @@ def target_from_args(args):
                     statefulset=args.statefulset, replicas=args.replicas, first_ordinal=args.first_ordinal,
                     port=args.port, port_name=args.port_name, proto=args.protocol, path=args.path, expect=args.expect,
                     match=args.match, http=args.http, timeout=args.timeout)
-    from ssdns.compare import expected_body
+    from ssdns.checks.http import expected_body
 
     try:
         sample = expected_body(target, "web-0", 0)
@@ -73,7 +73,7 @@ def use_colour(choice: str, stream) -> bool:
     return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
 
 
-def emit(result, args, convergence: list[dict] | None = None) -> int:
+def emit(result, args) -> int:
     """Print the report on stdout, then write the unattended outputs; all render the same Result."""
     from ssdns.errors import FAILED
     from ssdns.report import render_json, render_text
@@ -90,9 +90,9 @@ def emit(result, args, convergence: list[dict] | None = None) -> int:
         from ssdns import metrics
 
         if args.metrics_file:
-            metrics.write_metrics_file(result, args.metrics_file, convergence=convergence)
+            metrics.write_metrics_file(result, args.metrics_file)
         if args.pushgateway:
-            metrics.push_metrics(result, args.pushgateway, convergence=convergence)
+            metrics.push_metrics(result, args.pushgateway)
     if getattr(args, "termination_log", None):
         from ssdns.termination import write_termination_log
 
@@ -134,7 +134,7 @@ def cmd_check(args) -> int:
     if store is not None:
         from ssdns.state import apply_state
 
-        apply_state(result, store, max(1, args.history))
+        result = apply_state(result, store, max(1, args.history))
     return emit(result, args)
 
 
@@ -194,8 +194,8 @@ def cmd_demo(args) -> int:
             if not use_api:
                 result = await run_check(sb.target(http=args.http, timeout=args.timeout))
                 if args.api:
-                    result.notes.append("the sandbox's Kubernetes API is off: pip install 'ssdns[kube]' to see "
-                                        "the API cross-check too")
+                    result = result.adding(notes=["the sandbox's Kubernetes API is off: pip install 'ssdns[kube]' "
+                                                  "to see the API cross-check too"])
                 return result
             with tempfile.TemporaryDirectory(prefix="ssdns-demo-") as tmp:
                 kubeconfig = str(sb.write_kubeconfig(f"{tmp}/kubeconfig"))
@@ -260,9 +260,7 @@ def cmd_restart_test(args) -> int:
     from ssdns.restart import restart_test
 
     target, api, progress = _disruptive(args)
-    result, convs = asyncio.run(restart_test(target, api, None if args.all else args.ordinal, args.yes, progress))
-    return emit(result, args, convergence=[{"ordinal": c.ordinal, "ready_s": c.ready_s, "dns_s": c.dns_s,
-                                            "http_s": c.http_s} for c in convs])
+    return emit(asyncio.run(restart_test(target, api, None if args.all else args.ordinal, args.yes, progress)), args)
 
 
 def cmd_scale_test(args) -> int:

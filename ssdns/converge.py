@@ -54,7 +54,7 @@ class Progress:
 async def wait_for_identity(api, target: Target, name: str, ordinal: int | None, old_uid: str,
                             old_ips: list[str], t0: float, deadline: float, progress: Progress) -> Convergence:
     from ssdns import kube
-    from ssdns.compare import body_matches, expected_body
+    from ssdns.checks.http import body_matches, expected_body
     from ssdns.httpprobe import HttpProber, HttpRequest
 
     conv = Convergence(name, ordinal, old_uid, list(old_ips))
@@ -91,7 +91,7 @@ async def wait_for_identity(api, target: Target, name: str, ordinal: int | None,
                     progress(f"{name}: DNS right ({', '.join(sorted(want))})")
             if conv.dns_s is not None and conv.http_s is None:
                 obs = await prober.probe(HttpRequest(name, conv.new_ips[0], port, fqdn.rstrip(".")))
-                if obs.status is not None and 200 <= obs.status < 300 and body_matches(target, want_body, obs.body):
+                if obs.status is not None and 200 <= obs.status < 300 and body_matches(target, want_body, obs.body or "", obs.truncated):
                     conv.http_s = time.monotonic() - t0
                     progress(f"{name}: HTTP identity right")
             if conv.converged:

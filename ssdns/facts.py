@@ -6,7 +6,7 @@ compare_api.py, state) reads only these, so it is testable without a cluster or 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -76,6 +76,15 @@ class ApiProblem:
     status: int | None
     message: str
 
+    def __str__(self) -> str:
+        return describe(self)
+
+
+def describe(p: ApiProblem) -> str:
+    """The one wording of an API read that failed: `cannot list pods (HTTP 403: ...)`."""
+    status = f"HTTP {p.status}" if p.status else "unreachable"
+    return f"cannot {p.verb} {p.resource} ({status}: {p.message})"
+
 
 @dataclass
 class ClusterFacts:
@@ -95,13 +104,3 @@ class ClusterFacts:
             return []
         return [self.pvcs.get(f"{t}-{pod}") or PvcFacts(f"{t}-{pod}", None, None)
                 for t in self.statefulset.claim_templates]
-
-    def pod_view(self, name: str) -> dict | None:
-        """The per-pod API facts the JSON report carries next to what DNS said."""
-        pod = self.pods.get(name)
-        if pod is None:
-            return {"exists": False}
-        out = asdict(pod)
-        out["exists"] = True
-        out["pvcs"] = [asdict(p) for p in self.pvcs_of(name)]
-        return out

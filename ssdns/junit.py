@@ -5,7 +5,13 @@ Rendering only: nothing is recomputed. The layout:
 - one ``<testsuite name="ssdns">`` (inside ``<testsuites name="ssdns">``) with the properties
   ``service``, ``namespace`` and ``statefulset`` (empty when pods were discovered);
 - one ``<testcase>`` per distinct (check, subject), in the order findings first name them:
-  ``classname`` is the check id (``http.identity``), ``name`` the subject (``web-1``), ``time`` 0;
+  ``classname`` is the check id (``http.identity``), ``name`` the subject (``web-1``), cases in the
+  check registry's order;
+- ``time`` of a case: how long the evidence it judged took to gather, in seconds (the pod's HTTP
+  request for ``http.identity``, the pod's DNS lookups for per-pod DNS checks, the API read for ``api.*``,
+  the whole DNS observation for Service-wide checks, the slowest step of the pod's convergence for
+  ``restart.converged``; judging itself takes microseconds, so it would say nothing). The suite's
+  ``time`` is the run's wall time;
 - status ``fail``: the case has ``<failure message=... type=CHECK>``; several findings for the same
   (check, subject) make one case whose message joins the failing messages with ``"; "``; the failure
   text lists every failing message with its details, one per line;
@@ -45,7 +51,8 @@ def _grouped(result: Result) -> dict[tuple[str, str], list[Finding]]:
 
 
 def _case(check: str, subject: str, findings: list[Finding]) -> TestCase:
-    case = TestCase(name=_clean(subject), classname=_clean(check), time=0)
+    times = [f.elapsed_ms for f in findings if f.elapsed_ms is not None]
+    case = TestCase(name=_clean(subject), classname=_clean(check), time=round(max(times, default=0.0) / 1000, 6))
     failed = [f for f in findings if f.status is Status.FAIL]
     warned = [f for f in findings if f.status is Status.WARN]
     if failed:
@@ -66,16 +73,16 @@ def build_junit(result: Result) -> JUnitXml:
     """The JUnit document for a Result (write_junit writes it)."""
     t = result.target
     suite = TestSuite("ssdns")
-    suite.add_property("service", _clean(t.get("service") or result.service.get("name", "")))
-    suite.add_property("namespace", _clean(t.get("namespace") or ""))
-    suite.add_property("statefulset", _clean(t.get("statefulset") or ""))
+    suite.add_property("service", _clean(t.service or result.service.name))
+    suite.add_property("namespace", _clean(t.namespace or ""))
+    suite.add_property("statefulset", _clean(t.statefulset or ""))
     for (check, subject), findings in _grouped(result).items():
         suite.add_testcase(_case(check, subject, findings))
-    suite.time = 0
-    suite.update_statistics()
     xml = JUnitXml("ssdns")
     xml.add_testsuite(suite)
     xml.update_statistics()
+    # The run's wall time, not the sum of the cases (update_statistics): their evidence was gathered at once.
+    suite.time = xml.time = round(result.stats.elapsed_ms / 1000, 6)
     return xml
 
 

@@ -1,6 +1,6 @@
 """Render a Result as Prometheus metrics: a node-exporter textfile, or a push to a Pushgateway.
 
-Rendering only: every value comes from the Result (and the optional restart convergence times);
+Rendering only: every value comes from the Result (restart-test's convergence times included);
 each call builds a fresh CollectorRegistry, never the process-global one.
 
 Labels are bounded, so series cannot multiply: every metric carries ``namespace`` and ``statefulset``
@@ -42,30 +42,30 @@ import http.client
 import os
 import re
 import time
+from collections.abc import Iterator
 from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, push_to_gateway, write_to_textfile
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import basic_auth_handler
 from prometheus_client.registry import Collector
 
 from ssdns.errors import CannotRun, UsageError
-from ssdns.model import Result, Status
+from ssdns.model import Result, Status, worst
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _RESERVED = {"namespace", "statefulset", "service", "check", "ordinal", "status", "job", "instance"}
-_RANK = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
 
 
 def identity_labels(result: Result) -> dict[str, str]:
     """namespace and statefulset (or service when there is no StatefulSet name): the grouping key."""
     t = result.target
-    labels = {"namespace": str(t.get("namespace") or "")}
-    if t.get("statefulset"):
-        labels["statefulset"] = str(t["statefulset"])
+    labels = {"namespace": t.namespace or ""}
+    if t.statefulset:
+        labels["statefulset"] = t.statefulset
     else:
-        labels["service"] = str(t.get("service") or result.service.get("name", "")).rstrip(".")
+        labels["service"] = (t.service or result.service.name).rstrip(".")
     return labels
 
 
@@ -84,115 +84,110 @@ def _check_extra(extra: dict | None) -> dict[str, str]:
     return out
 
 
-def _norm(name: str) -> str:
-    return name.lower().rstrip(".")
+_RESTART_TIMES = (
+    ("ready_s", "ssdns_restart_ready_seconds", "Restart test: seconds from restart to pod Ready"),
+    ("dns_s", "ssdns_restart_dns_seconds", "Restart test: seconds from restart to the pod's DNS being right"),
+    ("http_s", "ssdns_restart_http_seconds",
+     "Restart test: seconds from restart to the pod answering HTTP with its own identity"),
+)
 
 
 class _ResultCollector(Collector):
     """Yields the metric families of one Result; collect() is only ever a rendering."""
 
-    def __init__(self, result: Result, base: dict[str, str], convergence, timestamp: float):
+    def __init__(self, result: Result, base: dict[str, str], timestamp: float):
         self.result = result
         self.base = base
-        self.convergence = list(convergence or [])
         self.timestamp = timestamp
 
-    def _family(self, name: str, doc: str, extra_labels: tuple[str, ...] = ()):
+    def _family(self, name: str, doc: str, extra_labels: tuple[str, ...] = ()) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, doc, labels=[*self.base, *extra_labels])
 
     def _values(self, *extra_values: str) -> list[str]:
         return [*self.base.values(), *extra_values]
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
+        yield self._checks()
+        yield self._findings()
+        yield from self._run()
+        yield from self._latencies()
+        yield from self._restart()
+
+    def _checks(self) -> GaugeMetricFamily:
+        """One series per (check, ordinal), in the registry's order: the worst status wins."""
         r = self.result
         ordinal_of = {p.name: p.ordinal for p in r.pods}
-
-        worst: dict[tuple[str, str], Status] = {}
+        statuses: dict[tuple[str, str], list[Status]] = {}
         for f in r.findings:
             ordinal = ordinal_of.get(f.subject)
-            key = (f.check, "" if ordinal is None else str(ordinal))
-            if key not in worst or _RANK[f.status] > _RANK[worst[key]]:
-                worst[key] = f.status
+            statuses.setdefault((f.check, "" if ordinal is None else str(ordinal)), []).append(f.status)
         fam = self._family("ssdns_check_ok", "1 when the check passed (warnings allowed) for this subject, "
                            "0 when it failed", ("check", "ordinal"))
-        for (check, ordinal), status in worst.items():
-            fam.add_metric(self._values(check, ordinal), 0.0 if status is Status.FAIL else 1.0)
-        yield fam
+        for (check, ordinal), seen in statuses.items():
+            fam.add_metric(self._values(check, ordinal), 0.0 if worst(seen) is Status.FAIL else 1.0)
+        return fam
 
+    def _findings(self) -> GaugeMetricFamily:
         fam = self._family("ssdns_findings", "Findings of the run, per status", ("status",))
         for status in Status:
-            fam.add_metric(self._values(status.value), float(r.count(status)))
-        yield fam
+            fam.add_metric(self._values(status.value), float(self.result.count(status)))
+        return fam
 
-        st = r.stats
+    def _run(self) -> Iterator[GaugeMetricFamily]:
+        r, st = self.result, self.result.stats
         for name, doc, value in (
             ("ssdns_run_ok", "1 when no check failed in the run, else 0", 1.0 if r.ok else 0.0),
-            ("ssdns_run_duration_seconds", "Wall time of the run", round((st.get("elapsed_ms") or 0) / 1000, 6)),
-            ("ssdns_run_dns_queries", "DNS queries sent in the run", st.get("dns_queries") or 0),
-            ("ssdns_run_http_requests", "HTTP requests sent in the run", st.get("http_requests") or 0),
+            ("ssdns_run_duration_seconds", "Wall time of the run", round(st.elapsed_ms / 1000, 6)),
+            ("ssdns_run_dns_queries", "DNS queries sent in the run", st.dns_queries),
+            ("ssdns_run_http_requests", "HTTP requests sent in the run", st.http_requests),
             ("ssdns_last_run_timestamp_seconds", "Unix time the run's metrics were written", self.timestamp),
         ):
             fam = self._family(name, doc)
             fam.add_metric(self._values(), float(value))
             yield fam
 
-        dns_ms: dict[str, float] = {}
-        http_ms: dict[str, float] = {}
-        lookups = {}
-        for lk in r.lookups:
-            lookups.setdefault((_norm(str(lk.get("name", ""))), lk.get("type")), lk)
-        for pod in r.pods:
-            if pod.ordinal is None:
-                continue
-            ordinal = str(pod.ordinal)
-            lk = lookups.get((_norm(pod.fqdn), "A")) or lookups.get((_norm(pod.fqdn), "AAAA"))
-            if lk and lk.get("elapsed_ms") is not None:
-                dns_ms[ordinal] = max(dns_ms.get(ordinal, 0.0), float(lk["elapsed_ms"]))
-            if pod.http and pod.http.get("elapsed_ms") is not None:
-                http_ms[ordinal] = max(http_ms.get(ordinal, 0.0), float(pod.http["elapsed_ms"]))
+    def _latencies(self) -> Iterator[GaugeMetricFamily]:
+        pods = sorted((p for p in self.result.pods if p.ordinal is not None), key=lambda p: p.ordinal or 0)
         for name, doc, values in (
-            ("ssdns_dns_latency_seconds", "Time to answer the pod's own A query", dns_ms),
-            ("ssdns_http_latency_seconds", "Time of the HTTP request to the pod's own IP", http_ms),
+            ("ssdns_dns_latency_seconds", "Time to answer the pod's own A query",
+             [(p.ordinal, p.dns_ms) for p in pods]),
+            ("ssdns_http_latency_seconds", "Time of the HTTP request to the pod's own IP",
+             [(p.ordinal, p.http.elapsed_ms if p.http is not None else None) for p in pods]),
         ):
             fam = self._family(name, doc, ("ordinal",))
-            for ordinal, ms in sorted(values.items(), key=lambda kv: int(kv[0])):
-                fam.add_metric(self._values(ordinal), round(ms / 1000, 6))
+            for ordinal, ms in values:
+                if ms is not None:
+                    fam.add_metric(self._values(str(ordinal)), round(ms / 1000, 6))
             if fam.samples:
                 yield fam
 
-        if self.convergence:
-            for key, name, doc in (
-                ("ready_s", "ssdns_restart_ready_seconds", "Restart test: seconds from restart to pod Ready"),
-                ("dns_s", "ssdns_restart_dns_seconds",
-                 "Restart test: seconds from restart to the pod's DNS being right"),
-                ("http_s", "ssdns_restart_http_seconds",
-                 "Restart test: seconds from restart to the pod answering HTTP with its own identity"),
-            ):
-                fam = self._family(name, doc, ("ordinal",))
-                for entry in self.convergence:
-                    if entry.get(key) is not None:
-                        fam.add_metric(self._values(str(int(entry["ordinal"]))), float(entry[key]))
-                if fam.samples:
-                    yield fam
+    def _restart(self) -> Iterator[GaugeMetricFamily]:
+        for key, name, doc in _RESTART_TIMES:
+            fam = self._family(name, doc, ("ordinal",))
+            for c in self.result.stats.restart or []:
+                value = getattr(c, key)
+                if value is not None and c.ordinal is not None:
+                    fam.add_metric(self._values(str(c.ordinal)), float(value))
+            if fam.samples:
+                yield fam
 
 
-def build_registry(result: Result, extra: dict | None = None, *, convergence: list[dict] | None = None,
+def build_registry(result: Result, extra: dict | None = None, *,
                    timestamp: float | None = None) -> CollectorRegistry:
     """A fresh registry holding the Result's metrics (see the module docstring)."""
     labels = {**identity_labels(result), **_check_extra(extra)}
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ResultCollector(result, labels, convergence,
-                                       time.time() if timestamp is None else timestamp))
+    registry.register(_ResultCollector(result, labels, time.time() if timestamp is None else timestamp))
     return registry
 
 
 def write_metrics_file(result: Result, path: str | os.PathLike, extra: dict | None = None, *,
-                       convergence: list[dict] | None = None, timestamp: float | None = None) -> None:
+                       timestamp: float | None = None) -> None:
     """Write the metrics for the node-exporter textfile collector (name the file *.prom), atomically.
 
     A file that cannot be written raises CannotRun with one line.
     """
-    registry = build_registry(result, extra, convergence=convergence, timestamp=timestamp)
+    registry = build_registry(result, extra, timestamp=timestamp)
     path = os.fspath(path)
     try:
         write_to_textfile(path, registry)
@@ -223,8 +218,7 @@ def _one_line(text: str) -> str:
 
 
 def push_metrics(result: Result, url: str, job: str = "ssdns", timeout: float = 10.0,
-                 extra: dict | None = None, *, convergence: list[dict] | None = None,
-                 timestamp: float | None = None) -> None:
+                 extra: dict | None = None, *, timestamp: float | None = None) -> None:
     """PUT the metrics to a Pushgateway at url, under /metrics/job/JOB/<grouping key>.
 
     url is http(s)://host[:port][/prefix] (a bare host:port means http); user:password@ in it is sent
@@ -236,7 +230,7 @@ def push_metrics(result: Result, url: str, job: str = "ssdns", timeout: float = 
     """
     if not job:
         raise UsageError("the Pushgateway job name is empty: give a job name")
-    registry = build_registry(result, extra, convergence=convergence, timestamp=timestamp)
+    registry = build_registry(result, extra, timestamp=timestamp)
     grouping_key = {**identity_labels(result), **_check_extra(extra)}
     try:
         bare, user, password = _split_credentials(url)

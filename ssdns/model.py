@@ -1,9 +1,18 @@
-"""The one result model every output renders: findings, per-pod facts, run statistics."""
+"""The one result model every output renders: findings, per-pod facts, run statistics. Typed all the
+way down; `to_dict` is the JSON (schema ssdns.check/v1). Nothing here recomputes a verdict."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from ssdns.facts import PodFacts, PvcFacts
+
+if TYPE_CHECKING:  # only for types: each costs an import a run may not need
+    from ssdns.converge import Convergence
+    from ssdns.dnsquery import Lookup
+    from ssdns.httpprobe import HttpObservation
 
 SCHEMA = "ssdns.check/v1"
 
@@ -13,6 +22,18 @@ class Status(StrEnum):
     WARN = "warn"
     FAIL = "fail"
 
+    @property
+    def rank(self) -> int:
+        """pass < warn < fail: the worst of several findings wins."""
+        return _RANK[self]
+
+
+_RANK = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
+
+
+def worst(statuses: list[Status]) -> Status:
+    return max(statuses, key=lambda s: s.rank)
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -20,14 +41,29 @@ class Finding:
     status: Status
     subject: str  # the pod name when the finding is about one pod, else the DNS name
     message: str
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    # How long the evidence it judged took to gather (JUnit's time); not part of the JSON.
+    elapsed_ms: float | None = field(default=None, compare=False)
 
-    def to_dict(self) -> dict:
-        out = {"check": self.check, "status": self.status.value, "subject": self.subject,
-               "message": self.message}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"check": self.check, "status": self.status.value, "subject": self.subject,
+                               "message": self.message}
         if self.details:
             out["details"] = self.details
         return out
+
+
+@dataclass(frozen=True)
+class ApiPodView:
+    """What the Kubernetes API said about one pod, next to what DNS said."""
+
+    pod: PodFacts | None  # None: the pod does not exist in the API
+    pvcs: list[PvcFacts] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.pod is None:
+            return {"exists": False}
+        return {**asdict(self.pod), "exists": True, "pvcs": [asdict(p) for p in self.pvcs]}
 
 
 @dataclass
@@ -37,27 +73,109 @@ class PodView:
     fqdn: str
     ips: list[str]
     ptr: dict[str, list[str]] = field(default_factory=dict)
-    http: dict | None = None
+    http: HttpObservation | None = None
     source: str = "expected"  # expected (from --statefulset/--replicas or the API) or how it was discovered
-    api: dict | None = None  # facts from the Kubernetes API, when it was used
+    api: ApiPodView | None = None  # facts from the Kubernetes API, when it was used
+    dns_ms: float | None = None  # the time of its own A query (a metric; not in the JSON)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         out = {"name": self.name, "ordinal": self.ordinal, "fqdn": self.fqdn, "ips": self.ips,
-               "ptr": self.ptr, "http": self.http, "source": self.source}
+               "ptr": self.ptr, "http": self.http.to_dict() if self.http is not None else None,
+               "source": self.source}
         if self.api is not None:
-            out["api"] = self.api
+            out["api"] = self.api.to_dict()
         return out
 
 
-@dataclass
+@dataclass(frozen=True)
+class TargetView:
+    """What was checked and how (the Target, as refined by the API)."""
+
+    service: str | None
+    namespace: str
+    zone: str
+    statefulset: str | None
+    replicas: int | None
+    port_name: str | None
+    http: bool
+    http_port: int | None
+    path: str
+    expect: str
+    match: str
+    timeout: float
+    api: str  # how the API was used: auto, on, or off when it was not
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    name: str  # the Service's FQDN
+    ips: list[str]
+    a: str  # the A and AAAA lookups' outcomes
+    aaaa: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ScaleSummary:
+    replicas: int  # scaled from, and back to
+    to: int
+    removed_order: list[str]
+    returned_order: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"from": self.replicas, "to": self.to, "removed_order": self.removed_order,
+                "returned_order": self.returned_order}
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    where: str
+    snapshots: int
+    keep: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Stats:
+    elapsed_ms: float
+    dns_queries: int = 0
+    http_requests: int = 0
+    nameservers: list[str] = field(default_factory=list)
+    api_ms: float | None = None  # when the API was read
+    restart: list[Convergence] | None = None  # restart-test
+    scale: ScaleSummary | None = None  # scale-test
+    state: StoreSummary | None = None  # --state
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"elapsed_ms": self.elapsed_ms, "dns_queries": self.dns_queries,
+                               "http_requests": self.http_requests, "nameservers": self.nameservers}
+        if self.api_ms is not None:
+            out["api_ms"] = self.api_ms
+        if self.restart is not None:
+            out["restart"] = [c.to_dict() for c in self.restart]
+        if self.scale is not None:
+            out["scale"] = self.scale.to_dict()
+        if self.state is not None:
+            out["state"] = self.state.to_dict()
+        return out
+
+
+@dataclass(frozen=True)
 class Result:
-    target: dict
-    service: dict
+    target: TargetView
+    service: ServiceView
     pods: list[PodView]
     findings: list[Finding]
     notes: list[str] = field(default_factory=list)
-    stats: dict = field(default_factory=dict)
-    lookups: list[dict] = field(default_factory=list)
+    stats: Stats = field(default_factory=lambda: Stats(0.0))
+    lookups: list[Lookup] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -69,16 +187,23 @@ class Result:
     def findings_for(self, check: str, subject: str) -> list[Finding]:
         return [f for f in self.findings if f.check == check and f.subject == subject]
 
-    def to_dict(self) -> dict:
+    def adding(self, findings: list[Finding] | None = None, notes: list[str] | None = None,
+               state: StoreSummary | None = None) -> Result:
+        """A new Result with more findings (listed after these), notes, or the state store's summary."""
+        stats = self.stats if state is None else replace(self.stats, state=state)
+        return replace(self, findings=[*self.findings, *(findings or [])], notes=[*self.notes, *(notes or [])],
+                       stats=stats)
+
+    def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
             "ok": self.ok,
             "summary": {s.value: self.count(s) for s in Status},
-            "target": self.target,
-            "service": self.service,
+            "target": self.target.to_dict(),
+            "service": self.service.to_dict(),
             "pods": [p.to_dict() for p in self.pods],
             "findings": [f.to_dict() for f in self.findings],
             "notes": self.notes,
-            "stats": self.stats,
-            "lookups": self.lookups,
+            "stats": self.stats.to_dict(),
+            "lookups": [lk.to_dict() for lk in self.lookups],
         }

@@ -9,43 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import time
 from dataclasses import dataclass, field
 
+from ssdns import names
 from ssdns.dnsquery import DnsClient, Lookup
+from ssdns.names import SrvRecord, dashed_name, reverse_name
 from ssdns.target import Target
 
 
-def reverse_name(ip: str) -> str:
-    return ipaddress.ip_address(ip).reverse_pointer + "."
-
-
-def dashed_name(ip: str) -> str:
-    """CoreDNS's name for an endpoint without a hostname: 10.0.0.1 -> 10-0-0-1."""
-    return ip.replace(".", "-").replace(":", "-")
-
-
-def srv_records(lookup: Lookup | None) -> list[tuple[int, int, int, str]]:
-    """(priority, weight, port, target) from an SRV lookup's presentation values."""
-    if lookup is None or not lookup.ok:
-        return []
-    out = []
-    for value in lookup.values:
-        prio, weight, port, target = value.split()
-        out.append((int(prio), int(weight), int(port), target))
-    return out
+def srv_records(lookup: Lookup | None) -> list[SrvRecord]:
+    """The SRV records of a lookup, none when it failed."""
+    return names.srv_records(lookup.values) if lookup is not None and lookup.ok else []
 
 
 def pod_from_fqdn(target: Target, fqdn: str) -> str | None:
-    """`web-0.nginx.ns.svc.zone.` -> `web-0` when the name is under this Service."""
-    suffix = "." + target.service_fqdn
-    fqdn = fqdn.lower()
-    if fqdn.endswith(suffix):
-        head = fqdn[: -len(suffix)]
-        if head and "." not in head:
-            return head
-    return None
+    return names.pod_from_fqdn(target.service_fqdn, fqdn)
 
 
 @dataclass

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ssdns.model import Result, Status
+from ssdns.model import Result, Status, worst
 
-COLUMNS = [("DNS", "dns.pod"), ("SVC", "dns.service-members"), ("PTR", "dns.ptr"), ("SRV", "dns.srv"),
-           ("HTTP", "http.identity"), ("API", "api.dns"), ("PVC", "api.pvc")]
-_RANK = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
 _SYMBOL = {Status.PASS: "ok", Status.WARN: "WARN", Status.FAIL: "FAIL"}
 
 
@@ -17,10 +14,10 @@ class Style:
 
     _CODES = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31;1", "dim": "2", "bold": "1"}
 
-    def __init__(self, colour: bool):
+    def __init__(self, colour: bool) -> None:
         self.colour = colour
 
-    def __call__(self, text: str, key) -> str:
+    def __call__(self, text: str, key: Status | str | None) -> str:
         if not self.colour or key not in self._CODES:
             return text
         return f"\x1b[{self._CODES[key]}m{text}\x1b[0m"
@@ -32,64 +29,78 @@ def render_json(result: Result) -> str:
 
 def render_text(result: Result, colour: bool = False) -> str:
     s = Style(colour)
-    t = result.target
-    head = f"ssdns check {result.service['name']}"
-    if t.get("statefulset"):
-        head += f"  statefulset {t['statefulset']}"
-        if t.get("replicas") is not None:
-            head += f", {t['replicas']} replicas"
-    head += f"  via {', '.join(result.stats.get('nameservers', []))}"
-    lines = [s(head, "bold"), ""]
-
-    cols = [(label, check) for label, check in COLUMNS
-            if any(f.check == check for f in result.findings)]
-    rows = [["POD", "IP", *[label for label, _ in cols], "ANSWERED"]]
-    for pod in result.pods:
-        cells = [pod.name, ", ".join(pod.ips) or "-"]
-        for _, check in cols:
-            found = result.findings_for(check, pod.name)
-            cells.append(_SYMBOL[max((f.status for f in found), key=_RANK.get)] if found else "-")
-        http = pod.http or {}
-        cells.append(repr(http["body"].strip()[:30]) if http.get("body") is not None
-                     else (http.get("error") or "-")[:40])
-        rows.append(cells)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for n, row in enumerate(rows):
-        padded = [c.ljust(w) for c, w in zip(row, widths)]
-        if n == 0:
-            lines.append(s("  ".join(padded).rstrip(), "dim"))
-            continue
-        for i in range(2, 2 + len(cols)):
-            key = {"ok": Status.PASS, "WARN": Status.WARN, "FAIL": Status.FAIL}.get(row[i])
-            padded[i] = s(padded[i], key)
-        lines.append("  ".join(padded).rstrip())
-    if not result.pods:
-        lines.append("(no pods found)")
-
+    lines = [s(_head(result), "bold"), "", *_table(result, s)]
     problems = [f for f in result.findings if f.status is not Status.PASS]
     if problems:
         lines += ["", s("Problems:", "bold")]
-        for f in sorted(problems, key=lambda f: -_RANK[f.status]):
+        for f in sorted(problems, key=lambda f: -f.status.rank):
             lines.append(f"  {s(f.status.value.upper().ljust(4), f.status)}  {f.check:<20} {f.subject}: {f.message}")
-    restart = result.stats.get("restart")
-    if restart:
-        lines += ["", s("Restart:", "bold"), "  POD        READY     DNS RIGHT  HTTP RIGHT  STALE SEEN"]
-        for r in restart:
-            cells = [("-" if r[k] is None else f"{r[k]:.1f} s") for k in ("ready_s", "dns_s", "http_s")]
-            lines.append(f"  {r['pod']:<10} {cells[0]:<9} {cells[1]:<10} {cells[2]:<11} {r['stale_seen']}")
-    scale = result.stats.get("scale")
-    if scale:
-        lines += ["", f"Scale: {scale['from']} -> {scale['to']} -> {scale['from']}; removed "
-                  f"{', '.join(scale['removed_order']) or '-'}; returned {', '.join(scale['returned_order']) or '-'}"]
+    lines += _sections(result, s)
     if result.notes:
         lines += ["", *(f"note: {n}" for n in result.notes)]
     st = result.stats
     verdict = "PASS" if result.ok else "FAIL"
     lines += ["", f"{s(verdict, Status.PASS if result.ok else Status.FAIL)}: "
               f"{result.count(Status.FAIL)} failed, {_plural(result.count(Status.WARN), 'warning')}, "
-              f"{result.count(Status.PASS)} passed in {st.get('elapsed_ms', 0) / 1000:.2f} s "
-              f"({st.get('dns_queries', 0)} DNS queries, {st.get('http_requests', 0)} HTTP requests)"]
+              f"{result.count(Status.PASS)} passed in {st.elapsed_ms / 1000:.2f} s "
+              f"({st.dns_queries} DNS queries, {st.http_requests} HTTP requests)"]
     return "\n".join(lines)
+
+
+def _head(result: Result) -> str:
+    t = result.target
+    head = f"ssdns check {result.service.name}"
+    if t.statefulset:
+        head += f"  statefulset {t.statefulset}"
+        if t.replicas is not None:
+            head += f", {t.replicas} replicas"
+    return head + f"  via {', '.join(result.stats.nameservers)}"
+
+
+def _table(result: Result, s: Style) -> list[str]:
+    """One row per pod, one column per registered check with a column that has findings."""
+    from ssdns.checks import columns
+
+    cols = [(label, check) for label, check in columns() if any(f.check == check for f in result.findings)]
+    rows = [["POD", "IP", *[label for label, _ in cols], "ANSWERED"]]
+    for pod in result.pods:
+        cells = [pod.name, ", ".join(pod.ips) or "-"]
+        for _, check in cols:
+            found = result.findings_for(check, pod.name)
+            cells.append(_SYMBOL[worst([f.status for f in found])] if found else "-")
+        http = pod.http
+        if http is not None and http.body is not None:
+            cells.append(repr(http.body.strip()[:30]))
+        else:
+            cells.append(((http.error if http is not None else None) or "-")[:40])
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [s("  ".join(c.ljust(w) for c, w in zip(rows[0], widths)).rstrip(), "dim")]
+    symbol_status = {v: k for k, v in _SYMBOL.items()}
+    for row in rows[1:]:
+        padded = [c.ljust(w) for c, w in zip(row, widths)]
+        for i in range(2, 2 + len(cols)):
+            padded[i] = s(padded[i], symbol_status.get(row[i]))
+        lines.append("  ".join(padded).rstrip())
+    if not result.pods:
+        lines.append("(no pods found)")
+    return lines
+
+
+def _sections(result: Result, s: Style) -> list[str]:
+    """What restart-test and scale-test add: convergence times, the scale order."""
+    lines: list[str] = []
+    restart = result.stats.restart
+    if restart:
+        lines += ["", s("Restart:", "bold"), "  POD        READY     DNS RIGHT  HTTP RIGHT  STALE SEEN"]
+        for c in restart:
+            cells = [("-" if v is None else f"{v:.1f} s") for v in (c.ready_s, c.dns_s, c.http_s)]
+            lines.append(f"  {c.pod:<10} {cells[0]:<9} {cells[1]:<10} {cells[2]:<11} {len(c.stale)}")
+    scale = result.stats.scale
+    if scale:
+        lines += ["", f"Scale: {scale.replicas} -> {scale.to} -> {scale.replicas}; removed "
+                  f"{', '.join(scale.removed_order) or '-'}; returned {', '.join(scale.returned_order) or '-'}"]
+    return lines
 
 
 def summary_line(result: Result) -> str:
@@ -97,7 +108,7 @@ def summary_line(result: Result) -> str:
     verdict = "PASS" if result.ok else "FAIL"
     worst = next((f for f in result.findings if f.status is Status.FAIL), None)
     tail = f"; first: {worst.check} {worst.subject}: {worst.message}" if worst else ""
-    return (f"ssdns {verdict} {result.service['name']}: {result.count(Status.FAIL)} failed, "
+    return (f"ssdns {verdict} {result.service.name}: {result.count(Status.FAIL)} failed, "
             f"{_plural(result.count(Status.WARN), 'warning')}, {result.count(Status.PASS)} passed{tail}")[:1000]
 
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+from ssdns import names as names_
+from ssdns.checks.storage import volumes
 from ssdns.converge import Convergence, Progress, wait_for_identity
 from ssdns.errors import ApiUnavailable, UsageError
-from ssdns.model import Finding, Status
+from ssdns.evidence import RestartEvidence
+from ssdns.facts import ClusterFacts
+from ssdns.model import Result
 from ssdns.target import ApiOptions, Target
 
 
@@ -26,9 +30,9 @@ def plan(facts, ordinals: list[int] | None) -> list[str]:
 
 
 async def restart_test(target: Target, api_opts: ApiOptions, ordinals: list[int] | None, yes: bool,
-                       progress: Progress):
+                       progress: Progress) -> Result:
     from ssdns import kube
-    from ssdns.check import run_check
+    from ssdns.check import conclude, gather
 
     start = time.monotonic()
     deadline = start + target.timeout
@@ -47,11 +51,11 @@ async def restart_test(target: Target, api_opts: ApiOptions, ordinals: list[int]
         if not yes:
             raise UsageError(f"restart-test deletes pods: it would delete {listing} in namespace "
                              f"{target.namespace}, one at a time, highest ordinal first; add --yes to do it")
-        volumes_before = {n: {c.name: c.volume for c in facts.pvcs_of(n)} for n in names}
+        volumes_before = {n: volumes(facts, n) for n in names}
         results: list[Convergence] = []
         for name in names:
             pod = facts.pods[name]
-            ordinal = int(name.rsplit("-", 1)[1])
+            ordinal = names_.ordinal(name, facts.statefulset.name)
             progress(f"{name}: deleting (uid {pod.uid[:8]}, {', '.join(pod.ips) or 'no IP'})")
             t0 = time.monotonic()
             try:
@@ -68,37 +72,9 @@ async def restart_test(target: Target, api_opts: ApiOptions, ordinals: list[int]
     finally:
         client.close()
     left = max(1.0, deadline - time.monotonic())
-    result = await run_check(target.with_(timeout=min(left, 10.0)), api_opts)
-    result.findings += findings(results, names, volumes_before, after)
-    result.stats["restart"] = [c.to_dict() for c in results]
-    result.stats["elapsed_ms"] = round((time.monotonic() - start) * 1000, 1)
-    return result, results
-
-
-def findings(results: list[Convergence], names: list[str], before: dict, after) -> list[Finding]:
-    out = []
-    done = {c.pod: c for c in results}
-    for name in names:
-        c = done.get(name)
-        if c is None:
-            out.append(Finding("restart.converged", Status.WARN, name, f"{name} was not restarted: an earlier pod did not come back"))
-            continue
-        timing = (f"Ready {_s(c.ready_s)}, DNS right {_s(c.dns_s)}, HTTP identity right {_s(c.http_s)} "
-                  f"after the delete")
-        stale = f"; stale answers seen {len(c.stale)} times (last at {c.stale[-1].split(':')[0]})" if c.stale else ""
-        if c.converged:
-            out.append(Finding("restart.converged", Status.PASS, name, timing + stale, c.to_dict()))
-        else:
-            out.append(Finding("restart.converged", Status.FAIL, name, f"{c.error}: {timing}{stale}", c.to_dict()))
-        now = {p.name: p.volume for p in after.pvcs_of(name)}
-        for claim, vol in before.get(name, {}).items():
-            if vol and now.get(claim) and now[claim] != vol:
-                out.append(Finding("restart.volume", Status.FAIL, name,
-                                   f"{claim} is bound to {now[claim]} after the restart, was {vol}: not the same data",
-                                   {"claim": claim, "before": vol, "after": now[claim]}))
-            elif vol:
-                out.append(Finding("restart.volume", Status.PASS, name, f"{claim} still bound to {vol}"))
-    return out
+    run = await gather(target.with_(timeout=min(left, 10.0)), api_opts)
+    evidence = RestartEvidence(names, results, volumes_before, after)
+    return conclude(run.adding(restart=evidence), elapsed_ms=(time.monotonic() - start) * 1000)
 
 
 def service_port(facts, port_name: str | None = None) -> int | None:
@@ -109,17 +85,10 @@ def service_port(facts, port_name: str | None = None) -> int | None:
     return named[0] if named else (ports[0][1] if ports else None)
 
 
-def _s(value: float | None) -> str:
-    return "never" if value is None else f"{value:.1f} s"
-
-
 def _api_reason(exc) -> str:
     status = getattr(exc, "status", None)
     return f"HTTP {status} {getattr(exc, 'reason', '')}".strip() if status else type(exc).__name__
 
 
-def _why_not(facts, what: str) -> str:
-    p = facts.problems[0] if facts.problems else None
-    if p is None:
-        return f"cannot {what}"
-    return f"cannot {p.verb} {p.resource} (HTTP {p.status}: {p.message})"
+def _why_not(facts: ClusterFacts, what: str) -> str:
+    return str(facts.problems[0]) if facts.problems else f"cannot {what}"

@@ -13,38 +13,18 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ssdns.checks.storage import volumes
 from ssdns.converge import Progress
 from ssdns.errors import ApiUnavailable, UsageError
-from ssdns.model import Finding, Status
+from ssdns.evidence import ScaleEvidence
+from ssdns.names import ordinal
 from ssdns.target import ApiOptions, Target
 
 POLL = 0.25
 
 
-def order_findings(sts: str, removed: list[str], gone_order: list[str], came_order: list[str],
-                   policy: str) -> list[Finding]:
-    """Pure: judge the order pods went (descending) and came back in (ascending). Under Parallel pod
-    management the controller acts on all of them at once, so any order is allowed."""
-    steps = [("scale.order-down", "removed", gone_order, "descending", True),
-             ("scale.order-up", "came back", came_order, "ascending", False)]
-    out = []
-    for check, verb, order, direction, reverse in steps:
-        seen = [n for n in order if n in removed]
-        want = sorted(removed, key=_ordinal, reverse=reverse)
-        if policy != "OrderedReady":
-            out.append(Finding(check, Status.PASS, sts,
-                               f"{policy} pod management: {verb} as {', '.join(seen)} (any order is allowed)"))
-        elif seen == want:
-            out.append(Finding(check, Status.PASS, sts, f"{verb} in {direction} order: {', '.join(seen)}"))
-        else:
-            out.append(Finding(check, Status.FAIL, sts,
-                               f"{verb} as {', '.join(seen) or 'nothing seen'}, expected {', '.join(want)} "
-                               "(OrderedReady)", {"seen": seen, "expected": want}))
-    return out
-
-
 def _ordinal(name: str) -> int:
-    return int(name.rsplit("-", 1)[1])
+    return ordinal(name) or 0
 
 
 class _Order:
@@ -72,7 +52,7 @@ class _Order:
 
 async def scale_test(target: Target, api_opts: ApiOptions, to: int, yes: bool, progress: Progress):
     from ssdns import kube
-    from ssdns.check import run_check
+    from ssdns.check import conclude, gather
 
     start = time.monotonic()
     deadline = start + target.timeout
@@ -93,7 +73,7 @@ async def scale_test(target: Target, api_opts: ApiOptions, to: int, yes: bool, p
             raise UsageError(f"scale-test scales {sts.name} from {original} to {to} replicas (removing "
                              f"{', '.join(reversed(removed))}) and back to {original}; add --yes to do it")
         target = target.with_(service=target.service or sts.service_name, replicas=original)
-        volumes_before = {n: {c.name: c.volume for c in facts.pvcs_of(n)} for n in removed}
+        volumes_before = {n: volumes(facts, n) for n in removed}
         order = _Order(facts.pods, progress)
         stop = threading.Event()
         watcher = asyncio.ensure_future(asyncio.to_thread(
@@ -127,26 +107,11 @@ async def scale_test(target: Target, api_opts: ApiOptions, to: int, yes: bool, p
         after = await kube.load_facts(client, target.namespace, sts.name, target.service)
     finally:
         client.close()
-    found = order_findings(sts.name, removed, order.gone, order.came, sts.pod_management_policy)
-    for name in removed:
-        for claim, vol in volumes_before[name].items():
-            kept = pvcs_down.get(claim)
-            if kept is None:
-                found.append(Finding("scale.pvc-kept", Status.FAIL, name, f"{claim} was deleted with {name}"))
-            else:
-                found.append(Finding("scale.pvc-kept", Status.PASS, name, f"{claim} kept while {name} was gone"))
-            now = {c.name: c.volume for c in after.pvcs_of(name)}.get(claim)
-            if vol and now and now != vol:
-                found.append(Finding("scale.volume", Status.FAIL, name,
-                                     f"{name} came back bound to {now}, was {vol}: not its old data"))
-            elif vol:
-                found.append(Finding("scale.volume", Status.PASS, name, f"{name} came back bound to {vol}"))
+    evidence = ScaleEvidence(sts.name, sts.pod_management_policy, original, to, removed, order.gone, order.came,
+                             volumes_before, pvcs_down, after)
     left = max(1.0, deadline - time.monotonic())
-    result = await run_check(target.with_(timeout=min(left, 10.0)), api_opts)
-    result.findings += found
-    result.stats["scale"] = {"from": original, "to": to, "removed_order": order.gone, "returned_order": order.came}
-    result.stats["elapsed_ms"] = round((time.monotonic() - start) * 1000, 1)
-    return result
+    run = await gather(target.with_(timeout=min(left, 10.0)), api_opts)
+    return conclude(run.adding(scale=evidence), elapsed_ms=(time.monotonic() - start) * 1000)
 
 
 @dataclass

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 from ssdns.errors import CANNOT_RUN, USAGE, SsdnsError, UsageError
-from ssdns.identity import STATE_SCHEMA, changes, compare_snapshots, snapshot
-from ssdns.model import Finding, Result, Status
+from ssdns.checks.history import compare_snapshots, store_failed
+from ssdns.identity import STATE_SCHEMA, changes, snapshot
+from ssdns.model import Result, Status, StoreSummary
 
 DATA_KEY = "state.json"
 CONFLICT_RETRIES = 8
@@ -188,15 +189,15 @@ def open_store(spec: str, namespace: str, api_opts):
 
 def target_key(result: Result) -> dict:
     t = result.target
-    return {"namespace": t["namespace"], "statefulset": t.get("statefulset"), "service": t["service"]}
+    return {"namespace": t.namespace, "statefulset": t.statefulset, "service": t.service}
 
 
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def apply_state(result: Result, store, keep: int, taken_at: str | None = None) -> None:
-    """Compare with the last snapshot, add the identity findings to the result, save the new snapshot."""
+def apply_state(result: Result, store, keep: int, taken_at: str | None = None) -> Result:
+    """Compare with the last snapshot, save the new one; the result with the identity findings added."""
     key = target_key(result)
     taken_at = taken_at or now()
     try:
@@ -204,15 +205,14 @@ def apply_state(result: Result, store, keep: int, taken_at: str | None = None) -
         if doc is not None:
             validate(doc, key, store.where)
     except SsdnsError as exc:  # corrupt, foreign, unreachable, no credentials: report, touch nothing
-        result.findings.append(Finding("state.store", Status.FAIL, store.where, str(exc)))
-        return
+        return result.adding([store_failed(store.where, exc)])
     cur = snapshot(result, taken_at)
     prev = doc["history"][-1] if doc and doc["history"] else None
+    found, notes = [], []
     if prev is None:
-        result.notes.append(f"first run with {store.where}: identity is compared from the next run on")
+        notes.append(f"first run with {store.where}: identity is compared from the next run on")
     else:
         found = compare_snapshots(prev, cur)
-        result.findings += found
         cur["changes"] = changes(prev, cur)
         cur["broken"] = [f.subject for f in found if f.status is Status.FAIL]
 
@@ -223,6 +223,5 @@ def apply_state(result: Result, store, keep: int, taken_at: str | None = None) -
     try:
         saved = store.update(merge)
     except SsdnsError as exc:
-        result.findings.append(Finding("state.store", Status.FAIL, store.where, str(exc)))
-        return
-    result.stats["state"] = {"where": store.where, "snapshots": len(saved["history"]), "keep": keep}
+        return result.adding([*found, store_failed(store.where, exc)], notes)
+    return result.adding(found, notes, StoreSummary(store.where, len(saved["history"]), keep))

@@ -2,47 +2,15 @@
 
 from __future__ import annotations
 
-from ssdns.compare_api import compare_api
+from evidence_kit import T, by, evidence, facts, judge as judge_evidence, observed
+
 from ssdns.dnsquery import Lookup, Outcome
 from ssdns.expected import expect
-from ssdns.facts import ClusterFacts, EndpointFacts, PodFacts, PvcFacts, ServiceFacts, StatefulSetFacts
 from ssdns.model import Status
-from ssdns.observe import Observations, PodObservation
-from ssdns.target import Nameserver, Target
-
-T = Target(service="nginx", namespace="default", zone="cluster.local", nameservers=(Nameserver("127.0.0.1"),),
-           statefulset="web", replicas=3)
 
 
-def facts(**pod_changes) -> ClusterFacts:
-    f = ClusterFacts("default", StatefulSetFacts("web", 3, "nginx", "app=nginx", claim_templates=["www"]),
-                     ServiceFacts("nginx", ports=[("web", 80, "TCP")]))
-    for i in range(3):
-        name = f"web-{i}"
-        pod = PodFacts(name, f"uid-{i}", [f"10.0.0.{i + 1}"], True, False, "Running", "node-a", 0, name, "nginx")
-        for k, v in pod_changes.get(name, {}).items():
-            setattr(pod, k, v)
-        f.pods[name] = pod
-        f.endpoints.append(EndpointFacts(pod.ips, name if pod.subdomain == "nginx" else None, pod.ready,
-                                         pod.ready, pod.terminating, name))
-        f.pvcs[f"www-{name}"] = PvcFacts(f"www-{name}", "Bound", f"pv-{i}")
-    return f
-
-
-def observed(dns: dict[str, list[str]], service: list[str]) -> Observations:
-    def a(name, ips):
-        return Lookup(name, "A", Outcome.OK if ips else Outcome.NXDOMAIN, tuple(ips))
-    pods = {n: PodObservation(n, "expected", a(T.pod_fqdn(n), ips)) for n, ips in dns.items()}
-    return Observations(a(T.service_fqdn, service), Lookup(T.service_fqdn, "AAAA", Outcome.NODATA), None,
-                        Lookup("dns-version.cluster.local.", "TXT", Outcome.OK, ('"1.1.0"',)), pods, {}, None)
-
-
-def judge(f, dns, service):
-    return compare_api(T, f, expect(f, "nginx"), observed(dns, service))
-
-
-def by(findings, check, status=None):
-    return {x.subject: x for x in findings if x.check == check and (status is None or x.status is status)}
+def judge(f, dns, service, t=T):
+    return judge_evidence(evidence(observed(dns, service, t=t), t=t, f=f))
 
 
 def test_everything_agrees():
@@ -138,23 +106,28 @@ def test_dual_stack_pods_missing_their_aaaa_records_fail():
     for i, pod in enumerate(f.pods.values()):
         pod.ips.append(f"fd00::{i + 1}")
     t = T.with_(ipv6=True)
-    obs = observed({f"web-{i}": [f"10.0.0.{i + 1}"] for i in range(3)}, ["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+    obs = observed({f"web-{i}": [f"10.0.0.{i + 1}"] for i in range(3)}, ["10.0.0.1", "10.0.0.2", "10.0.0.3"], t=t)
     for p in obs.pods.values():  # AAAA was asked (the API says IPv6) and DNS has none
         p.aaaa = Lookup(t.pod_fqdn(p.name), "AAAA", Outcome.NODATA)
-    out = compare_api(t, f, expect(f, "nginx"), obs)
+    out = judge_evidence(evidence(obs, t=t, f=f))
     assert "DNS lacks fd00::2 for web-1" in by(out, "api.dns", Status.FAIL)["web-1"].message
     members = [x for x in out if x.check == "api.service-members" and x.status is Status.FAIL]
     assert {x.details["ip"] for x in members} == {"fd00::1", "fd00::2", "fd00::3"}
 
 
-def test_scale_order_is_judged_per_pod_management_policy():
-    from ssdns.scale import order_findings
+def scale_order(gone, came, policy):
+    from ssdns.evidence import ScaleEvidence
 
-    removed = ["web-1", "web-2"]
-    good = order_findings("web", removed, ["web-2", "web-1"], ["web-1", "web-2"], "OrderedReady")
+    f = facts()
+    scale = ScaleEvidence("web", policy, 3, 1, ["web-1", "web-2"], gone, came, {}, {}, f)
+    return [x for x in judge_evidence(evidence(scale=scale)) if x.check.startswith("scale.order")]
+
+
+def test_scale_order_is_judged_per_pod_management_policy():
+    good = scale_order(["web-2", "web-1"], ["web-1", "web-2"], "OrderedReady")
     assert [f.status for f in good] == [Status.PASS, Status.PASS]
-    bad = order_findings("web", removed, ["web-1", "web-2"], ["web-2", "web-1"], "OrderedReady")
+    bad = scale_order(["web-1", "web-2"], ["web-2", "web-1"], "OrderedReady")
     assert [(f.check, f.status, f.details["expected"]) for f in bad] == [
         ("scale.order-down", Status.FAIL, ["web-2", "web-1"]), ("scale.order-up", Status.FAIL, ["web-1", "web-2"])]
-    parallel = order_findings("web", removed, ["web-1", "web-2"], ["web-2", "web-1"], "Parallel")
+    parallel = scale_order(["web-1", "web-2"], ["web-2", "web-1"], "Parallel")
     assert [f.status for f in parallel] == [Status.PASS, Status.PASS]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import ipaddress
 import re
 import socket
@@ -15,6 +16,7 @@ import pytest
 from junitparser import Failure, JUnitXml
 
 from ssdns.check import run_check
+from ssdns.converge import Convergence
 from ssdns.errors import CannotRun, UsageError
 from ssdns.model import Finding, Result, Status
 
@@ -50,7 +52,11 @@ def test_junit_one_case_per_check_and_subject_with_the_swap_failing(swapped, tmp
     [failure] = failing[0].result
     assert isinstance(failure, Failure) and failure.type == "http.identity"
     assert "web-2" in failure.message and suite.failures == 1
-    assert all(float(c.time) == 0 for c in cases)
+    # each case's time is how long its evidence took: the pod's HTTP request for http.identity
+    web1 = next(p for p in swapped.pods if p.name == "web-1")
+    assert float(failing[0].time) == pytest.approx(web1.http.elapsed_ms / 1000, abs=1e-6) and web1.http.elapsed_ms > 0
+    assert all(float(c.time) > 0 for c in cases)
+    assert float(suite.time) == pytest.approx(swapped.stats.elapsed_ms / 1000, abs=1e-6)
     # plain XML readers see the same thing
     root = ET.parse(path).getroot()
     assert len(root.findall(".//testcase")) == len(cases)
@@ -128,9 +134,10 @@ def test_metrics_file_renders_the_swap(swapped, tmp_path):
     from ssdns.metrics import write_metrics_file
 
     path = tmp_path / "ssdns.prom"
-    write_metrics_file(swapped, path, extra={"cluster": "kind"}, timestamp=1700000000.5,
-                       convergence=[{"ordinal": 0, "ready_s": 3.5, "dns_s": 4.25, "http_s": None},
-                                    {"ordinal": 1, "ready_s": None, "dns_s": None, "http_s": 6.0}])
+    restarted = [Convergence("web-0", 0, "u0", [], ready_s=3.5, dns_s=4.25),
+                 Convergence("web-1", 1, "u1", [], http_s=6.0)]
+    swapped = dataclasses.replace(swapped, stats=dataclasses.replace(swapped.stats, restart=restarted))
+    write_metrics_file(swapped, path, extra={"cluster": "kind"}, timestamp=1700000000.5)
     assert [p.name for p in tmp_path.iterdir()] == ["ssdns.prom"]  # atomic: no temporary file left
     fams = parse_metrics(path.read_text())
     assert_bounded_labels(fams)
@@ -148,15 +155,15 @@ def test_metrics_file_renders_the_swap(swapped, tmp_path):
     assert sample(fams, "ssdns_findings", status="fail") == 1
     assert sample(fams, "ssdns_findings", status="warn") == 0
     assert sample(fams, "ssdns_findings", status="pass") == swapped.count(Status.PASS)
-    assert sample(fams, "ssdns_run_dns_queries") == swapped.stats["dns_queries"]
-    assert sample(fams, "ssdns_run_http_requests") == swapped.stats["http_requests"] == 3
-    assert sample(fams, "ssdns_run_duration_seconds") == pytest.approx(swapped.stats["elapsed_ms"] / 1000)
+    assert sample(fams, "ssdns_run_dns_queries") == swapped.stats.dns_queries
+    assert sample(fams, "ssdns_run_http_requests") == swapped.stats.http_requests == 3
+    assert sample(fams, "ssdns_run_duration_seconds") == pytest.approx(swapped.stats.elapsed_ms / 1000)
     assert sample(fams, "ssdns_last_run_timestamp_seconds") == 1700000000.5
     for pod in swapped.pods:
         o = str(pod.ordinal)
-        assert sample(fams, "ssdns_http_latency_seconds", ordinal=o) == pytest.approx(pod.http["elapsed_ms"] / 1000)
-        [lk] = [lk for lk in swapped.lookups if lk["name"] == pod.fqdn and lk["type"] == "A"]
-        assert sample(fams, "ssdns_dns_latency_seconds", ordinal=o) == pytest.approx(lk["elapsed_ms"] / 1000)
+        assert sample(fams, "ssdns_http_latency_seconds", ordinal=o) == pytest.approx(pod.http.elapsed_ms / 1000, abs=1e-6)
+        [lk] = [lk for lk in swapped.lookups if lk.name == pod.fqdn and lk.rdtype == "A"]
+        assert sample(fams, "ssdns_dns_latency_seconds", ordinal=o) == pytest.approx(lk.elapsed_ms / 1000, abs=1e-6)
     assert {s.labels["ordinal"]: s.value for s in fams["ssdns_restart_ready_seconds"]} == {"0": 3.5}
     assert {s.labels["ordinal"]: s.value for s in fams["ssdns_restart_dns_seconds"]} == {"0": 4.25}
     assert {s.labels["ordinal"]: s.value for s in fams["ssdns_restart_http_seconds"]} == {"1": 6.0}
@@ -299,7 +306,8 @@ def test_termination_log_truncates_to_4096_bytes(swapped, tmp_path):
     from ssdns.termination import write_termination_log
 
     long = Finding("http.identity", Status.FAIL, "web-0", "é\n" * 5000)
-    result = Result(swapped.target, {"name": "x" * 5000}, swapped.pods, [long], stats=swapped.stats)
+    service = dataclasses.replace(swapped.service, name="x" * 5000)
+    result = Result(swapped.target, service, swapped.pods, [long], stats=swapped.stats)
     path = tmp_path / "termination-log"
     path.write_text("old content " * 1000)
     assert write_termination_log(result, str(path)) is True

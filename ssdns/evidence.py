@@ -1,0 +1,142 @@
+"""Everything one run learned, typed, built once: the input of every check.
+
+The target, what DNS and HTTP said (observe.py), what the Kubernetes API said (facts) with what DNS
+should therefore say (expected.py), and, for the disruptive commands and runs with state, what the
+restart, the scale or the previous run showed. Checks read only this; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+
+from ssdns.converge import Convergence
+from ssdns.expected import PodExpectation
+from ssdns.facts import ClusterFacts, PvcFacts
+from ssdns.names import by_ordinal
+from ssdns.observe import Observations
+from ssdns.target import Target
+
+
+class Need(StrEnum):
+    """A part of the evidence a check can need."""
+
+    DNS = "dns"  # the DNS observations (always there in a check run)
+    SRV = "srv"  # the SRV lookup (only with a named port)
+    HTTP = "http"  # one HTTP request per pod
+    API = "api"  # the Kubernetes API's facts
+    RESTART = "restart"  # restart-test's convergence
+    SCALE = "scale"  # scale-test's order and volumes
+    HISTORY = "history"  # the previous run's snapshot
+
+
+@dataclass(frozen=True)
+class ApiEvidence:
+    facts: ClusterFacts
+    # What DNS should say per pod; empty when the pods could not be listed (nothing known per pod).
+    want: dict[str, PodExpectation] = field(default_factory=dict)
+
+    def lost(self, resource: str) -> bool:
+        """The API refused or failed to list this resource: checks built on it stay silent."""
+        return any(p.resource == resource for p in self.facts.problems)
+
+    @cached_property
+    def absent_ok(self) -> frozenset[str]:
+        """Pods rightly without a DNS name (not Ready, terminating, no hostname): api.dns reports them."""
+        return frozenset(n for n, e in self.want.items() if not e.has_name)
+
+    @cached_property
+    def ip_owner(self) -> dict[str, str]:
+        owners: dict[str, str] = {}
+        for p in self.facts.pods.values():
+            for ip in p.ips:
+                owners.setdefault(ip, p.name)
+        return owners
+
+    def owner_of(self, ip: str) -> str | None:
+        return self.ip_owner.get(ip)
+
+
+@dataclass(frozen=True)
+class RestartEvidence:
+    planned: list[str]  # pods restart-test meant to delete, in order
+    convergences: list[Convergence]  # those it did delete, with how each came back
+    volumes_before: dict[str, dict[str, str | None]]  # pod -> claim -> volume
+    after: ClusterFacts
+
+
+@dataclass(frozen=True)
+class ScaleEvidence:
+    statefulset: str
+    policy: str  # podManagementPolicy
+    replicas: int  # the count scaled from and back to
+    to: int
+    removed: list[str]  # the pods scaling down removes
+    gone_order: list[str]  # the order they went
+    came_order: list[str]  # the order they came back
+    volumes_before: dict[str, dict[str, str | None]]
+    pvcs_down: dict[str, PvcFacts]  # the claims while scaled down
+    after: ClusterFacts
+
+
+@dataclass(frozen=True)
+class HistoryEvidence:
+    previous: dict  # the last stored snapshot (identity.snapshot's shape)
+    current: dict
+
+
+@dataclass(frozen=True)
+class Evidence:
+    target: Target
+    dns: Observations
+    expected: tuple[str, ...] = ()  # the pods that should be there (from --replicas or the API)
+    api: ApiEvidence | None = None
+    restart: RestartEvidence | None = None
+    scale: ScaleEvidence | None = None
+    history: HistoryEvidence | None = None
+
+    def has(self, need: Need) -> bool:
+        present = {
+            Need.DNS: True,
+            Need.SRV: self.dns.srv is not None,
+            Need.HTTP: self.target.http,
+            Need.API: self.api is not None,
+            Need.RESTART: self.restart is not None,
+            Need.SCALE: self.scale is not None,
+            Need.HISTORY: self.history is not None,
+        }
+        return present[need]
+
+    @cached_property
+    def pods(self) -> list[str]:
+        """Every pod name observed, in ordinal order."""
+        return by_ordinal(list(self.dns.pods), self.target.statefulset)
+
+    @property
+    def absent_ok(self) -> frozenset[str]:
+        return self.api.absent_ok if self.api is not None else frozenset()
+
+    @cached_property
+    def none_ready(self) -> bool:
+        """No pod should be in DNS (none wanted, or the API says none is ready): NXDOMAIN is then right."""
+        if not self.expected:
+            return self.target.replicas == 0
+        return all(n in self.absent_ok for n in self.expected)
+
+    def time_for(self, needs: tuple[Need, ...], subject: str) -> float | None:
+        """How long the evidence behind a finding took to gather, in ms: the pod's HTTP request or DNS
+        lookups when the subject is a pod, else the whole DNS observation or API read."""
+        pod = self.dns.pods.get(subject)
+        if Need.RESTART in needs and self.restart is not None:
+            conv = next((c for c in self.restart.convergences if c.pod == subject), None)
+            times = [t for t in (conv.ready_s, conv.dns_s, conv.http_s) if t is not None] if conv else []
+            return max(times) * 1000 if times else None
+        if Need.HTTP in needs and pod is not None and pod.http is not None:
+            return pod.http.elapsed_ms
+        if Need.API in needs and self.api is not None:
+            return self.api.facts.elapsed_ms
+        if pod is not None:
+            lookups = [pod.a, pod.aaaa, *(self.dns.ptr.get(ip) for ip in pod.ips)]
+            return max(lk.elapsed_ms for lk in lookups if lk is not None)
+        return self.dns.elapsed_ms

@@ -1,0 +1,76 @@
+"""Names: FQDNs under a Service, reverse names, CoreDNS's dashed endpoint names, SRV values, ordinals.
+
+Pure string helpers shared by observation and judging; the one place an ordinal is parsed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import NamedTuple
+
+_ORDINAL = re.compile(r".+-(0|[1-9][0-9]*)")
+
+
+class SrvRecord(NamedTuple):
+    priority: int
+    weight: int
+    port: int
+    target: str
+
+    def __str__(self) -> str:
+        return f"{self.priority} {self.weight} {self.port} {self.target}"
+
+
+def ordinal(name: str, statefulset: str | None = None) -> int | None:
+    """`web-2` -> 2. With a StatefulSet name, only `<statefulset>-<n>` counts; `web-02` is no ordinal."""
+    if statefulset is not None:
+        if not name.startswith(statefulset + "-"):
+            return None
+        tail = name[len(statefulset) + 1 :]
+        return int(tail) if tail.isdigit() and (tail == "0" or not tail.startswith("0")) else None
+    m = _ORDINAL.fullmatch(name)
+    return int(m.group(1)) if m else None
+
+
+def by_ordinal(names: list[str], statefulset: str | None = None) -> list[str]:
+    """Pods in ordinal order; names without an ordinal last, by name."""
+
+    def key(n: str) -> tuple[bool, int, str]:
+        o = ordinal(n, statefulset)
+        return (o is None, o or 0, n)
+
+    return sorted(names, key=key)
+
+
+def reverse_name(ip: str) -> str:
+    return ipaddress.ip_address(ip).reverse_pointer + "."
+
+
+def dashed_name(ip: str) -> str:
+    """CoreDNS's name for an endpoint without a hostname: 10.0.0.1 -> 10-0-0-1."""
+    return ip.replace(".", "-").replace(":", "-")
+
+
+def srv_records(values: tuple[str, ...] | list[str]) -> list[SrvRecord]:
+    """SRV presentation values ("prio weight port target") as records."""
+    out = []
+    for value in values:
+        prio, weight, port, target = value.split()
+        out.append(SrvRecord(int(prio), int(weight), int(port), target))
+    return out
+
+
+def pod_from_fqdn(service_fqdn: str, fqdn: str) -> str | None:
+    """`web-0.nginx.ns.svc.zone.` -> `web-0` when the name is directly under the Service."""
+    suffix = "." + service_fqdn
+    fqdn = fqdn.lower()
+    if fqdn.endswith(suffix):
+        head = fqdn[: -len(suffix)]
+        if head and "." not in head:
+            return head
+    return None
+
+
+def family(ip: str) -> str:
+    return "IPv6" if ":" in ip else "IPv4"
