@@ -23,17 +23,3 @@ def test_bench_runs_and_writes_tables(tmp_path):
     text = results.read_text()
     assert text.startswith("# notes kept") and "bench:begin" in text and "bench:end" in text
 
-
-# The performance work behind the bench replaced dnspython's message reading and aiohttp on the hot
-# path (ssdns/dnsquery.py, ssdns/httpprobe.py). These guard that it did not change behaviour.
-
-def _reply(qname, qtype, answers=(), rcode=0, authority=(), additional=()):
-    import dns.message
-    import dns.rrset
-
-    r = dns.message.make_response(dns.message.make_query(qname, qtype, use_edns=0, payload=1232))
-    for section, rrsets in ((r.answer, answers), (r.authority, authority), (r.additional, additional)):
-        for args in rrsets:
-            section.append(dns.rrset.from_text_list(*args))
-    r.set_rcode(rcode)
-    return r.to_wire()

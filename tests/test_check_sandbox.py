@@ -76,25 +76,23 @@ def test_two_pods_sharing_an_ip(sandbox_factory):
     assert {f["subject"] for f in failures(report, "dns.ptr")} == {"web-1", "web-2"}
 
 
-def test_pod_missing_from_the_service_set(sandbox_factory):
+def test_pod_missing_from_the_service_set(sandbox_factory, monkeypatch):
+    import ssdns.sandbox.dnsserver as server
+    from ssdns.sandbox import records as rec
+
     sb = sandbox_factory()
     # web-1's own name resolves to an address the Service does not list.
     sb.change(lambda w: setattr(w.pod("web-1"), "dns_ip", "127.10.222.1"))
     sb.change(lambda w: w.extra_service_ips.clear())
-    from ssdns.sandbox import records as rec
     real = rec.records
 
     def patched(world):
         out = real(world)
         out[world.service_fqdn]["A"].remove("127.10.222.1")
         return out
-    rec.records, saved = patched, rec.records
-    import ssdns.sandbox.dnsserver as server
-    server.records = patched
-    try:
-        code, report = run_json(sb.args())
-    finally:
-        server.records = saved
+    monkeypatch.setattr(rec, "records", patched)  # restored after the test, whatever happens
+    monkeypatch.setattr(server, "records", patched)
+    code, report = run_json(sb.args())
     assert code == 1
     [fail] = [f for f in failures(report) if f["check"] == "dns.service-members"]
     assert fail["subject"] == "web-1" and fail["details"]["ips"] == ["127.10.222.1"]

@@ -43,8 +43,10 @@ def test_stale_dns_after_a_change_fails(sandbox, tmp_path):
     # the old IP no longer answers (nothing listens there).
     code, report = run_json(sandbox.args("--state", state))
     assert code == 1
-    assert any(f["subject"] == "web-2" and f["status"] == "fail" for f in report["findings"])
-    assert old in json.dumps(report)
+    failed = [(f["check"], f["subject"]) for f in report["findings"] if f["status"] == "fail"]
+    assert failed == [("http.identity", "web-2")]
+    http = next(f for f in report["findings"] if f["check"] == "http.identity" and f["subject"] == "web-2")
+    assert http["details"]["url"].startswith(f"http://{old}:") and "cannot connect" in http["message"]
 
 
 def test_identity_swap_after_restart_fails(sandbox, tmp_path):
