@@ -65,6 +65,12 @@ class RestartEvidence:
     volumes_before: dict[str, dict[str, str | None]]  # pod -> claim -> volume
     after: ClusterFacts
 
+    def time_for(self, pod: str) -> float | None:
+        """The slowest step of the pod's convergence, in ms."""
+        conv = next((c for c in self.convergences if c.pod == pod), None)
+        times = [t for t in (conv.ready_s, conv.dns_s, conv.http_s) if t is not None] if conv else []
+        return max(times) * 1000 if times else None
+
 
 @dataclass(frozen=True)
 class ScaleEvidence:
@@ -129,9 +135,7 @@ class Evidence:
         lookups when the subject is a pod, else the whole DNS observation or API read."""
         pod = self.dns.pods.get(subject)
         if Need.RESTART in needs and self.restart is not None:
-            conv = next((c for c in self.restart.convergences if c.pod == subject), None)
-            times = [t for t in (conv.ready_s, conv.dns_s, conv.http_s) if t is not None] if conv else []
-            return max(times) * 1000 if times else None
+            return self.restart.time_for(subject)
         if Need.HTTP in needs and pod is not None and pod.http is not None:
             return pod.http.elapsed_ms
         if Need.API in needs and self.api is not None:

@@ -104,3 +104,7 @@ class ClusterFacts:
             return []
         return [self.pvcs.get(f"{t}-{pod}") or PvcFacts(f"{t}-{pod}", None, None)
                 for t in self.statefulset.claim_templates]
+
+    def volumes_of(self, pod: str) -> dict[str, str | None]:
+        """claim -> the volume it is bound to, for one pod."""
+        return {c.name: c.volume for c in self.pvcs_of(pod)}

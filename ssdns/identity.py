@@ -54,14 +54,22 @@ def _changed(a: dict | None, b: dict | None) -> list[str]:
     if a is None or b is None:
         return ["gone"] if a else (["new"] if b else [])
     words = []
-    if a["uid"] and b["uid"] and a["uid"] != b["uid"]:
+    if _differ(a["uid"], b["uid"]):
         words.append(f"restarted (uid {a['uid'][:8]} -> {b['uid'][:8]})")
-    if a["node"] and b["node"] and a["node"] != b["node"]:
+    if _differ(a["node"], b["node"]):
         words.append(f"moved ({a['node']} -> {b['node']})")
     if a["ips"] and b["ips"] and set(a["ips"]) != set(b["ips"]):
         words.append(f"new IP ({', '.join(a['ips'])} -> {', '.join(b['ips'])})")
-    for claim, vol in b["volumes"].items():
-        old = a["volumes"].get(claim)
-        if old and vol and old != vol:
-            words.append(f"volume changed ({claim}: {old} -> {vol})")
+    words += [f"volume changed ({claim}: {old} -> {vol})" for claim, old, vol in volume_changes(a, b)]
     return words
+
+
+def _differ(old: str | None, new: str | None) -> bool:
+    """Both known, and not the same."""
+    return bool(old and new and old != new)
+
+
+def volume_changes(a: dict, b: dict) -> list[tuple[str, str, str]]:
+    """(claim, old volume, new volume) for each claim bound to another volume than before."""
+    return [(claim, a["volumes"][claim], vol) for claim, vol in b["volumes"].items()
+            if _differ(a["volumes"].get(claim), vol)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ssdns.model import Result, Status, worst
+from ssdns.model import PodView, Result, Status, worst
 
 _SYMBOL = {Status.PASS: "ok", Status.WARN: "WARN", Status.FAIL: "FAIL"}
 
@@ -63,17 +63,7 @@ def _table(result: Result, s: Style) -> list[str]:
 
     cols = [(label, check) for label, check in columns() if any(f.check == check for f in result.findings)]
     rows = [["POD", "IP", *[label for label, _ in cols], "ANSWERED"]]
-    for pod in result.pods:
-        cells = [pod.name, ", ".join(pod.ips) or "-"]
-        for _, check in cols:
-            found = result.findings_for(check, pod.name)
-            cells.append(_SYMBOL[worst([f.status for f in found])] if found else "-")
-        http = pod.http
-        if http is not None and http.body is not None:
-            cells.append(repr(http.body.strip()[:30]))
-        else:
-            cells.append(((http.error if http is not None else None) or "-")[:40])
-        rows.append(cells)
+    rows += [_row(result, pod, [check for _, check in cols]) for pod in result.pods]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [s("  ".join(c.ljust(w) for c, w in zip(rows[0], widths)).rstrip(), "dim")]
     symbol_status = {v: k for k, v in _SYMBOL.items()}
@@ -85,6 +75,19 @@ def _table(result: Result, s: Style) -> list[str]:
     if not result.pods:
         lines.append("(no pods found)")
     return lines
+
+
+def _row(result: Result, pod: PodView, checks: list[str]) -> list[str]:
+    cells = [pod.name, ", ".join(pod.ips) or "-"]
+    for check in checks:
+        found = result.findings_for(check, pod.name)
+        cells.append(_SYMBOL[worst([f.status for f in found])] if found else "-")
+    http = pod.http
+    if http is not None and http.body is not None:
+        cells.append(repr(http.body.strip()[:30]))
+    else:
+        cells.append(((http.error if http is not None else None) or "-")[:40])
+    return cells
 
 
 def _sections(result: Result, s: Style) -> list[str]:

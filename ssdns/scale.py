@@ -10,108 +10,23 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
+from typing import Any
 
-from ssdns.checks.storage import volumes
 from ssdns.converge import Progress
-from ssdns.errors import ApiUnavailable, UsageError
+from ssdns.disrupt import Disruption, poll_until
+from ssdns.errors import CannotRun, UsageError
 from ssdns.evidence import ScaleEvidence
+from ssdns.facts import PodFacts, PvcFacts, StatefulSetFacts
+from ssdns.model import Result
 from ssdns.names import ordinal
 from ssdns.target import ApiOptions, Target
-
-POLL = 0.25
 
 
 def _ordinal(name: str) -> int:
     return ordinal(name) or 0
-
-
-class _Order:
-    """When each pod started to go (deletionTimestamp or DELETED) and came back (a new UID, Ready)."""
-
-    def __init__(self, before: dict, progress: Progress):
-        self.progress = progress
-        self.uids = {n: p.uid for n, p in before.items()}
-        self.gone: list[str] = []
-        self.came: list[str] = []
-        self.lock = threading.Lock()
-        self.watching = threading.Event()  # set at the watch's first event: from then on it sees every change
-        self.watch_failed = False
-
-    def event(self, kind: str, pod) -> None:
-        self.watching.set()
-        with self.lock:
-            if (kind == "DELETED" or pod.terminating) and pod.uid == self.uids.get(pod.name) and pod.name not in self.gone:
-                self.gone.append(pod.name)
-                self.progress(f"{pod.name}: going")
-            elif kind != "DELETED" and pod.uid != self.uids.get(pod.name) and pod.name not in self.came:
-                self.came.append(pod.name)
-                self.progress(f"{pod.name}: back (uid {pod.uid[:8]})")
-
-
-async def scale_test(target: Target, api_opts: ApiOptions, to: int, yes: bool, progress: Progress):
-    from ssdns import kube
-    from ssdns.check import conclude, gather
-
-    start = time.monotonic()
-    deadline = start + target.timeout
-    client = kube.api_client(api_opts)
-    restored = True
-    original = None
-    try:
-        facts = await kube.load_facts(client, target.namespace, target.statefulset, target.service)
-        sts = facts.statefulset
-        if sts is None:
-            raise ApiUnavailable(f"cannot read StatefulSet {target.statefulset}: "
-                                 + (facts.problems[0].message if facts.problems else "unknown error"))
-        original = sts.replicas
-        if not 0 <= to < original:
-            raise UsageError(f"--to {to}: give a count below the current {original} replicas of {sts.name}")
-        removed = [f"{sts.name}-{i}" for i in sts.ordinals[to:]]
-        if not yes:
-            raise UsageError(f"scale-test scales {sts.name} from {original} to {to} replicas (removing "
-                             f"{', '.join(reversed(removed))}) and back to {original}; add --yes to do it")
-        target = target.with_(service=target.service or sts.service_name, replicas=original)
-        volumes_before = {n: volumes(facts, n) for n in removed}
-        order = _Order(facts.pods, progress)
-        stop = threading.Event()
-        watcher = asyncio.ensure_future(asyncio.to_thread(
-            _watch, client, target.namespace, sts.selector, int(target.timeout) + 1, order, stop))
-        # The watch's first events list the current pods: wait for them so it sees every change after.
-        await asyncio.to_thread(order.watching.wait, 3.0)
-        restored = False
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed Job still restores the count
-        try:
-            progress(f"{sts.name}: scaling {original} -> {to}")
-            await asyncio.to_thread(kube.scale, client, target.namespace, sts.name, to)
-            await _until(lambda pods: not any(n in pods for n in removed), client, target, sts.selector,
-                         deadline, progress, f"{', '.join(removed)} to go", order)
-            pvcs_down = await asyncio.to_thread(kube.list_pvcs, client, target.namespace, sts.selector)
-            progress(f"{sts.name}: scaling {to} -> {original}")
-            await asyncio.to_thread(kube.scale, client, target.namespace, sts.name, original)
-            restored = True
-            await _until(lambda pods: all(n in pods and pods[n].ready for n in removed), client, target,
-                         sts.selector, deadline, progress, f"{', '.join(removed)} to be Ready", order)
-        finally:
-            if not restored:
-                progress(f"{sts.name}: restoring {original} replicas")
-                await asyncio.to_thread(kube.scale, client, target.namespace, sts.name, original)
-                restored = True
-            signal.signal(signal.SIGTERM, previous)
-            stop.set()
-        try:
-            await asyncio.wait_for(watcher, 2)
-        except (asyncio.TimeoutError, Exception):
-            pass  # the watch only refines the order; polling saw it too
-        after = await kube.load_facts(client, target.namespace, sts.name, target.service)
-    finally:
-        client.close()
-    evidence = ScaleEvidence(sts.name, sts.pod_management_policy, original, to, removed, order.gone, order.came,
-                             volumes_before, pvcs_down, after)
-    left = max(1.0, deadline - time.monotonic())
-    run = await gather(target.with_(timeout=min(left, 10.0)), api_opts)
-    return conclude(run.adding(scale=evidence), elapsed_ms=(time.monotonic() - start) * 1000)
 
 
 @dataclass
@@ -121,41 +36,119 @@ class _Gone:
     terminating: bool = True
 
 
-def _raise_interrupt(signum, frame):
+class _Order:
+    """When each pod started to go (deletionTimestamp or DELETED) and came back (a new UID, Ready)."""
+
+    def __init__(self, before: dict[str, PodFacts], progress: Progress) -> None:
+        self.progress = progress
+        self.uids = {n: p.uid for n, p in before.items()}
+        self.gone: list[str] = []
+        self.came: list[str] = []
+        self.lock = threading.Lock()
+        self.watching = threading.Event()  # set at the watch's first event: from then on it sees every change
+        self.watch_failed = False
+
+    def event(self, kind: str, pod: PodFacts | _Gone) -> None:
+        self.watching.set()
+        with self.lock:
+            if (kind == "DELETED" or pod.terminating) and pod.uid == self.uids.get(pod.name) and pod.name not in self.gone:
+                self.gone.append(pod.name)
+                self.progress(f"{pod.name}: going")
+            elif kind != "DELETED" and pod.uid != self.uids.get(pod.name) and pod.name not in self.came:
+                self.came.append(pod.name)
+                self.progress(f"{pod.name}: back (uid {pod.uid[:8]})")
+
+    def polled(self, pods: dict[str, PodFacts]) -> None:
+        """Without a watch, the order as polling sees it: coarser, but never missing."""
+        if not (self.watch_failed or not self.watching.is_set()):
+            return
+        for name in sorted(self.uids, key=_ordinal, reverse=True):
+            pod = pods.get(name)
+            if pod is None or pod.terminating:
+                self.event("DELETED", _Gone(name, self.uids[name]))
+        for name, pod in sorted(pods.items(), key=lambda kv: _ordinal(kv[0])):
+            if pod.uid != self.uids.get(name) and pod.ready:
+                self.event("ADDED", pod)
+
+
+async def scale_test(target: Target, api_opts: ApiOptions, to: int, yes: bool, progress: Progress) -> Result:
+    async with Disruption(target, api_opts, progress) as d:
+        sts = d.statefulset
+        original = sts.replicas
+        if not 0 <= to < original:
+            raise UsageError(f"--to {to}: give a count below the current {original} replicas of {sts.name}")
+        removed = [f"{sts.name}-{i}" for i in sts.ordinals[to:]]
+        if not yes:
+            raise UsageError(f"scale-test scales {sts.name} from {original} to {to} replicas (removing "
+                             f"{', '.join(reversed(removed))}) and back to {original}; add --yes to do it")
+        target = target.with_(service=target.service or sts.service_name, replicas=original)
+        before = {n: d.facts.volumes_of(n) for n in removed}
+        order = _Order(d.facts.pods, progress)
+        pvcs_down = await _down_and_up(d, sts, to, removed, order)
+        after = await d.read()
+    evidence = ScaleEvidence(sts.name, sts.pod_management_policy, original, to, removed, order.gone, order.came,
+                             before, pvcs_down, after)
+    return await d.conclude(target, scale=evidence)
+
+
+async def _down_and_up(d: Disruption, sts: StatefulSetFacts, to: int, removed: list[str],
+                       order: _Order) -> dict[str, PvcFacts]:
+    """Scale down, wait for the removed pods to go, note their claims, scale back up and wait for them
+    to be Ready. The original count is restored however this ends (an error, Ctrl-C, SIGTERM)."""
+    from ssdns import kube
+
+    ns, original = d.target.namespace, sts.replicas
+    stop = threading.Event()
+    watcher = asyncio.ensure_future(asyncio.to_thread(
+        _watch, d.client, ns, sts.selector, int(d.target.timeout) + 1, order, stop))
+    # The watch's first events list the current pods: wait for them so it sees every change after.
+    await asyncio.to_thread(order.watching.wait, 3.0)
+    restored = False
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed Job still restores the count
+    try:
+        d.progress(f"{sts.name}: scaling {original} -> {to}")
+        await asyncio.to_thread(kube.scale, d.client, ns, sts.name, to)
+        await _until(d, sts, order, lambda pods: not any(n in pods for n in removed), f"{', '.join(removed)} to go")
+        pvcs_down = await asyncio.to_thread(kube.list_pvcs, d.client, ns, sts.selector)
+        d.progress(f"{sts.name}: scaling {to} -> {original}")
+        await asyncio.to_thread(kube.scale, d.client, ns, sts.name, original)
+        restored = True
+        await _until(d, sts, order, lambda pods: all(n in pods and pods[n].ready for n in removed),
+                     f"{', '.join(removed)} to be Ready")
+    finally:
+        if not restored:
+            d.progress(f"{sts.name}: restoring {original} replicas")
+            await asyncio.to_thread(kube.scale, d.client, ns, sts.name, original)
+        signal.signal(signal.SIGTERM, previous)
+        stop.set()
+    try:
+        await asyncio.wait_for(watcher, 2)
+    except Exception:  # noqa: BLE001 - the watch only refines the order; polling saw it too
+        pass
+    return pvcs_down
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _watch(client, namespace, selector, seconds, order: _Order, stop) -> None:
+def _watch(client: Any, namespace: str, selector: str, seconds: int, order: _Order, stop: threading.Event) -> None:
     from ssdns import kube
 
     try:
         kube.watch_pods(client, namespace, selector, seconds, order.event, stop)
-    except Exception:
-        order.watch_failed = True  # no watch (forbidden, unsupported): polling records the order instead
+    except Exception:  # noqa: BLE001 - no watch (forbidden, unsupported): polling records the order instead
+        order.watch_failed = True
 
 
-async def _until(done, client, target, selector, deadline, progress: Progress, what: str, order: _Order) -> None:
+async def _until(d: Disruption, sts: StatefulSetFacts, order: _Order,
+                 done: Callable[[dict[str, PodFacts]], bool], what: str) -> None:
     from ssdns import kube
 
-    last_note = time.monotonic()
-    for _ in range(int((deadline - time.monotonic()) / POLL) + 2):
-        pods = await asyncio.to_thread(kube.list_pods, client, target.namespace, selector)
-        if order.watch_failed or not order.watching.is_set():  # the order as polling sees it, coarser
-            for name in sorted(order.uids, key=_ordinal, reverse=True):
-                pod = pods.get(name)
-                if pod is None or pod.terminating:
-                    order.event("DELETED", _Gone(name, order.uids[name]))
-            for name, pod in sorted(pods.items(), key=lambda kv: _ordinal(kv[0])):
-                if pod.uid != order.uids.get(name) and pod.ready:
-                    order.event("ADDED", pod)
-        if done(pods):
-            return
-        if time.monotonic() >= deadline:
-            break
-        if time.monotonic() - last_note >= 5:
-            last_note = time.monotonic()
-            progress(f"still waiting for {what}")
-        await asyncio.sleep(POLL)
-    from ssdns.errors import CannotRun
+    async def look() -> bool:
+        pods = await asyncio.to_thread(kube.list_pods, d.client, d.target.namespace, sts.selector)
+        order.polled(pods)
+        return done(pods)
 
-    raise CannotRun(f"timed out waiting for {what}; the replica count is restored")
+    if not await poll_until(look, d.deadline, d.progress, lambda: f"still waiting for {what}"):
+        raise CannotRun(f"timed out waiting for {what}; the replica count is restored")

@@ -134,31 +134,46 @@ def _pod_dns(ev: Evidence, api: ApiEvidence, exp: PodExpectation) -> Iterator[Ve
     po = ev.dns.pods.get(exp.name)
     got = po.ips if po is not None else []
     if not exp.has_name:
-        if got:
-            yield failed(exp.name, f"extra: DNS still gives {exp.name} {', '.join(got)}, but {exp.reason}", ips=got)
-        else:
-            yield warned(exp.name, f"absent from DNS, as expected: {exp.reason}")
+        yield _rightly_absent(exp, got)
         return
     if po is None or not got:
         detail = why(po.a, NameKind.POD) if po is not None else "not looked up"
-        yield failed(exp.name, f"missing: the API says {exp.name} is at {', '.join(exp.ips)}, but DNS has no "
-                     f"address ({detail})", expected=list(exp.ips))
+        yield _missing(exp, detail)
         return
+    yield from _compare(api, exp, got, asked_v6=po.aaaa is not None)
+
+
+def _compare(api: ApiEvidence, exp: PodExpectation, got: list[str], asked_v6: bool) -> Iterator[Verdict]:
     wrong = [ip for ip in got if ip not in exp.ips]
     # Only compare the families DNS was asked about (AAAA is asked only for a dual-stack Service).
-    missing = [ip for ip in exp.ips if ip not in got and (":" not in ip or po.aaaa is not None)]
+    missing = [ip for ip in exp.ips if ip not in got and (":" not in ip or asked_v6)]
     if not wrong and not missing:
         yield passed(exp.name, f"DNS agrees with the API: {', '.join(got)}")
     for ip in wrong:
-        owner = api.owner_of(ip)
-        if owner:
-            yield failed(exp.name, f"wrong IP: DNS gives {exp.name} {ip}, which is {owner}'s IP; {exp.name} is at "
-                         f"{', '.join(exp.ips)}", ip=ip, other_pod=owner, expected=list(exp.ips))
-        else:
-            yield failed(exp.name, f"stale: DNS gives {exp.name} {ip}, which belongs to no current pod; {exp.name} "
-                         f"is now at {', '.join(exp.ips)}", ip=ip, expected=list(exp.ips))
+        yield _wrong_ip(api, exp, ip)
     if missing and not wrong:
         yield failed(exp.name, f"DNS lacks {', '.join(missing)} for {exp.name}", missing=missing)
+
+
+def _missing(exp: PodExpectation, detail: str) -> Verdict:
+    return failed(exp.name, f"missing: the API says {exp.name} is at {', '.join(exp.ips)}, but DNS has no "
+                  f"address ({detail})", expected=list(exp.ips))
+
+
+def _rightly_absent(exp: PodExpectation, got: list[str]) -> Verdict:
+    if got:
+        return failed(exp.name, f"extra: DNS still gives {exp.name} {', '.join(got)}, but {exp.reason}", ips=got)
+    return warned(exp.name, f"absent from DNS, as expected: {exp.reason}")
+
+
+def _wrong_ip(api: ApiEvidence, exp: PodExpectation, ip: str) -> Verdict:
+    """Another pod's IP (wrong) or no current pod's (stale)."""
+    owner = api.owner_of(ip)
+    if owner:
+        return failed(exp.name, f"wrong IP: DNS gives {exp.name} {ip}, which is {owner}'s IP; {exp.name} is at "
+                      f"{', '.join(exp.ips)}", ip=ip, other_pod=owner, expected=list(exp.ips))
+    return failed(exp.name, f"stale: DNS gives {exp.name} {ip}, which belongs to no current pod; {exp.name} "
+                  f"is now at {', '.join(exp.ips)}", ip=ip, expected=list(exp.ips))
 
 
 @check("api.service-members", place=63, needs=(Need.DNS, Need.API),
@@ -171,15 +186,19 @@ def service_members(ev: Evidence) -> Iterator[Verdict]:
     expected = {ip: e.name for e in api.want.values() if e.in_service for ip in e.ips}
     served = set(ev.dns.service_ips)
     for ip in sorted(served - set(expected)):
-        owner = api.owner_of(ip)
-        if owner and owner in api.want:
-            msg = f"{svc} answers {ip} of {owner}, but {api.want[owner].reason}"
-        elif owner:
-            msg = f"{svc} answers {ip} of {owner}, which is not a pod of this StatefulSet"
-        else:
-            msg = f"stale: {svc} answers {ip}, which belongs to no current pod"
-        yield failed(svc, msg, ip=ip, **({"pod": owner} if owner else {}))
+        yield _unexpected_member(api, svc, ip)
     v6_asked = ev.dns.service_aaaa.ok or ev.target.ipv6
     for ip, name in sorted(expected.items()):
         if ip not in served and (":" not in ip or v6_asked):
             yield failed(name, f"{name} is ready at {ip} per the API, but {svc} does not answer it", ip=ip)
+
+
+def _unexpected_member(api: ApiEvidence, svc: str, ip: str) -> Verdict:
+    owner = api.owner_of(ip)
+    if owner and owner in api.want:
+        msg = f"{svc} answers {ip} of {owner}, but {api.want[owner].reason}"
+    elif owner:
+        msg = f"{svc} answers {ip} of {owner}, which is not a pod of this StatefulSet"
+    else:
+        msg = f"stale: {svc} answers {ip}, which belongs to no current pod"
+    return failed(svc, msg, ip=ip, **({"pod": owner} if owner else {}))

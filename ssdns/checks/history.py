@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from ssdns.checks.registry import Check, Verdict, check, declare, failed, findings_of, passed, warned
 from ssdns.evidence import Evidence, HistoryEvidence, Need
-from ssdns.identity import changes
+from ssdns.identity import changes, volume_changes
 from ssdns.model import Finding, Status
 
 _STORE = Check("state.store", place=91, needs=(), column=None, judge=None,
@@ -58,10 +58,8 @@ def _problems(a: dict, b: dict, service_ips: list[str]) -> list[str]:
             problems.append(f"DNS gives {', '.join(b['dns_ips'])}, the pod is at {', '.join(b['ips'])}")
     if b["identity"] is not None and b["identity"] != a["name"]:
         problems.append(f"answers as {b['identity']!r} (was {a['identity']!r})")
-    for claim, vol in b["volumes"].items():
-        old = a["volumes"].get(claim)
-        if old and vol and old != vol:
-            problems.append(f"{claim} is bound to a different volume ({old} -> {vol}): its data is not the same")
+    problems += [f"{claim} is bound to a different volume ({old} -> {vol}): its data is not the same"
+                 for claim, old, vol in volume_changes(a, b)]
     return problems
 
 

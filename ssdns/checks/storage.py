@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 from ssdns.checks.registry import Verdict, check, failed, passed
 from ssdns.evidence import Evidence, Need
-from ssdns.facts import ClusterFacts
 
 
 @check("api.pvc", place=70, needs=(Need.API,), column="PVC", title="each pod's PVCs exist and are Bound")
@@ -28,11 +27,6 @@ def claims_bound(ev: Evidence) -> Iterator[Verdict]:
                 yield passed(name, f"PVC {pvc.name} Bound to {pvc.volume}", pvc=pvc.name, volume=pvc.volume)
 
 
-def volumes(facts: ClusterFacts, pod: str) -> dict[str, str | None]:
-    """claim -> the volume it is bound to, for one pod."""
-    return {c.name: c.volume for c in facts.pvcs_of(pod)}
-
-
 @check("restart.volume", place=81, needs=(Need.RESTART,),
        title="restart-test: each restarted pod's claims are bound to the same volumes as before")
 def same_volume_after_restart(ev: Evidence) -> Iterator[Verdict]:
@@ -42,7 +36,7 @@ def same_volume_after_restart(ev: Evidence) -> Iterator[Verdict]:
     for name in r.planned:
         if name not in done:
             continue
-        now = volumes(r.after, name)
+        now = r.after.volumes_of(name)
         for claim, vol in r.volumes_before.get(name, {}).items():
             if vol and now.get(claim) and now[claim] != vol:
                 yield failed(name, f"{claim} is bound to {now[claim]} after the restart, was {vol}: not the same data",
@@ -70,7 +64,7 @@ def same_volume_after_scale(ev: Evidence) -> Iterator[Verdict]:
     s = ev.scale
     assert s is not None
     for name in s.removed:
-        now = volumes(s.after, name)
+        now = s.after.volumes_of(name)
         for claim, vol in s.volumes_before.get(name, {}).items():
             if vol and now.get(claim) and now[claim] != vol:
                 yield failed(name, f"{name} came back bound to {now[claim]}, was {vol}: not its old data")
