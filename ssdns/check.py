@@ -38,11 +38,14 @@ class Run:
         return replace(self, evidence=replace(self.evidence, **evidence))  # type: ignore[arg-type]
 
 
-async def run_check(target: Target, api: ApiOptions = ApiOptions()) -> Result:
+NO_API_OPTIONS = ApiOptions()  # the default: --api auto, the usual kubeconfig
+
+
+async def run_check(target: Target, api: ApiOptions = NO_API_OPTIONS) -> Result:
     return conclude(await gather(target, api))
 
 
-async def gather(target: Target, api: ApiOptions = ApiOptions()) -> Run:
+async def gather(target: Target, api: ApiOptions = NO_API_OPTIONS) -> Run:
     started = time.monotonic()
     deadline = started + target.timeout
     notes: list[str] = []

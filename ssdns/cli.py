@@ -30,7 +30,7 @@ FAULT_HELP = """faults (--fault, repeatable):
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (what is wrong, what to do) and exit code 2."""
 
-    def error(self, message: str):  # noqa: D401 - argparse API
+    def error(self, message: str):  # argparse API: a usage error
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 

@@ -11,6 +11,7 @@ import asyncio
 import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 import dns.asyncquery
 import dns.exception
@@ -162,7 +163,7 @@ def classify(reply: dns.message.Message, qname, qtype, server: str, tcp: bool) -
 
 
 def _finish(lookup: Lookup, start: float, detail: str | None = None) -> Lookup:
-    changes = {"elapsed_ms": (time.monotonic() - start) * 1000}
+    changes: dict[str, Any] = {"elapsed_ms": (time.monotonic() - start) * 1000}
     if detail and lookup.outcome is Outcome.TIMEOUT:
         changes["detail"] = detail
     return replace(lookup, **changes)

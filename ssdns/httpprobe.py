@@ -72,6 +72,7 @@ class HttpProber:
             start = time.monotonic()
             try:
                 self.requests_sent += 1
+                assert self._session is not None, "probe() inside `async with HttpProber(...)`"
                 timeout = aiohttp.ClientTimeout(total=min(REQUEST_TIMEOUT, left))
                 async with self._session.get(url, headers={"Host": req.host}, timeout=timeout,
                                              allow_redirects=False) as resp:

@@ -105,7 +105,7 @@ async def load_facts(api, namespace: str, statefulset: str | None, service: str 
             return await asyncio.to_thread(request, api, "GET", path, params)
         except ApiException as exc:
             facts.problems.append(ApiProblem(verb, resource, exc.status, _reason(exc)))
-        except Exception as exc:  # urllib3 connection errors, timeouts: the API is unreachable
+        except Exception as exc:  # noqa: BLE001 - urllib3 connection errors, timeouts: the API is unreachable
             facts.problems.append(ApiProblem(verb, resource, None, f"{type(exc).__name__}: {exc}"[:300]))
         return None
 
@@ -123,7 +123,7 @@ async def load_facts(api, namespace: str, statefulset: str | None, service: str 
                          {"labelSelector": f"kubernetes.io/service-name={service}"}))
     if selector is not None:
         jobs.append(call("list", "pods", f"{_ns(namespace)}/pods", {"labelSelector": selector}))
-        if facts.statefulset.claim_templates:
+        if facts.statefulset is not None and facts.statefulset.claim_templates:
             jobs.append(call("list", "persistentvolumeclaims", f"{_ns(namespace)}/persistentvolumeclaims",
                              {"labelSelector": selector}))
     it = iter(await asyncio.gather(*jobs))
@@ -145,7 +145,7 @@ async def load_facts(api, namespace: str, statefulset: str | None, service: str 
         for p in (next(it) or {}).get("items") or []:
             pod = _pod(p)
             facts.pods[pod.name] = pod
-        if facts.statefulset.claim_templates:
+        if facts.statefulset is not None and facts.statefulset.claim_templates:
             facts.pvcs = {c.name: c for c in map(_pvc, (next(it) or {}).get("items") or [])}
     facts.elapsed_ms = (time.monotonic() - start) * 1000
     return facts

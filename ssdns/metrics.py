@@ -48,7 +48,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, push_to_gateway, write_to_textfile
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import basic_auth_handler
+from prometheus_client.exposition import basic_auth_handler, default_handler
 from prometheus_client.registry import Collector
 
 from ssdns.errors import CannotRun, UsageError
@@ -123,8 +123,8 @@ class _ResultCollector(Collector):
             statuses.setdefault((f.check, "" if ordinal is None else str(ordinal)), []).append(f.status)
         fam = self._family("ssdns_check_ok", "1 when the check passed (warnings allowed) for this subject, "
                            "0 when it failed", ("check", "ordinal"))
-        for (check, ordinal), seen in statuses.items():
-            fam.add_metric(self._values(check, ordinal), 0.0 if worst(seen) is Status.FAIL else 1.0)
+        for (check, label), seen in statuses.items():
+            fam.add_metric(self._values(check, label), 0.0 if worst(seen) is Status.FAIL else 1.0)
         return fam
 
     def _findings(self) -> GaugeMetricFamily:
@@ -234,13 +234,12 @@ def push_metrics(result: Result, url: str, job: str = "ssdns", timeout: float = 
     grouping_key = {**identity_labels(result), **_check_extra(extra)}
     try:
         bare, user, password = _split_credentials(url)
-        kwargs = {}
-        if user is not None:
-            def handler(url, method, timeout, headers, data):
-                return basic_auth_handler(url, method, timeout, headers, data, user, password)
-            kwargs["handler"] = handler
+
+        def auth_handler(url, method, timeout, headers, data):
+            return basic_auth_handler(url, method, timeout, headers, data, user, password)
+
         push_to_gateway(bare, job=job, registry=registry, grouping_key=grouping_key, timeout=timeout,
-                        **kwargs)
+                        handler=auth_handler if user is not None else default_handler)
     except HTTPError as exc:
         reason = f"HTTP {exc.code} {exc.reason}"
         exc.close()

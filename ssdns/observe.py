@@ -1,4 +1,4 @@
-"""Gather what DNS and HTTP say about a target; no judgement here (see compare.py).
+"""Gather what DNS and HTTP say about a target; no judgement here (see ssdns/checks/).
 
 The flow per run: the Service's A/AAAA, SRV and the schema TXT go out at once with every
 expected pod name; discovery (SRV targets, PTR of the Service's IPs) adds pod names; each pod
@@ -10,12 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ssdns import names
 from ssdns.dnsquery import DnsClient, Lookup
 from ssdns.names import SrvRecord, dashed_name, reverse_name
 from ssdns.target import Target
+
+if TYPE_CHECKING:
+    from ssdns.httpprobe import HttpObservation
 
 
 def srv_records(lookup: Lookup | None) -> list[SrvRecord]:
@@ -33,7 +38,7 @@ class PodObservation:
     source: str
     a: Lookup
     aaaa: Lookup | None = None
-    http: object | None = None  # HttpObservation, when HTTP was checked
+    http: HttpObservation | None = None  # when HTTP was checked
 
     @property
     def ips(self) -> list[str]:
@@ -95,7 +100,7 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
         if target.ipv6 or (await svc_aaaa).ok:  # AAAA per pod only when the Service is (also) IPv6
             obs.aaaa = await dns.lookup(fqdn, "AAAA")
         ips = obs.ips
-        jobs = [dns.lookup(reverse_name(ip), "PTR") for ip in ips]
+        jobs: list[Awaitable[Any]] = [dns.lookup(reverse_name(ip), "PTR") for ip in ips]
         if prober is not None and ips:
             jobs.append(prober.probe(HttpRequest(name, ips[0], await http_port, fqdn.rstrip("."))))
         done = await asyncio.gather(*jobs)
@@ -117,14 +122,14 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
         # An endpoint without a hostname gets a dashed-IP name (CoreDNS): that is no pod name.
         dashed = {dashed_name(ip) for ip in service_ips}
         for rec in srv_records(srv_lookup):
-            if (name := pod_from_fqdn(target, rec[3])) is not None and name not in dashed:
-                spawn(name, "srv")
+            if (found := pod_from_fqdn(target, rec[3])) is not None and found not in dashed:
+                spawn(found, "srv")
         ptrs = await asyncio.gather(*(dns.lookup(reverse_name(ip), "PTR") for ip in service_ips))
         for ptr in ptrs:
             for value in ptr.values:
-                if (name := pod_from_fqdn(target, value)) is not None:
-                    spawn(name, "ptr")
-        pod_obs = dict(zip(pods, await asyncio.gather(*pods.values())))
+                if (found := pod_from_fqdn(target, value)) is not None:
+                    spawn(found, "ptr")
+        pod_obs = dict(zip(pods, await asyncio.gather(*pods.values()), strict=True))
         await version
 
     ptr_by_ip = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 from ssdns.model import PodView, Result, Status, worst
 
@@ -12,7 +13,7 @@ _SYMBOL = {Status.PASS: "ok", Status.WARN: "WARN", Status.FAIL: "FAIL"}
 class Style:
     """ANSI colour, used only on a terminal and never when NO_COLOR is set."""
 
-    _CODES = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31;1", "dim": "2", "bold": "1"}
+    _CODES: ClassVar[dict[Status | str, str]] = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31;1", "dim": "2", "bold": "1"}
 
     def __init__(self, colour: bool) -> None:
         self.colour = colour
@@ -65,10 +66,10 @@ def _table(result: Result, s: Style) -> list[str]:
     rows = [["POD", "IP", *[label for label, _ in cols], "ANSWERED"]]
     rows += [_row(result, pod, [check for _, check in cols]) for pod in result.pods]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [s("  ".join(c.ljust(w) for c, w in zip(rows[0], widths)).rstrip(), "dim")]
+    lines = [s("  ".join(c.ljust(w) for c, w in zip(rows[0], widths, strict=True)).rstrip(), "dim")]
     symbol_status = {v: k for k, v in _SYMBOL.items()}
     for row in rows[1:]:
-        padded = [c.ljust(w) for c, w in zip(row, widths)]
+        padded = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
         for i in range(2, 2 + len(cols)):
             padded[i] = s(padded[i], symbol_status.get(row[i]))
         lines.append("  ".join(padded).rstrip())

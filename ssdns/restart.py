@@ -69,7 +69,7 @@ async def _restart_one(d: Disruption, target: Target, sts: StatefulSetFacts, nam
     t0 = time.monotonic()
     try:
         await asyncio.to_thread(kube.delete_pod, d.client, target.namespace, name, pod.uid)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - refused (ApiException) or unreachable: either ends the run
         raise ApiUnavailable(f"cannot delete pod {name}: {_api_reason(exc)}; the ssdns-disrupt Role "
                              "grants delete on pods") from None
     return await wait_for_identity(d.client, target, name, ordinal(name, sts.name), pod.uid, pod.ips, t0,

@@ -132,7 +132,7 @@ class ConfigMapStore:
                 return None, None
             raise StateUnreachable(f"cannot read {self.where} (HTTP {exc.status} {exc.reason}): "
                                    "grant get on configmaps") from None
-        except Exception as exc:  # urllib3: unreachable
+        except Exception as exc:  # noqa: BLE001 - urllib3: unreachable
             raise StateUnreachable(f"cannot read {self.where}: the Kubernetes API is unreachable "
                                    f"({type(exc).__name__}); check --kubeconfig and --context") from None
         text = (cm.get("data") or {}).get(DATA_KEY)
@@ -168,7 +168,7 @@ class ConfigMapStore:
                     continue
                 raise StateUnreachable(f"cannot write {self.where} (HTTP {exc.status} {exc.reason}): "
                                        "grant create and update on configmaps") from None
-            except Exception as exc:  # urllib3: unreachable
+            except Exception as exc:  # noqa: BLE001 - urllib3: unreachable
                 raise StateUnreachable(f"cannot write {self.where}: the Kubernetes API is unreachable "
                                        f"({type(exc).__name__})") from None
         raise StateUnreachable(f"{self.where} kept changing under us ({CONFLICT_RETRIES} conflicts); not saved")

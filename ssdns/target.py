@@ -152,7 +152,8 @@ def read_resolv_conf(path: Path = RESOLV_CONF) -> ResolvConf:
         text = path.read_text()
     except OSError:
         return ResolvConf()
-    servers, search = [], ()
+    servers: list[Nameserver] = []
+    search: tuple[str, ...] = ()
     for line in text.splitlines():
         words = line.split("#", 1)[0].split()
         if len(words) >= 2 and words[0] == "nameserver":

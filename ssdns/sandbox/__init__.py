@@ -17,7 +17,7 @@ DNS_HOST = "127.54.0.1"
 
 KUBE_CONTEXT = "ssdns-sandbox"
 
-__all__ = ["Sandbox", "World", "make_world", "apply_fault", "KubeApi", "Controller"]
+__all__ = ["Controller", "KubeApi", "Sandbox", "World", "apply_fault", "make_world"]
 
 
 class Sandbox:
@@ -101,10 +101,9 @@ class Sandbox:
 
     def target(self, **overrides) -> Target:
         w = self.world
-        base = dict(service=w.service, namespace=w.namespace, zone=w.zone, nameservers=(self.nameserver,),
-                    statefulset=w.statefulset, replicas=len(w.pods), port_name=w.port_name, timeout=5.0)
-        base.update(overrides)
-        return Target(**base)
+        base = Target(service=w.service, namespace=w.namespace, zone=w.zone, nameservers=(self.nameserver,),
+                      statefulset=w.statefulset, replicas=len(w.pods), port_name=w.port_name, timeout=5.0)
+        return base.with_(**overrides)
 
     def check_args(self) -> list[str]:
         """The `ssdns check` arguments a person would type against this sandbox."""

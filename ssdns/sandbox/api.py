@@ -31,6 +31,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -171,12 +172,17 @@ class KubeApi:
         self.controller = controller
         self.requests: list[ApiRequest] = []
         self._runner: web.AppRunner | None = None
-        self._k = None  # kubernetes.client, once started
-        self._serializer = None
+        self._k: Any = None  # kubernetes.client, once started (an untyped library)
+        self._serializer: Any = None
         self._models: Models | None = None  # the World as model objects, once started
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watchers: set[asyncio.Event] = set()  # one per open watch: set on every world change
         self._stopping = False
+
+    @property
+    def models(self) -> Models:
+        assert self._models is not None, "the API is started"
+        return self._models
 
     @property
     def url(self) -> str:
@@ -236,7 +242,7 @@ class KubeApi:
 
     # --- HTTP -----------------------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         req = parse_request(request.method, request.path, dict(request.query))
         self.requests.append(req)
         try:
@@ -309,7 +315,7 @@ class KubeApi:
         if req.method not in ("GET", "HEAD"):
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         path = "/" + "/".join(p for p in req.path.split("/") if p)
-        groups = {}
+        groups: dict[str, str] = {}
         for kind in KINDS.values():
             if kind.group:
                 groups.setdefault(kind.group, kind.version)
@@ -374,7 +380,9 @@ class KubeApi:
             return [(ident.name, (ident, eps)) for ident, eps in endpoint_slices(w)]
         return []
 
-    def _find(self, kind: Kind, namespace: str, name: str):
+    def _find(self, kind: Kind, namespace: str | None, name: str | None):
+        if namespace is None or name is None:
+            raise _not_found_path()
         for n, obj in self._objects(kind, namespace):
             if n == name:
                 return obj
@@ -383,7 +391,7 @@ class KubeApi:
                        kind=kind.plural)
 
     def _render(self, kind: Kind, obj, *, in_list: bool = False):
-        model = getattr(self._models, kind.plural)(obj)
+        model = getattr(self.models, kind.plural)(obj)
         if in_list:  # a real server's list items carry no apiVersion/kind
             model.api_version = model.kind = None
         return model
@@ -549,7 +557,7 @@ class KubeApi:
             raise _not_found_path()
         self._find(KINDS["statefulsets"], req.namespace, req.name)
         if req.verb == "get":
-            return self._json(self._models.scale())
+            return self._json(self.models.scale())
         controller = self._need_controller()
         if req.verb == "update":
             body = await self._body(request)
@@ -572,7 +580,7 @@ class KubeApi:
                                               "Scale.autoscaling", strict=False)
         if replicas is not None:
             controller.set_replicas(replicas)
-        return self._json(self._models.scale())
+        return self._json(self.models.scale())
 
     async def _patch_body(self, request: web.Request):
         ctype = request.content_type
@@ -591,7 +599,8 @@ class KubeApi:
             raise ApiError(400, "BadRequest", "the body of the request must be a JSON object")
         return body
 
-    def _patched_replicas(self, request: web.Request, body, name: str, what: str, *, strict: bool) -> int | None:
+    def _patched_replicas(self, request: web.Request, body, name: str | None, what: str, *,
+                          strict: bool) -> int | None:
         """spec.replicas from a merge/strategic patch ({"spec": {"replicas": N}}) or a JSON patch
         ([{"op": "replace", "path": "/spec/replicas", "value": N}]); None when it leaves it alone.
         strict: any other spec change is refused (the sandbox changes nothing else)."""
@@ -627,7 +636,7 @@ class KubeApi:
         return replicas
 
     @staticmethod
-    def _check_replicas(replicas, name: str, what: str) -> None:
+    def _check_replicas(replicas, name: str | None, what: str) -> None:
         if isinstance(replicas, bool) or not isinstance(replicas, int):
             raise ApiError(400, "BadRequest", f"json: cannot unmarshal {type(replicas).__name__} into Go struct "
                            "field Spec.spec.replicas of type int32")
@@ -640,7 +649,7 @@ class KubeApi:
     async def _write_configmap(self, request: web.Request, req: ApiRequest) -> web.Response:
         w = self.world
         if req.verb == "delete":
-            if req.namespace != w.namespace:
+            if req.namespace != w.namespace or req.name is None:
                 raise self._not_found(req.name)
             try:
                 cm = w.delete_configmap(req.name)
@@ -701,7 +710,7 @@ class KubeApi:
             raise ApiError(400, "BadRequest", str(exc)) from None
 
     @staticmethod
-    def _not_found(name: str) -> ApiError:
+    def _not_found(name: str | None) -> ApiError:
         return ApiError(404, "NotFound", f'configmaps "{name}" not found', name=name, kind="configmaps")
 
     @staticmethod

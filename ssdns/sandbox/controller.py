@@ -108,8 +108,10 @@ class Controller:
     # --- the loop -------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        wake = self._wake
+        assert wake is not None, "started by start()"
         for _ in range(MAX_STEPS):
-            self._wake.clear()
+            wake.clear()
             self.steps += 1
             try:
                 moved = self._fire_due(time.monotonic())
@@ -124,7 +126,7 @@ class Controller:
             if self._timers:
                 timeout = min(IDLE, max(0.0, self._timers[0][0] - time.monotonic()))
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                await asyncio.wait_for(wake.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
         log.error("sandbox controller: stopped after %d rounds", MAX_STEPS)
@@ -181,8 +183,8 @@ class Controller:
         replicas = w.sts.replicas
         by_ordinal = {p.ordinal: p for p in w.pods}
         for ordinal in range(replicas):
-            pod = by_ordinal.get(ordinal)
-            if pod is None:
+            found = by_ordinal.get(ordinal)
+            if found is None:
                 pod = w.create_pod(ordinal)
                 self._schedule(min(w.start_delay, w.ready_delay), "start", pod)
                 self._schedule(w.ready_delay, "ready", pod)
@@ -190,7 +192,7 @@ class Controller:
                 if ordered:
                     return moved
                 continue
-            if ordered and (pod.terminating or pod.phase != "Running" or not pod.ready):
+            if ordered and (found.terminating or found.phase != "Running" or not found.ready):
                 return moved  # OrderedReady: wait for this one to be Running and Ready (or gone)
         for pod in sorted((p for p in w.pods if p.ordinal >= replicas), key=lambda p: -p.ordinal):
             if pod.terminating:

@@ -213,20 +213,21 @@ class DnsServer:
     def __init__(self, world: World, host: str = "127.54.0.1", port: int = 0):
         self.answerer = Answerer(world)
         self.host, self.port = host, port
-        self._udp = None
+        self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
         self.answerer.start()
         loop = asyncio.get_running_loop()
         for _ in range(5):  # port 0: UDP picks a port, TCP must then get the same one
-            self._udp, _ = await loop.create_datagram_endpoint(
+            udp, _ = await loop.create_datagram_endpoint(
                 lambda: _Udp(self.answerer), local_addr=(self.host, self.port))
-            port = self._udp.get_extra_info("sockname")[1]
+            self._udp = udp
+            port = udp.get_extra_info("sockname")[1]
             try:
                 self._tcp = await asyncio.start_server(self._serve_tcp, self.host, port)
             except OSError:
-                self._udp.close()
+                udp.close()
                 if self.port:
                     raise
                 continue

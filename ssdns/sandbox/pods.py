@@ -57,7 +57,7 @@ class EchoPods:
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests += 1
         ip = request.transport.get_extra_info("sockname")[0] if request.transport else None
-        pod: SandboxPod | None = self.world.pod_by_ip(ip)
+        pod: SandboxPod | None = self.world.pod_by_ip(ip) if ip is not None else None
         if pod is None:
             return web.Response(status=503, text="no pod at this address")
         if pod.http_hang:

@@ -28,31 +28,27 @@ _VAL = r"[-A-Za-z0-9_.]*"
 
 def parse_label_selector(text: str):
     """`a=b,c!=d,e in (x,y),f notin (z),g,!h` -> a predicate on a labels dict; ValueError when bad."""
-    reqs = []
+    reqs: list[tuple[str, str, set[str]]] = []  # (key, operator, values): `a=b` is `a in (b)`
     for part in _split_top(text or ""):
         if m := re.fullmatch(rf"({_KEY})\s+(in|notin)\s+\(([^()]*)\)", part):
             values = {v.strip() for v in m.group(3).split(",") if v.strip()}
             reqs.append((m.group(1), m.group(2), values))
         elif m := re.fullmatch(rf"({_KEY})\s*(==|=|!=)\s*({_VAL})", part):
-            reqs.append((m.group(1), "!=" if m.group(2) == "!=" else "=", m.group(3)))
+            reqs.append((m.group(1), "notin" if m.group(2) == "!=" else "in", {m.group(3)}))
         elif m := re.fullmatch(rf"!\s*({_KEY})", part):
-            reqs.append((m.group(1), "!", None))
+            reqs.append((m.group(1), "!", set()))
         elif m := re.fullmatch(rf"({_KEY})", part):
-            reqs.append((m.group(1), "exists", None))
+            reqs.append((m.group(1), "exists", set()))
         else:
             raise ValueError(f"unable to parse requirement: found '{part}'")
 
     def match(labels: dict[str, str] | None) -> bool:
         labels = labels or {}
-        for key, op, value in reqs:
+        for key, op, values in reqs:
             have = labels.get(key)
-            if op == "=" and have != value:
+            if op == "in" and have not in values:
                 return False
-            if op == "!=" and have == value:
-                return False
-            if op == "in" and have not in value:
-                return False
-            if op == "notin" and have in value:
+            if op == "notin" and have in values:
                 return False
             if op == "exists" and key not in labels:
                 return False
@@ -75,9 +71,10 @@ def parse_field_selector(text: str, supported: dict[str, str]):
         reqs.append((supported[m.group(1)], m.group(2) == "!=", m.group(3)))
 
     def value(obj: dict, path: str) -> str:
+        node: object = obj
         for key in path.split("."):
-            obj = obj.get(key) if isinstance(obj, dict) else None
-        return "" if obj is None else str(obj)
+            node = node.get(key) if isinstance(node, dict) else None
+        return "" if node is None else str(node)
 
     return lambda obj: all((value(obj, path) != want) if neg else (value(obj, path) == want)
                            for path, neg, want in reqs)

@@ -528,7 +528,7 @@ def endpoint_slices(world: World) -> list[tuple[SandboxSlice, list[Endpoint]]]:
     while len(world.slices) < len(chunks):
         world.slices.append(SandboxSlice(f"{world.svc.name}-{uuid.uuid4().hex[:5]}"))
     del world.slices[len(chunks):]
-    return list(zip(world.slices, chunks))
+    return list(zip(world.slices, chunks, strict=True))
 
 
 def statefulset_status(world: World) -> tuple[int, int, int]:
