@@ -290,3 +290,29 @@ def test_the_readme_check_table_lists_exactly_the_registered_checks_in_order():
     assert listed == [c.id for c in checks.catalogue()]
     columns = {m[0]: m[1] for m in re.findall(r"^\| `([a-z.-]+)` \|[^|]*\| *([A-Z]*) *\|", section, re.M)}
     assert {k: v for k, v in columns.items() if v} == {check: label for label, check in checks.columns()}
+
+
+@pytest.mark.parametrize("rdtype, outcome, kind, words", [
+    ("A", Outcome.NODATA, "pod", "has no IPv4 address (A) (NODATA)"),
+    ("AAAA", Outcome.NODATA, "service", "has no IPv6 address (AAAA) (NODATA)"),
+    ("SRV", Outcome.NODATA, "srv", "has no SRV record (NODATA)"),
+    ("PTR", Outcome.NODATA, "reverse", "has no PTR record (NODATA)"),
+    ("TXT", Outcome.NODATA, "schema", "has no TXT record (NODATA)"),
+    ("A", Outcome.NXDOMAIN, "pod", "the pod is gone, not Ready, or its subdomain does not match the Service"),
+    ("A", Outcome.NXDOMAIN, "service", "the Service does not exist, is not headless, or has no ready endpoints"),
+    ("TXT", Outcome.NXDOMAIN, "schema", "does not serve the Kubernetes DNS schema record"),
+    ("A", Outcome.SERVFAIL, "pod", "(SERVFAIL); CoreDNS answers this before it has synced"),
+])
+def test_outcomes_are_worded_for_the_record_type_and_the_name(rdtype, outcome, kind, words):
+    from ssdns.checks.words import NameKind, why
+
+    assert words in why(lookup("x.", rdtype, outcome=outcome), NameKind(kind))
+
+
+def test_an_unusable_answer_says_what_the_client_saw():
+    import dataclasses as dc
+
+    from ssdns.checks.words import NameKind, why
+
+    broken = dc.replace(lookup("x.", "A", outcome=Outcome.ERROR), detail="CNAME loop at x.")
+    assert why(broken, NameKind.POD) == "unusable answer [CNAME loop at x.]"
