@@ -206,3 +206,16 @@ def test_a_pod_that_never_answers_http_is_a_failure_not_a_hang(sandbox_factory):
     assert (fail["check"], fail["subject"]) == ("http.identity", "web-1")
     assert "no answer within" in fail["message"]
     assert report["stats"]["elapsed_ms"] < 2000 + 500  # the deadline holds (plus its small guard)
+
+
+def test_a_body_longer_than_the_read_cap_cannot_pass_an_exact_match(sandbox_factory):
+    sb = sandbox_factory()
+    # Cut at the 64 KiB ssdns reads, this body is "web-0" and blanks: an exact match would pass on it.
+    sb.change(lambda w: setattr(w.pod("web-0"), "answer_as", "web-0" + " " * 70_000 + "and then something else"))
+    code, report = run_json(sb.args())
+    assert code == 1
+    [fail] = failures(report, "http.identity")
+    assert fail["subject"] == "web-0" and "longer than ssdns reads" in fail["message"]
+    assert fail["details"]["truncated"] is True
+    code, report = run_json([*sb.args(), "--match", "contains"])  # the name is there: that holds
+    assert code == 0
