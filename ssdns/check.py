@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ssdns import checks
 from ssdns.dnsquery import Outcome
 from ssdns.errors import ApiUnavailable, CannotRun, UsageError
 from ssdns.evidence import ApiEvidence, Evidence
+from ssdns.expected import expect, expected_pods
 from ssdns.facts import ClusterFacts
 from ssdns.model import ApiPodView, PodView, Result, ScaleSummary, ServiceView, Stats, TargetView
 from ssdns.names import ordinal
@@ -33,9 +35,9 @@ class Run:
     started: float  # monotonic
     notes: list[str] = field(default_factory=list)
 
-    def adding(self, **evidence: object) -> Run:
+    def adding(self, **evidence: Any) -> Run:
         """This run with more evidence (restart-test's convergence, scale-test's order)."""
-        return replace(self, evidence=replace(self.evidence, **evidence))  # type: ignore[arg-type]
+        return replace(self, evidence=replace(self.evidence, **evidence))
 
 
 NO_API_OPTIONS = ApiOptions()  # the default: --api auto, the usual kubeconfig
@@ -56,26 +58,12 @@ async def gather(target: Target, api: ApiOptions = NO_API_OPTIONS) -> Run:
     expected = expected_pods(target, facts)
     api_ev = None
     if facts is not None:
-        from ssdns.expected import expect
-
         # Without the pod list there is nothing to expect per pod: judge DNS on its own, as without the API.
         want = {} if any(p.resource == "pods" for p in facts.problems) else expect(facts, target.service or "")
         api_ev = ApiEvidence(facts, want)
     obs = await _observe(target, deadline, expected)
     return Run(Evidence(target, obs, tuple(expected), api_ev), api.mode if facts is not None else "off",
                started, notes)
-
-
-def expected_pods(target: Target, facts: ClusterFacts | None) -> list[str]:
-    """The pods that should be there: the StatefulSet's (from the API) or --statefulset/--replicas."""
-    if facts is not None and facts.statefulset is not None:
-        from ssdns.expected import pod_names
-
-        return pod_names(facts)
-    if target.statefulset and target.replicas is not None:
-        start = target.first_ordinal
-        return [f"{target.statefulset}-{i}" for i in range(start, start + target.replicas)]
-    return []
 
 
 def _require_service(target: Target, facts: ClusterFacts | None) -> None:

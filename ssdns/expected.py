@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ssdns.facts import ClusterFacts
+from ssdns.target import Target
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,17 @@ class PodExpectation:
     in_service: bool  # its IPs belong under the Service name
     has_name: bool  # its own <pod>.<service> name should resolve to ips
     reason: str = ""  # why not, in words a person can act on
+
+
+def expected_pods(target: Target, facts: ClusterFacts | None = None) -> list[str]:
+    """The pods that should be there: the StatefulSet's, from the API, else --statefulset and --replicas
+    (none without both: the pods are then discovered from DNS)."""
+    if facts is not None and facts.statefulset is not None:
+        return pod_names(facts)
+    if target.statefulset and target.replicas is not None:
+        start = target.first_ordinal
+        return [f"{target.statefulset}-{i}" for i in range(start, start + target.replicas)]
+    return []
 
 
 def pod_names(facts: ClusterFacts) -> list[str]:

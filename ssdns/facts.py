@@ -1,7 +1,7 @@
 """What the Kubernetes API says, as plain data: the StatefulSet, its Service, pods, EndpointSlices, PVCs.
 
 kube.py fills these from the API's JSON (read through the official client); everything downstream (expected.py,
-compare_api.py, state) reads only these, so it is testable without a cluster or the client.
+the checks, state) reads only these, so it is testable without a cluster or the client.
 """
 
 from __future__ import annotations

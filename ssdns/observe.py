@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ssdns import names
 from ssdns.dnsquery import DnsClient, Lookup
+from ssdns.expected import expected_pods
 from ssdns.names import SrvRecord, dashed_name, reverse_name
 from ssdns.target import Target
 
@@ -68,13 +69,6 @@ class Observations:
                 *(self.service_aaaa.values if self.service_aaaa.ok else ())]
 
 
-def expected_pod_names(target: Target) -> list[str]:
-    if target.statefulset and target.replicas is not None:
-        start = target.first_ordinal
-        return [f"{target.statefulset}-{i}" for i in range(start, start + target.replicas)]
-    return []
-
-
 async def observe(target: Target, deadline: float, expected: list[str] | None = None) -> Observations:
     start = time.monotonic()
     dns = DnsClient(target.nameservers, deadline)
@@ -113,7 +107,7 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
             pods[name] = asyncio.ensure_future(pod_flow(name, source))
 
     async with stack:  # closes the HTTP session however the run ends
-        for name in expected if expected is not None else expected_pod_names(target):
+        for name in expected if expected is not None else expected_pods(target):
             spawn(name, "expected")
         srv_lookup = await srv if srv is not None else None
         http_port.set_result(_http_port(target, srv_lookup))

@@ -8,7 +8,6 @@ columns, the JUnit test cases and the metric labels.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,13 +113,11 @@ def order(findings: Iterable[Finding]) -> list[Finding]:
 @dataclass
 class Judgement:
     findings: list[Finding]
-    notes: list[str]
-    judged_ms: float  # the time judging took, all checks together
+    notes: list[str]  # why checks were skipped
 
 
 def judge(ev: Evidence, only: Iterable[str] | None = None) -> Judgement:
     """Run every check (or those named) whose evidence is present; findings in catalogue order."""
-    started = time.perf_counter()
     wanted = set(only) if only is not None else None
     findings: list[Finding] = []
     notes: list[str] = []
@@ -137,4 +134,4 @@ def judge(ev: Evidence, only: Iterable[str] | None = None) -> Judgement:
         for v in c.judge(ev):
             findings.append(Finding(c.id, v.status, v.subject, v.message, v.details,
                                     elapsed_ms=ev.time_for(c.needs, v.subject)))
-    return Judgement(findings, notes, (time.perf_counter() - started) * 1000)
+    return Judgement(findings, notes)
