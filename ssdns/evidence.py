@@ -10,13 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from ssdns.converge import Convergence
-from ssdns.expected import PodExpectation
 from ssdns.facts import ClusterFacts, PvcFacts
 from ssdns.names import by_ordinal
-from ssdns.observe import Observations
-from ssdns.target import Target
+
+if TYPE_CHECKING:  # types only: what judges history alone (state.py) loads no DNS or HTTP code
+    from ssdns.converge import Convergence
+    from ssdns.expected import PodExpectation
+    from ssdns.observe import Observations
+    from ssdns.target import Target
 
 
 class Need(StrEnum):

@@ -92,11 +92,21 @@ def findings_of(fn: Judge, verdicts: Iterable[Verdict]) -> list[Finding]:
 
 def catalogue() -> list[Check]:
     """Every check, in the order findings are listed."""
+    _load_families()
     return sorted(_CHECKS.values(), key=lambda c: (c.place, c.id))
 
 
-def get(check_id: str) -> Check:
-    return _CHECKS[check_id]
+def _load_families() -> None:
+    """Import every family module of ssdns/checks/ (they register their checks), on first use: a
+    command that needs one family (history needs none) does not pay for all of them."""
+    import importlib
+    import pkgutil
+
+    import ssdns.checks
+
+    for module in pkgutil.iter_modules(ssdns.checks.__path__):
+        if module.name not in ("registry", "words"):
+            importlib.import_module(f"ssdns.checks.{module.name}")
 
 
 def columns() -> list[tuple[str, str]]:
