@@ -322,3 +322,18 @@ def test_termination_log_skipped_silently(swapped, tmp_path):
     assert write_termination_log(swapped, str(tmp_path / "absent")) is False
     assert not (tmp_path / "absent").exists()  # never created: only Kubernetes creates it
     assert write_termination_log(swapped, str(tmp_path)) is False  # a directory
+
+
+def test_text_report_shows_the_restart_and_scale_sections(swapped):
+    from ssdns.model import ScaleSummary
+    from ssdns.report import render_text
+
+    restarted = [Convergence("web-2", 2, "u2", [], ready_s=1.25, dns_s=2.5, stale=["1.0s: 10.0.0.3"]),
+                 Convergence("web-1", 1, "u1", [], error="Ready not reached before the deadline")]
+    stats = dataclasses.replace(swapped.stats, restart=restarted, scale=ScaleSummary(3, 1, ["web-2", "web-1"], []))
+    text = render_text(dataclasses.replace(swapped, stats=stats))
+    lines = text.splitlines()
+    i = lines.index("Restart:")
+    assert lines[i + 2].split() == ["web-2", "1.2", "s", "2.5", "s", "-", "1"]
+    assert lines[i + 3].split() == ["web-1", "-", "-", "-", "0"]
+    assert "Scale: 3 -> 1 -> 3; removed web-2, web-1; returned -" in lines
