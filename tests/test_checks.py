@@ -43,7 +43,7 @@ def test_missing_evidence_skips_the_check_with_a_note_never_a_guess():
 
 def test_service_nxdomain_is_right_only_with_no_ready_pods():
     out = judge(evidence(observed(service=[])))
-    assert "no such name (NXDOMAIN): the Service does not exist" in by(out, "dns.service")[SVC].message
+    assert "no such name (NXDOMAIN): no Service of that name" in by(out, "dns.service")[SVC].message
     none = T.with_(replicas=0)
     out = judge(evidence(observed({}, [], t=none), t=none))
     assert by(out, "dns.service")[SVC].status is Status.WARN
@@ -299,7 +299,7 @@ def test_the_readme_check_table_lists_exactly_the_registered_checks_in_order():
     ("PTR", Outcome.NODATA, "reverse", "has no PTR record (NODATA)"),
     ("TXT", Outcome.NODATA, "schema", "has no TXT record (NODATA)"),
     ("A", Outcome.NXDOMAIN, "pod", "the pod is gone, not Ready, or its subdomain does not match the Service"),
-    ("A", Outcome.NXDOMAIN, "service", "the Service does not exist, is not headless, or has no ready endpoints"),
+    ("A", Outcome.NXDOMAIN, "service", "no Service of that name in this namespace and zone, or it is headless"),
     ("TXT", Outcome.NXDOMAIN, "schema", "does not serve the Kubernetes DNS schema record"),
     ("A", Outcome.SERVFAIL, "pod", "(SERVFAIL); CoreDNS answers this before it has synced"),
 ])

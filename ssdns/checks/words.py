@@ -18,7 +18,8 @@ class NameKind(StrEnum):
 
 _NXDOMAIN_HINT = {
     NameKind.POD: "the pod is gone, not Ready, or its subdomain does not match the Service",
-    NameKind.SERVICE: "the Service does not exist, is not headless, or has no ready endpoints",
+    # A ClusterIP Service resolves to its ClusterIP: NXDOMAIN is no Service, or a headless one with nothing ready.
+    NameKind.SERVICE: "no Service of that name in this namespace and zone, or it is headless with no ready endpoints",
     NameKind.SRV: "the Service has no port of that name and protocol, or no ready endpoints",
     NameKind.SCHEMA: "the nameserver does not serve the Kubernetes DNS schema record in this zone",
     NameKind.REVERSE: "the nameserver knows no pod or endpoint with this IP",
