@@ -165,6 +165,15 @@ def test_a_body_cut_at_the_cap_cannot_pass_an_exact_or_end_anchored_match(match,
         assert "longer than ssdns reads" in found.message and found.details["truncated"] is True
 
 
+def test_a_cut_body_that_does_not_contain_the_identity_says_it_was_cut():
+    t = HT.with_(match="contains")
+    obs = observed(t=t)
+    p = obs.pods["web-1"]
+    p.http = dataclasses.replace(p.http, body="x" * 100, truncated=True)
+    found = by(judge(evidence(obs, t=t)), "http.identity")["web-1"]
+    assert found.status is Status.FAIL and "in the part ssdns reads (the body is longer)" in found.message
+
+
 # --- api.* ------------------------------------------------------------------------------------------
 
 def test_api_access_statefulset_and_service_configuration():

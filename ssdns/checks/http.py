@@ -62,10 +62,10 @@ def identity(ev: Evidence) -> Iterator[Verdict]:
         elif body_matches(t, want, body):
             yield passed(name, f"answered {_short(body)}")
         else:
-            yield _mismatch(ev, name, want, h.url, body)
+            yield _mismatch(ev, name, want, h.url, body, h.truncated)
 
 
-def _mismatch(ev: Evidence, name: str, want: str, url: str, body: str) -> Verdict:
+def _mismatch(ev: Evidence, name: str, want: str, url: str, body: str, truncated: bool) -> Verdict:
     """Who claims to be whom: a body that is another pod's name is an identity swap."""
     text = body.strip()
     other = text if text in ev.dns.pods and text != name else None
@@ -73,7 +73,9 @@ def _mismatch(ev: Evidence, name: str, want: str, url: str, body: str) -> Verdic
         return failed(name, f"{name} answered as {other}: identity swap (the pod at {url} says it is {other})",
                       url=url, body=_short(body, 200), other_pod=other)
     how = "" if ev.target.match == "exact" else ev.target.match + " "
-    return failed(name, f"{name} answered {_short(body)}, expected {how}{want!r}", url=url, body=_short(body, 200))
+    cut = " in the part ssdns reads (the body is longer)" if truncated else ""
+    return failed(name, f"{name} answered {_short(body)}, expected {how}{want!r}{cut}", url=url,
+                  body=_short(body, 200), **({"truncated": True} if truncated else {}))
 
 
 def _short(body: str, limit: int = 60) -> str:
