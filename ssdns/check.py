@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ssdns import checks
-from ssdns.dnsquery import Outcome
 from ssdns.errors import ApiUnavailable, CannotRun, UsageError
 from ssdns.evidence import ApiEvidence, Evidence
 from ssdns.expected import expect, expected_pods
@@ -61,7 +60,7 @@ async def gather(target: Target, api: ApiOptions = NO_API_OPTIONS) -> Run:
         # Without the pod list there is nothing to expect per pod: judge DNS on its own, as without the API.
         want = {} if any(p.resource == "pods" for p in facts.problems) else expect(facts, target.service or "")
         api_ev = ApiEvidence(facts, want)
-    obs = await _observe(target, deadline, expected)
+    obs = await _observe(target, deadline, expected, _api_port(facts, target))
     return Run(Evidence(target, obs, tuple(expected), api_ev), api.mode if facts is not None else "off",
                started, notes)
 
@@ -76,16 +75,24 @@ def _require_service(target: Target, facts: ClusterFacts | None) -> None:
                      "(its serviceName is read from the API)")
 
 
-async def _observe(target: Target, deadline: float, expected: list[str]) -> Observations:
+def _api_port(facts: ClusterFacts | None, target: Target) -> int | None:
+    """The pods' port from the API's EndpointSlice, for HTTP when --port is not given."""
+    if facts is None:
+        return None
+    from ssdns.restart import service_port
+
+    return service_port(facts, target.port_name)
+
+
+async def _observe(target: Target, deadline: float, expected: list[str], api_port: int | None) -> Observations:
     try:
         async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + GRACE):
-            obs = await observe(target, deadline, expected)
+            obs = await observe(target, deadline, expected, api_port=api_port)
     except TimeoutError:
         raise CannotRun(f"the run did not finish within --timeout {target.timeout:g} s; raise it") from None
-    if not any(lk.outcome not in (Outcome.TIMEOUT, Outcome.ERROR) for lk in obs.lookups):
-        tried = ", ".join(str(ns) for ns in target.nameservers)
+    if not any(lk.answered for lk in obs.lookups):  # the rule: README, exit codes
         detail = obs.service_a.detail or obs.service_a.outcome.value
-        raise CannotRun(f"no nameserver answered (tried {tried}: {detail}); check --nameserver")
+        raise CannotRun(f"no nameserver answered about the names ({detail}); check --nameserver")
     return obs
 
 
@@ -101,6 +108,8 @@ def conclude(run: Run, elapsed_ms: float | None = None) -> Result:
                      "give --statefulset and --replicas to check an exact set")
     notes += judged.notes
     t, obs = ev.target, ev.dns
+    if t.http and obs.http_port is None:
+        notes.append("HTTP not checked: the pods' port is unknown (no SRV port, no API port): give --port PORT")
     elapsed = elapsed_ms if elapsed_ms is not None else (time.monotonic() - run.started) * 1000
     stats = Stats(elapsed_ms=round(elapsed, 1), dns_queries=obs.dns_queries, http_requests=obs.http_requests,
                   nameservers=[str(ns) for ns in t.nameservers],

@@ -76,10 +76,10 @@ def use_colour(choice: str, stream) -> bool:
 def emit(result, args) -> int:
     """Print the report on stdout, then write the unattended outputs; all render the same Result."""
     from ssdns.errors import FAILED
-    from ssdns.report import render_json, render_text
+    from ssdns.report import render_text, write_json
 
     if args.output == "json":
-        print(render_json(result), flush=True)
+        write_json(result, sys.stdout)
     else:
         print(render_text(result, use_colour(args.color, sys.stdout)), flush=True)
     if getattr(args, "junit", None):
@@ -115,8 +115,7 @@ def check_output_options(args) -> None:
 
 
 def cmd_check(args) -> int:
-    import asyncio
-
+    from ssdns.aio import run
     from ssdns.check import run_check
 
     from ssdns.target import ApiOptions
@@ -130,7 +129,7 @@ def cmd_check(args) -> int:
         from ssdns.state import open_store
 
         store = open_store(args.state, target.namespace, api)
-    result = asyncio.run(run_check(target, api))
+    result = run(run_check(target, api), target.replicas)  # uvloop for large runs; the Result kept out of the task
     if store is not None:
         from ssdns.state import apply_state
 

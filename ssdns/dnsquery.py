@@ -3,17 +3,23 @@
 Every query is for a fully qualified name (no search list), goes out over UDP with EDNS0,
 and is retried over TCP when the answer comes back truncated. Each (name, type) is asked
 once per run: concurrent askers share one in-flight query.
+
+Transport: the question bytes are built here (a 12-byte header, the name, an OPT record: no
+protocol logic), all queries to one nameserver share one connected UDP socket, and a reply is
+taken only when its ID *and* its question match an outstanding query; anything else (a late
+or forged reply, garbage) is ignored and counted. Every reply is parsed by dnspython.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+import struct
 import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
@@ -25,8 +31,9 @@ import dns.rdatatype
 from ssdns.target import Nameserver
 
 EDNS_PAYLOAD = 1232  # the DNS Flag Day 2020 size: no IP fragmentation
-ATTEMPT_TIMEOUT = 2.0  # per try; well under the 5 s conntrack-race stall (dns-spec.md §6.4)
+ATTEMPT_TIMEOUT = 2.0  # per send (a server gets TRIES_PER_SERVER sends); well under the 5 s conntrack-race stall (dns-spec.md §6.4)
 TRIES_PER_SERVER = 2
+MAX_CNAME_CHAIN = 8
 
 
 class Outcome(StrEnum):
@@ -36,7 +43,13 @@ class Outcome(StrEnum):
     SERVFAIL = "servfail"
     REFUSED = "refused"
     TIMEOUT = "timeout"
-    ERROR = "error"  # any other rcode or a malformed reply
+    ERROR = "error"  # any other rcode, a malformed or oversized reply, a CNAME loop
+
+
+# The rcodes by which a nameserver says something about the *name* (it looked it up: found it, found
+# nothing, or tried and failed). REFUSED, FORMERR and NOTIMP reject the *question* (not its zone, not its
+# protocol): a run where no nameserver said anything about any name could not run (exit 3).
+ANSWERING_RCODES = frozenset({"NOERROR", "NXDOMAIN", "SERVFAIL"})
 
 
 @dataclass(frozen=True)
@@ -50,10 +63,16 @@ class Lookup:
     tcp: bool = False
     elapsed_ms: float = 0.0
     detail: str = ""
+    rcode: str | None = None  # the reply's rcode; None when no usable reply came
 
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.OK
+
+    @property
+    def answered(self) -> bool:
+        """A nameserver answered about this name (see ANSWERING_RCODES): DNS findings follow from it."""
+        return self.rcode in ANSWERING_RCODES
 
     def to_dict(self) -> dict:
         return {
@@ -73,6 +92,83 @@ _RCODES = {
     dns.rcode.SERVFAIL: Outcome.SERVFAIL,
     dns.rcode.REFUSED: Outcome.REFUSED,
 }
+MAX_MESSAGE = 65535  # a DNS message over TCP: a 16-bit length
+# Wire bytes per record with name compression (the owner a 2-byte pointer): an A record 16, an SRV record
+# to a pod name ~59 (the SRV set passes 64 KiB above ~1,110 pods, the A set above ~4,090).
+_RECORD_BYTES = {"A": 16, "AAAA": 28, "SRV": 59, "PTR": 45}
+_QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "TXT": 16, "AAAA": 28, "SRV": 33}
+_OPT = b"\x00\x00\x29" + struct.pack("!H", EDNS_PAYLOAD) + b"\x00\x00\x00\x00\x00\x00"  # EDNS0, DO=0
+
+
+def question_bytes(name: str, rdtype: str) -> bytes:
+    """The question section for an absolute name (trailing dot) in class IN, names lower-cased."""
+    labels = name.lower().rstrip(".").split(".") if name != "." else []
+    try:
+        out = b"".join(bytes([len(lb)]) + lb for lb in (label.encode("ascii") for label in labels))
+        if any(not 0 < len(lb) < 64 for lb in labels) or len(out) > 254:
+            raise ValueError(name)
+    except (UnicodeEncodeError, ValueError):  # IDN, escapes, odd lengths: let dnspython say what it is
+        out = (dns.name.from_text(name).to_wire() or b"\x00")[:-1]
+    qtype = _QTYPES.get(rdtype) or dns.rdatatype.from_text(rdtype)
+    return out + b"\x00" + struct.pack("!HH", qtype, 1)
+
+
+def query_bytes(qid: int, question: bytes) -> bytes:
+    # ID, flags RD, QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, ARCOUNT 1 (the OPT record)
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 1) + question + _OPT
+
+
+def _matches(reply: bytes, question: bytes) -> bool:
+    """The reply's question section is ours (case-insensitively: a server may echo 0x20 case)."""
+    end = 12 + len(question)
+    return (len(reply) >= end and reply[4:6] == b"\x00\x01"
+            and reply[12:end - 4].lower() == question[:-4] and reply[end - 4:end] == question[-4:])
+
+
+class _UdpChannel(asyncio.DatagramProtocol):
+    """One connected UDP socket to one nameserver, shared by every query to it."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.waiting: dict[int, tuple[bytes, asyncio.Future[bytes]]] = {}
+        self.ignored = 0  # datagrams that answered no outstanding question
+        self.refused: OSError | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        entry = self.waiting.get(int.from_bytes(data[:2], "big")) if len(data) >= 12 else None
+        if entry is None or not _matches(data, entry[0]) or entry[1].done():
+            self.ignored += 1
+            return
+        entry[1].set_result(data)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable on a connected socket: nothing listens there; every waiter learns it now.
+        if isinstance(exc, OSError):
+            self.refused = exc
+        for _, fut in self.waiting.values():
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def connection_lost(self, exc) -> None:
+        pass
+
+    def new_id(self) -> int:
+        for _ in range(100):
+            qid = random.getrandbits(16)
+            if qid not in self.waiting:
+                return qid
+        raise RuntimeError("no free query ID")  # unreachable: outstanding queries are bounded far below 65536
+
+
+class _Failed(Exception):
+    """A try that ended without a usable reply; its message says why."""
+
+    def __init__(self, outcome: Outcome, detail: str, tcp: bool = False):
+        super().__init__(detail)
+        self.outcome, self.detail, self.tcp = outcome, detail, tcp
 
 
 class DnsClient:
@@ -81,90 +177,214 @@ class DnsClient:
     def __init__(self, nameservers: tuple[Nameserver, ...], deadline: float, concurrency: int = 128):
         self.nameservers = nameservers
         self.deadline = deadline  # time.monotonic() value
-        self._sem = asyncio.Semaphore(concurrency)
+        self._sem = asyncio.Semaphore(concurrency)  # bounds the outstanding queries (and IDs per socket)
         self._cache: dict[tuple[str, str], asyncio.Task[Lookup]] = {}
+        self._channels: dict[Nameserver, asyncio.Future[tuple[asyncio.DatagramTransport, _UdpChannel]]] = {}
         self.queries_sent = 0
 
-    def lookup(self, name: str, rdtype: str) -> asyncio.Task[Lookup]:
+    def lookup(self, name: str, rdtype: str, records: int = 0) -> asyncio.Task[Lookup]:
+        """records: how many records the answer is expected to hold. A large answer goes over TCP at once
+        (no UDP try that would come back truncated), and a SERVFAIL for one too large for DNS is named so."""
         key = (name.lower(), rdtype)
         task = self._cache.get(key)
         if task is None:
-            task = self._cache[key] = asyncio.ensure_future(self._lookup(*key))
+            size = records * _RECORD_BYTES.get(rdtype, 16)
+            task = self._cache[key] = asyncio.ensure_future(self._lookup(*key, size > EDNS_PAYLOAD, size))
         return task
 
     def lookups(self) -> list[Lookup]:
         return [t.result() for t in self._cache.values() if t.done() and not t.cancelled()]
 
-    async def _lookup(self, name: str, rdtype: str) -> Lookup:
-        qname = dns.name.from_text(name)  # absolute: the caller gives FQDNs with a trailing dot
-        qtype = dns.rdatatype.from_text(rdtype)
+    def close(self) -> None:
+        for fut in self._channels.values():
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                fut.result()[0].close()
+
+    async def _lookup(self, name: str, rdtype: str, tcp_first: bool, size: int) -> Lookup:
         start = time.monotonic()
-        last = Lookup(name, rdtype, Outcome.TIMEOUT, detail="no nameserver answered")
-        async with self._sem:
-            for server in self.nameservers:
-                for _ in range(TRIES_PER_SERVER):
-                    left = self.deadline - time.monotonic()
-                    if left <= 0.01:
-                        return _finish(last, start, detail="deadline reached")
-                    result = await self._ask(qname, qtype, server, min(ATTEMPT_TIMEOUT, left))
-                    last = result
-                    if result.outcome is not Outcome.TIMEOUT:
-                        break
-                # A definite answer ends the search; SERVFAIL, REFUSED and silence try the next server.
-                if last.outcome in (Outcome.OK, Outcome.NXDOMAIN, Outcome.NODATA):
-                    break
-        return _finish(last, start)
-
-    async def _ask(self, qname, qtype, server: Nameserver, timeout: float) -> Lookup:
-        query = dns.message.make_query(qname, qtype, use_edns=0, payload=EDNS_PAYLOAD)
-        name, rdtype, where = qname.to_text().lower(), dns.rdatatype.to_text(qtype), str(server)
-        tcp = False
         try:
-            self.queries_sent += 1
-            reply = await dns.asyncquery.udp(query, server.host, timeout=timeout, port=server.port,
-                                             ignore_unexpected=True)
-            if reply.flags & dns.flags.TC:
+            question = question_bytes(name, rdtype)
+        except (dns.exception.DNSException, ValueError) as exc:
+            return Lookup(name, rdtype, Outcome.ERROR, detail=f"cannot ask {name!r}: {exc}")
+        said: list[Lookup] = []
+        async with self._sem:
+            for i, server in enumerate(self.nameservers):
+                left = self.deadline - time.monotonic()
+                if left <= 0.01:
+                    said.append(Lookup(name, rdtype, Outcome.TIMEOUT, server=str(server),
+                                       detail=f"{server}: not asked, deadline reached"))
+                    break
+                # A silent server may not eat the time the next ones need: share what is left.
+                budget = min(ATTEMPT_TIMEOUT * TRIES_PER_SERVER, left / (len(self.nameservers) - i))
+                result = await self._ask(name, rdtype, question, server, budget, tcp_first, size)
+                assert result is not None
+                said.append(result)
+                # A definite answer ends the search; SERVFAIL, REFUSED, errors and silence try the next server.
+                if result.outcome in (Outcome.OK, Outcome.NXDOMAIN, Outcome.NODATA):
+                    break
+        best = next((r for r in said if r.outcome in (Outcome.OK, Outcome.NXDOMAIN, Outcome.NODATA)), None)
+        best = best or next((r for r in said if r.answered), None)
+        if best is None:
+            # Nobody answered about the name: name what each nameserver said.
+            best = replace(said[-1], detail="; ".join(r.detail or f"{r.server}: {r.outcome.value}" for r in said))
+        # `best` was made for this lookup and is not shared yet: set its time in place (replace() costs
+        # more than the rest of the bookkeeping of a lookup).
+        object.__setattr__(best, "elapsed_ms", (time.monotonic() - start) * 1000)
+        return best
+
+    async def _ask(self, name: str, rdtype: str, question: bytes, server: Nameserver, timeout: float,
+                   tcp_first: bool, size: int) -> Lookup:
+        where = str(server)
+        tcp = tcp_first
+        try:
+            if not tcp_first:
+                wire = await self._udp(question, server, timeout)
+                if wire[2] & 0x02 == 0:  # TC clear: the whole answer
+                    return classify_wire(wire, name, rdtype, where, False)
                 tcp = True
+                timeout = max(0.01, min(ATTEMPT_TIMEOUT, self.deadline - time.monotonic()))
+            wire = await self._tcp(question, server, timeout)
+            reply = classify_wire(wire, name, rdtype, where, True)
+            if wire[2] & 0x02:
+                return replace(reply, outcome=Outcome.ERROR, values=(),
+                               detail=f"{where}: the answer is larger than DNS can carry (truncated even over "
+                                      "TCP: more than 64 KiB)")
+            if reply.outcome is Outcome.SERVFAIL and (not tcp_first or size > MAX_MESSAGE):
+                # knotd's answer to a set over 64 KiB; not "CoreDNS has not synced".
+                why = (f"about {size // 1024} KiB of records expected" if size > MAX_MESSAGE
+                       else "the answer did not fit in UDP")
+                return replace(reply, outcome=Outcome.ERROR,
+                               detail=f"{where}: SERVFAIL over TCP, {why}: most likely the answer is larger "
+                                      "than DNS can carry (64 KiB)")
+            return reply
+        except _Failed as exc:
+            return Lookup(name, rdtype, exc.outcome, server=where, tcp=tcp or exc.tcp, detail=exc.detail)
+
+    async def _channel(self, server: Nameserver) -> _UdpChannel:
+        fut = self._channels.get(server)
+        if fut is None:
+            fut = self._channels[server] = asyncio.ensure_future(
+                asyncio.get_running_loop().create_datagram_endpoint(_UdpChannel, remote_addr=(server.host, server.port)))
+        try:
+            _, proto = await fut
+        except OSError as exc:
+            raise _Failed(Outcome.ERROR, f"{server}: cannot send: {exc.strerror or exc}") from None
+        return proto
+
+    async def _udp(self, question: bytes, server: Nameserver, budget: float) -> bytes:
+        """Send, and resend once halfway through the budget (UDP loses datagrams) under the same ID, so
+        a late answer to the first send still counts."""
+        chan = await self._channel(server)
+        qid = chan.new_id()
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        chan.waiting[qid] = (question, fut)
+        wire = query_bytes(qid, question)
+        until = time.monotonic() + budget
+        try:
+            assert chan.transport is not None
+            for attempt in range(TRIES_PER_SERVER):
                 self.queries_sent += 1
-                reply = await dns.asyncquery.tcp(query, server.host, timeout=timeout, port=server.port)
-                if reply.flags & dns.flags.TC:  # over 64 KiB: what came is not the whole answer
-                    return Lookup(name, rdtype, Outcome.ERROR, server=where, tcp=True,
-                                  detail=f"{where}: truncated even over TCP (the answer exceeds 64 KiB)")
-        except dns.exception.Timeout:
-            return Lookup(name, rdtype, Outcome.TIMEOUT, server=where, tcp=tcp, detail=f"no reply from {where}")
-        except (OSError, EOFError, dns.exception.DNSException) as exc:
-            # ConnectionRefused over TCP, a malformed reply: the server is there but unusable.
-            return Lookup(name, rdtype, Outcome.ERROR, server=where, tcp=tcp, detail=f"{where}: {exc}")
-        return classify(reply, qname, qtype, where, tcp)
+                chan.transport.sendto(wire)
+                wait = budget / TRIES_PER_SERVER if attempt < TRIES_PER_SERVER - 1 else until - time.monotonic()
+                try:
+                    async with asyncio.timeout(max(0.0, wait)):
+                        return await asyncio.shield(fut)
+                except TimeoutError:
+                    if attempt == TRIES_PER_SERVER - 1:
+                        raise
+            raise TimeoutError
+        except TimeoutError:
+            extra = f" ({chan.ignored} replies ignored: not an answer to any question asked)" if chan.ignored else ""
+            raise _Failed(Outcome.TIMEOUT, f"no reply from {server}{extra}") from None
+        except ConnectionRefusedError:
+            raise _Failed(Outcome.ERROR, f"{server}: nothing listens there (port unreachable)") from None
+        except OSError as exc:
+            raise _Failed(Outcome.ERROR, f"{server}: {exc.strerror or exc}") from None
+        finally:
+            del chan.waiting[qid]
+
+    async def _tcp(self, question: bytes, server: Nameserver, timeout: float) -> bytes:
+        writer = None
+        got = 0
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(server.host, server.port)
+                qid = random.getrandbits(16)
+                msg = query_bytes(qid, question)
+                self.queries_sent += 1
+                writer.write(struct.pack("!H", len(msg)) + msg)
+                while True:  # a reply that is not ours (wrong ID or question) is skipped, as over UDP
+                    (size,) = struct.unpack("!H", await reader.readexactly(2))
+                    wire = await reader.readexactly(size)
+                    got += size
+                    if len(wire) >= 12 and int.from_bytes(wire[:2], "big") == qid and _matches(wire, question):
+                        return wire
+        except TimeoutError:
+            read = f" after {got} bytes" if got else ""
+            raise _Failed(Outcome.TIMEOUT, f"no complete reply from {server} over TCP{read}", tcp=True) from None
+        except asyncio.IncompleteReadError as exc:
+            raise _Failed(Outcome.ERROR, f"{server}: TCP connection closed mid-answer ({len(exc.partial)} of "
+                                         f"{exc.expected} bytes)", tcp=True) from None
+        except ConnectionRefusedError:
+            raise _Failed(Outcome.ERROR, f"{server}: the answer was truncated over UDP and nothing listens "
+                                         "on TCP (connection refused)", tcp=True) from None
+        except OSError as exc:
+            raise _Failed(Outcome.ERROR, f"{server}: TCP: {exc.strerror or exc}", tcp=True) from None
+        finally:
+            if writer is not None:
+                writer.close()
 
 
-def classify(reply: dns.message.Message, qname, qtype, server: str, tcp: bool) -> Lookup:
-    name, rdtype = qname.to_text().lower(), dns.rdatatype.to_text(qtype)
+def classify_wire(wire: bytes, name: str, rdtype: str, server: str, tcp: bool) -> Lookup:
+    try:
+        reply = dns.message.from_wire(wire, ignore_trailing=True)
+    except dns.exception.DNSException as exc:
+        return Lookup(name, rdtype, Outcome.ERROR, server=server, tcp=tcp,
+                      detail=f"{server}: malformed reply ({type(exc).__name__}: {exc})")
+    return classify(reply, name, rdtype, server, tcp)
+
+
+def classify(reply: dns.message.Message, name: str, rdtype: str, server: str, tcp: bool) -> Lookup:
+    """name: the absolute name asked, lower-cased, with its trailing dot; rdtype: its type's mnemonic."""
     rcode = reply.rcode()
+    rtext = dns.rcode.to_text(rcode)
     if rcode != dns.rcode.NOERROR:
         outcome = _RCODES.get(rcode, Outcome.ERROR)
-        detail = "" if outcome is not Outcome.ERROR else dns.rcode.to_text(rcode)
-        return Lookup(name, rdtype, outcome, server=server, tcp=tcp, detail=detail)
-    # Follow a CNAME chain inside the answer (a headless name should have none, but be exact).
-    owner, values, ttl = qname, [], None
-    for _ in range(8):
-        rrset = reply.get_rrset(reply.answer, owner, dns.rdataclass.IN, qtype)
-        if rrset is not None:
-            values = [rd.to_text().lower() for rd in rrset]
-            ttl = rrset.ttl
-            break
-        cname = reply.get_rrset(reply.answer, owner, dns.rdataclass.IN, dns.rdatatype.CNAME)
+        detail = "" if outcome in (Outcome.NXDOMAIN, Outcome.SERVFAIL) else f"{server}: {rtext}"
+        return Lookup(name, rdtype, outcome, server=server, tcp=tcp, detail=detail, rcode=rtext)
+    # The question matched ours byte for byte, so the parsed question name is the one asked.
+    qname = reply.question[0].name if reply.question else dns.name.from_text(name)
+    qtype = _QTYPES.get(rdtype) or dns.rdatatype.from_text(rdtype)
+    answer = reply.answer
+    one = answer[0] if len(answer) == 1 else None
+    if one is not None and one.rdtype == qtype and one.rdclass == dns.rdataclass.IN and one.name == qname:
+        rrset, problem = one, ""  # the common case: one RRset, the one asked for
+    else:
+        rrset, problem = _follow_cnames(answer, qname, qtype)
+    if problem:
+        return Lookup(name, rdtype, Outcome.ERROR, server=server, tcp=tcp, rcode=rtext, detail=f"{server}: {problem}")
+    if rrset is None:
+        return Lookup(name, rdtype, Outcome.NODATA, server=server, tcp=tcp, rcode=rtext)
+    return Lookup(name, rdtype, Outcome.OK, tuple(sorted(rd.to_text().lower() for rd in rrset)), rrset.ttl,
+                  server, tcp, rcode=rtext)
+
+def _follow_cnames(answer: list, qname: dns.name.Name, qtype: int) -> tuple[Any, str]:
+    """The RRset of the type asked at the end of the answer's CNAME chain from qname (None when the chain
+    ends without one), or what is wrong with the chain: a loop, or one longer than MAX_CNAME_CHAIN."""
+    by_owner: dict = {}
+    for rrset in answer:
+        if rrset.rdclass == dns.rdataclass.IN:
+            by_owner.setdefault(rrset.name, {})[rrset.rdtype] = rrset
+    owner, seen = qname, [qname]
+    for _ in range(MAX_CNAME_CHAIN + 1):
+        sets = by_owner.get(owner, {})
+        if qtype in sets:
+            return sets[qtype], ""
+        cname = sets.get(dns.rdatatype.CNAME)
         if cname is None:
-            break
+            return None, ""
         owner = cname[0].target
-    if not values:
-        return Lookup(name, rdtype, Outcome.NODATA, server=server, tcp=tcp)
-    return Lookup(name, rdtype, Outcome.OK, tuple(sorted(values)), ttl, server, tcp)
-
-
-def _finish(lookup: Lookup, start: float, detail: str | None = None) -> Lookup:
-    changes: dict[str, Any] = {"elapsed_ms": (time.monotonic() - start) * 1000}
-    if detail and lookup.outcome is Outcome.TIMEOUT:
-        changes["detail"] = detail
-    return replace(lookup, **changes)
-
+        if owner in seen:
+            return None, "CNAME loop (" + " -> ".join(n.to_text() for n in [*seen, owner]) + ")"
+        seen.append(owner)
+    return None, f"CNAME chain longer than {MAX_CNAME_CHAIN}"

@@ -185,7 +185,16 @@ class Result:
         return sum(1 for f in self.findings if f.status is status)
 
     def findings_for(self, check: str, subject: str) -> list[Finding]:
-        return [f for f in self.findings if f.check == check and f.subject == subject]
+        # Indexed, not scanned: the text report asks this per pod and check (a scan made 5,000 pods take
+        # 14 s). Rebuilt whenever the findings list is replaced or grows.
+        cached = getattr(self, "_index", None)
+        if cached is None or cached[0] is not self.findings or cached[1] != len(self.findings):
+            index: dict[tuple[str, str], list[Finding]] = {}
+            for f in self.findings:
+                index.setdefault((f.check, f.subject), []).append(f)
+            cached = (self.findings, len(self.findings), index)
+            object.__setattr__(self, "_index", cached)  # a cache on a frozen Result, not a field
+        return list(cached[2].get((check, subject), ()))
 
     def adding(self, findings: list[Finding] | None = None, notes: list[str] | None = None,
                state: StoreSummary | None = None) -> Result:

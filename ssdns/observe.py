@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import sys
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -69,22 +71,47 @@ class Observations:
                 *(self.service_aaaa.values if self.service_aaaa.ok else ())]
 
 
-async def observe(target: Target, deadline: float, expected: list[str] | None = None) -> Observations:
+# What a full check costs per pod on a small machine (2 cores, bench/RESULTS.md at 5,000 pods, with room
+# for a loaded node): used only to warn before a run that its deadline looks too short.
+SECONDS_PER_POD = {True: 0.0016, False: 0.0011}  # with HTTP, DNS only
+
+
+def warn_if_short(pods: int, target: Target, left: float) -> None:
+    need = 0.5 + pods * SECONDS_PER_POD[target.http]
+    if pods >= 500 and need > 0.8 * left:
+        print(f"ssdns: note: {pods} pods may take about {need:.0f} s, close to or past --timeout "
+              f"{target.timeout:g}; give --timeout {max(need * 2, target.timeout * 2):.0f} if the run stops at "
+              "the deadline", file=sys.stderr, flush=True)
+
+
+async def observe(target: Target, deadline: float, expected: list[str] | None = None,
+                  api_port: int | None = None) -> Observations:
+    """api_port: the pods' port from the API (EndpointSlice), when it was read."""
     start = time.monotonic()
     dns = DnsClient(target.nameservers, deadline)
+    stack = contextlib.AsyncExitStack()
+    stack.callback(dns.close)  # its sockets, however the run ends
     svc = target.service_fqdn
-    svc_a, svc_aaaa = dns.lookup(svc, "A"), dns.lookup(svc, "AAAA")
-    srv = dns.lookup(target.srv_name, "SRV") if target.srv_name else None
+    if expected is None:
+        expected = expected_pods(target)
+    n = len(expected)
+    warn_if_short(n, target, deadline - time.monotonic())
+    # With many pods the Service's A set and the SRV set cannot fit in one UDP answer (~20 SRV records
+    # fit in 1232 bytes): the client asks them over TCP at once instead of getting a truncated UDP reply first.
+    svc_a, svc_aaaa = dns.lookup(svc, "A", records=n), dns.lookup(svc, "AAAA")
+    srv = dns.lookup(target.srv_name, "SRV", records=n) if target.srv_name else None
     version = dns.lookup(f"dns-version.{target.zone}.", "TXT")
 
-    stack = contextlib.AsyncExitStack()
     prober = None
     if target.http:
-        # aiohttp costs ~190 ms to import: only when HTTP is checked
-        from ssdns.httpprobe import HttpProber, HttpRequest
-
-        prober = await stack.enter_async_context(HttpProber(target.path, deadline))
-    http_port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        # aiohttp costs ~80 ms to import: only when HTTP is checked, and in a thread, so that the DNS
+        # queries above go out and their answers are read meanwhile.
+        httpprobe = await asyncio.to_thread(importlib.import_module, "ssdns.httpprobe")
+        HttpRequest = httpprobe.HttpRequest
+        prober = await stack.enter_async_context(httpprobe.HttpProber(target.path, deadline))
+    http_port: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+    if target.port is not None or api_port is not None:  # known now: HTTP need not wait for SRV
+        http_port.set_result(target.port if target.port is not None else api_port)
 
     pods: dict[str, asyncio.Task[PodObservation]] = {}
 
@@ -95,10 +122,11 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
             obs.aaaa = await dns.lookup(fqdn, "AAAA")
         ips = obs.ips
         jobs: list[Awaitable[Any]] = [dns.lookup(reverse_name(ip), "PTR") for ip in ips]
-        if prober is not None and ips:
-            jobs.append(prober.probe(HttpRequest(name, ips[0], await http_port, fqdn.rstrip("."))))
+        port = await http_port if prober is not None and ips else None
+        if prober is not None and port is not None:
+            jobs.append(prober.probe(HttpRequest(name, ips[0], port, fqdn.rstrip("."))))
         done = await asyncio.gather(*jobs)
-        if prober is not None and ips:
+        if prober is not None and port is not None:
             obs.http = done[-1]
         return obs
 
@@ -106,11 +134,12 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
         if name not in pods:
             pods[name] = asyncio.ensure_future(pod_flow(name, source))
 
-    async with stack:  # closes the HTTP session however the run ends
-        for name in expected if expected is not None else expected_pods(target):
+    async with stack:  # closes the DNS sockets and the HTTP session however the run ends
+        for name in expected:
             spawn(name, "expected")
         srv_lookup = await srv if srv is not None else None
-        http_port.set_result(_http_port(target, srv_lookup))
+        if not http_port.done():
+            http_port.set_result(_srv_port(srv_lookup))
         service_ips = [*((await svc_a).values if (await svc_a).ok else ()),
                        *((await svc_aaaa).values if (await svc_aaaa).ok else ())]
         # An endpoint without a hostname gets a dashed-IP name (CoreDNS): that is no pod name.
@@ -138,9 +167,8 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
     )
 
 
-def _http_port(target: Target, srv: Lookup | None) -> int:
-    if target.port is not None:
-        return target.port
+def _srv_port(srv: Lookup | None) -> int | None:
+    """The one port SRV gives, else unknown: guessing 80 would report every pod as refusing."""
     ports = {rec[2] for rec in srv_records(srv)}
-    return ports.pop() if len(ports) == 1 else 80
+    return ports.pop() if len(ports) == 1 else None
 

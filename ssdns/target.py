@@ -44,7 +44,7 @@ class Target:
     replicas: int | None = None
     first_ordinal: int = 0  # StatefulSet spec.ordinals.start
     ipv6: bool = False  # the API says the Service or its pods are IPv6: ask AAAA even if the Service has none
-    port: int | None = None  # HTTP port; None: the SRV port when known, else 80
+    port: int | None = None  # HTTP port; None: the API's EndpointSlice port, else the one SRV port, else unknown
     port_name: str | None = None  # named Service port, for SRV
     proto: str = "tcp"
     path: str = "/"

@@ -34,9 +34,9 @@ TTL = 5                  # CoreDNS kubernetes plugin default TTL (kubeadm sets 3
 VERSION_TTL = 28800      # CoreDNS hard-codes this TTL for dns-version.<zone> TXT
 DEFAULT_ADDRESS = "127.53.0.1"
 
-_POLL_TRIES = 200        # readiness polling: at most 200 tries ...
+_POLL_TRIES = 1000       # readiness polling: at most 1000 tries (a big zone on a loaded machine) ...
 _POLL_SLEEP = 0.005      # ... 5 ms apart ...
-_QUERY_TIMEOUT = 0.025   # ... each raw UDP query waiting at most 25 ms (so <= ~6 s in total)
+_QUERY_TIMEOUT = 0.025   # ... each raw UDP query waiting at most 25 ms (so <= ~30 s in total)
 _CMD_TIMEOUT = 10        # every knotc call
 _STOP_TIMEOUT = 5        # SIGTERM grace (knotd usually exits in ~10 ms), then SIGKILL
 
@@ -146,7 +146,7 @@ def _serial_of(text: str) -> int | None:
 class KnotServer:
     """Context manager: starts knotd in the foreground (no systemd) with a config in a tmp dir
     (writable rundir and storage), listening on (address, port) for UDP and TCP; waits until it answers
-    (poll with a bounded loop: at most ~200 tries, 5 ms apart, raw dnspython UDP query of the SOA),
+    (poll with a bounded loop: at most ~1000 tries, 5 ms apart, raw dnspython UDP query of the SOA),
     and on exit sends SIGTERM and waits (bounded, then SIGKILL). Raises a clear RuntimeError with knotd's
     log tail if it does not start."""
 
@@ -212,8 +212,11 @@ class KnotServer:
                 for origin, serial in list(pending.items()):
                     try:
                         r = dns.query.udp(dns.message.make_query(origin + ".", "SOA"), self.host,
-                                          port=self.port, timeout=_QUERY_TIMEOUT, sock=sock)
-                    except (dns.exception.Timeout, OSError):
+                                          port=self.port, timeout=_QUERY_TIMEOUT, sock=sock,
+                                          ignore_errors=True)
+                    # ignore_errors: a late reply to an earlier poll (a big zone still loading) is skipped and
+                    # ours awaited; without it, every later poll would read the previous poll's reply.
+                    except (dns.exception.Timeout, dns.query.BadResponse, OSError):
                         break  # not listening yet
                     soa = [rr for rrs in r.answer if rrs.rdtype == dns.rdatatype.SOA for rr in rrs]
                     if r.rcode() == dns.rcode.NOERROR and soa and serial in (None, soa[0].serial):

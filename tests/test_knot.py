@@ -90,3 +90,19 @@ def test_servfail_from_the_first_nameserver_moves_on_to_the_next(sandbox_factory
         code, report = run_json([*sb.args("--no-http"), "--nameserver", f"{knot.host}:{knot.port}"])
     assert code == 0, failures(report)
     assert {lk["server"] for lk in report["lookups"]} == {f"{knot.host}:{knot.port}"}
+
+
+def test_an_srv_set_larger_than_dns_can_carry_is_named_as_such():
+    # 1,200 pods: the SRV set (~59 bytes a record) passes 64 KiB and knotd answers SERVFAIL over TCP.
+    # That is the answer's size, not "CoreDNS has not synced"; every pod's own name still passes.
+    n = 1200
+    pods = [Pod(f"web-{i}", f"127.31.{i // 250}.{i % 250 + 1}") for i in range(n)]
+    with KnotServer(headless_zones(pods)) as knot:
+        code, report = run_json(["check", "--service", "nginx", "--namespace", "default", "--statefulset", "web",
+                                 "--replicas", str(n), "--port-name", "web", "--cluster-domain", "cluster.local",
+                                 "--nameserver", f"{knot.host}:{knot.port}", "--api", "off", "--no-http",
+                                 "--timeout", "20"])
+    assert code == 1
+    [srv] = failures(report, "dns.srv")
+    assert "larger than DNS can carry" in srv["message"] and "synced" not in srv["message"]
+    assert not [f for f in failures(report) if f["check"] != "dns.srv"]

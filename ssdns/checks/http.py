@@ -53,7 +53,8 @@ def identity(ev: Evidence) -> Iterator[Verdict]:
         if h.error or h.status is None:
             yield failed(name, f"{h.url}: {h.error}", url=h.url)
         elif not 200 <= h.status < 300:
-            yield failed(name, f"{h.url} answered HTTP {h.status}", url=h.url, status=h.status)
+            moved = f" (a redirect to {h.location}; not followed)" if h.location else ""
+            yield failed(name, f"{h.url} answered HTTP {h.status}{moved}", url=h.url, status=h.status)
         elif cut_short(t, h.truncated):
             how = "exactly" if t.match == "exact" else "a pattern anchored at its end"
             yield failed(name, f"{name} answered a body longer than ssdns reads (cut at the cap, starting "

@@ -40,10 +40,12 @@ def why(lookup: Lookup, kind: NameKind) -> str:
     if lookup.outcome is Outcome.NXDOMAIN:
         return f"no such name (NXDOMAIN): {_NXDOMAIN_HINT[kind]}"
     if lookup.outcome is Outcome.NODATA:
-        # NODATA also covers an answer whose CNAME chain ends without the type asked (or loops).
+        # NODATA also covers an answer whose CNAME chain ends without the type asked (a loop is an ERROR).
         return f"the name exists but has no {_RECORD.get(lookup.rdtype, lookup.rdtype + ' record')} (NODATA)"
     if lookup.outcome in _FAILED:
-        return _FAILED[lookup.outcome]
+        text = _FAILED[lookup.outcome]
+        # A timeout says what was waited for: a server trickling over TCP, replies ignored as forged.
+        return f"{text} [{lookup.detail}]" if lookup.detail and lookup.outcome is Outcome.TIMEOUT else text
     # ERROR, or an outcome newer than this text: say what it is and what the client saw.
     text = "unusable answer" if lookup.outcome is Outcome.ERROR else f"no usable answer ({lookup.outcome.value})"
     return f"{text} [{lookup.detail}]" if lookup.detail else text

@@ -110,4 +110,4 @@ class Sandbox:
         w = self.world
         return ["check", "--service", w.service, "--namespace", w.namespace, "--statefulset", w.statefulset,
                 "--replicas", str(len(w.pods)), "--port-name", w.port_name, "--cluster-domain", w.zone,
-                "--nameserver", str(self.nameserver)]
+                "--nameserver", str(self.nameserver), "--port", str(w.port)]
