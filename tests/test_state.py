@@ -112,7 +112,9 @@ def test_overlapping_runs_lose_no_history(sandbox, tmp_path):
 
 def test_overlapping_runs_sharing_one_configmap_lose_no_history(sandbox, tmp_path):
     """Six runs at once against one ConfigMap: resourceVersion conflicts are retried, none overwrites another."""
-    args = sandbox.api_args(tmp_path, "--state", "configmap:ssdns-state", "--no-http", "--output", "json")
+    # Six processes starting at once on a 2-core machine: the deadline is not what this test is about.
+    args = sandbox.api_args(tmp_path, "--state", "configmap:ssdns-state", "--no-http", "--output", "json",
+                            "--timeout", "30")
     cmd = [sys.executable, "-m", "ssdns", *args]
     procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(6)]
     for p in procs:
