@@ -266,7 +266,8 @@ def test_dns_follows_the_endpointslices_after_dns_delay(sandbox_factory, api_for
         time.sleep(0.01)
     assert new_ip and timeline[-1][2] == {new_ip}, timeline[-5:]
     first_gone = next(t for t, rcode, _ in timeline if rcode == "NXDOMAIN")
-    assert 0.8 - 0.05 <= first_gone <= 0.8 + 0.5  # the terminating endpoint leaves DNS dns_delay later
+    # a lower bound that matters (not before dns_delay) and an upper bound with room for a loaded machine
+    assert 0.8 - 0.05 <= first_gone <= 0.8 + 1.5  # the terminating endpoint leaves DNS dns_delay later
     assert timeline[-1][0] >= 0.2 + 0.3 + 0.8 - 0.05  # gone, Ready, then dns_delay
     assert all(values in ({old_ip}, set()) for _, _, values in timeline[:-1])
     assert ask(sb, SVC)[1] == {p.status.pod_ip for p in api.pods().values()}
