@@ -13,15 +13,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ssdns import checks
-from ssdns.errors import ApiUnavailable, CannotRun, UsageError
+from ssdns.errors import ApiError, ApiUnavailable, CannotRun, UsageError
 from ssdns.evidence import ApiEvidence, Evidence
 from ssdns.expected import expect, expected_pods
 from ssdns.facts import ClusterFacts
-from ssdns.model import ApiPodView, PodView, Result, ScaleSummary, ServiceView, Stats, TargetView
+from ssdns.model import ApiPodView, Finding, PodView, Result, ScaleSummary, ServiceView, Stats, Status, TargetView
 from ssdns.names import ordinal
 from ssdns.observe import Observations, observe
 from ssdns.target import ApiOptions, Target
 
+API_SHARE = 0.5  # of the time left: what the API reads may use, so DNS and HTTP keep the rest
 GRACE = 0.5  # every operation stops at the deadline by itself; this only guards against a bug
 
 
@@ -33,6 +34,7 @@ class Run:
     api_mode: str  # how the API was used: the --api mode, or "off" when it was not
     started: float  # monotonic
     notes: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # what gathering found (an API it could not use)
 
     def adding(self, **evidence: Any) -> Run:
         """This run with more evidence (restart-test's convergence, scale-test's order)."""
@@ -48,11 +50,12 @@ async def run_check(target: Target, api: ApiOptions = NO_API_OPTIONS) -> Result:
 
 async def gather(target: Target, api: ApiOptions = NO_API_OPTIONS) -> Run:
     started = time.monotonic()
-    deadline = started + target.timeout
+    deadline = target.deadline or started + target.timeout
     notes: list[str] = []
+    gathered: list[Finding] = []
     facts = None
     if api.mode != "off":
-        facts, target = await _read_api(target, api, deadline, notes)
+        facts, target = await _read_api(target, api, deadline, notes, gathered)
     _require_service(target, facts)
     expected = expected_pods(target, facts)
     api_ev = None
@@ -62,14 +65,14 @@ async def gather(target: Target, api: ApiOptions = NO_API_OPTIONS) -> Run:
         api_ev = ApiEvidence(facts, want)
     obs = await _observe(target, deadline, expected, _api_port(facts, target))
     return Run(Evidence(target, obs, tuple(expected), api_ev), api.mode if facts is not None else "off",
-               started, notes)
+               started, notes, gathered)
 
 
 def _require_service(target: Target, facts: ClusterFacts | None) -> None:
     if target.service:
         return
     if facts is not None and facts.problems:
-        raise ApiUnavailable(f"{facts.problems[0]}, so the Service is unknown: fix API access, or give "
+        raise ApiUnavailable(f"{facts.problems[0]}; so the Service is unknown: fix API access, or give "
                              "--service NAME to check without it")
     raise UsageError("no Service: give --service NAME, or --statefulset NAME with API access "
                      "(its serviceName is read from the API)")
@@ -103,7 +106,7 @@ def conclude(run: Run, elapsed_ms: float | None = None) -> Result:
     pods = [_pod_view(ev, name) for name in ev.pods]
     notes = list(run.notes)
     discovered = sorted({p.source for p in pods} - {"expected"})
-    if discovered:
+    if discovered and ev.target.replicas is None:
         notes.append(f"pods discovered from DNS ({' and '.join(s.upper() for s in discovered)}); "
                      "give --statefulset and --replicas to check an exact set")
     notes += judged.notes
@@ -121,7 +124,7 @@ def conclude(run: Run, elapsed_ms: float | None = None) -> Result:
                           obs.http_port, t.path, t.expect, t.match, t.timeout, run.api_mode),
         service=ServiceView(t.service_fqdn, obs.service_ips, obs.service_a.outcome.value,
                             obs.service_aaaa.outcome.value),
-        pods=pods, findings=judged.findings, notes=notes, stats=stats, lookups=list(obs.lookups),
+        pods=pods, findings=[*run.findings, *judged.findings], notes=notes, stats=stats, lookups=list(obs.lookups),
     )
 
 
@@ -145,10 +148,12 @@ def _api_view(ev: Evidence, name: str) -> ApiPodView | None:
     return ApiPodView(pod, facts.pvcs_of(name) if pod is not None else [])
 
 
-async def _read_api(target: Target, api: ApiOptions, deadline: float,
-                    notes: list[str]) -> tuple[ClusterFacts | None, Target]:
-    """Facts from the API, and the target refined by them. With --api auto, missing credentials or
-    a refused read degrade to a DNS-only check that says what it lacks; with --api on they are errors."""
+async def _read_api(target: Target, api: ApiOptions, deadline: float, notes: list[str],
+                    findings: list[Finding]) -> tuple[ClusterFacts | None, Target]:
+    """Facts from the API, and the target refined by them. With --api auto, missing credentials, a
+    refused read or an API that cannot be used at all (unreachable, timed out, TLS, not an API) degrade
+    to a DNS and HTTP check that says what it lacks; with --api on they are errors (exit 4). The API
+    reads get at most API_SHARE of the time left, so DNS and HTTP always keep the rest."""
     from ssdns import kube
 
     if api.mode == "auto" and not kube.credentials_available(api):
@@ -158,22 +163,30 @@ async def _read_api(target: Target, api: ApiOptions, deadline: float,
     if not target.statefulset and not target.service:
         raise UsageError("give --statefulset NAME (or --service NAME) to check")
     try:
-        client = kube.api_client(api)
+        kube.import_client()
+        now = time.monotonic()
+        client = kube.api_client(api, now + API_SHARE * max(0.0, deadline - now))
     except ApiUnavailable as exc:
         if api.mode == "on":
             raise
         notes.append(f"API not used: {exc}")
         return None, target
     try:
-        async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
-            facts = await kube.load_facts(client, target.namespace, target.statefulset, target.service)
-    except TimeoutError:
-        raise CannotRun("the Kubernetes API did not answer before the deadline; raise --timeout") from None
+        facts = await kube.load_facts(client, target.namespace, target.statefulset, target.service)
+    except ApiError as exc:  # the API as a whole could not be used
+        if api.mode == "on":
+            raise
+        if not target.service:
+            raise ApiUnavailable(f"{exc}; so the Service is unknown: fix API access, or give --service NAME "
+                                 "to check without it") from None
+        findings.append(Finding("api.access", Status.WARN, exc.server or "api",
+                                f"{exc}; checked DNS and HTTP only (--api auto)",
+                                {"verb": exc.verb, "resource": exc.resource, "status": exc.status}))
+        return None, target
     finally:
         client.close()
     if api.mode == "on" and facts.problems:
-        p = facts.problems[0]
-        raise ApiUnavailable(f"{p}; grant verb {p.verb!r} on {p.resource!r}, or use --api auto to check without it")
+        raise ApiUnavailable(f"{facts.problems[0]}; or use --api auto to check without it")
     return facts, refine(target, facts, notes)
 
 

@@ -6,18 +6,28 @@ Only argparse and the standard library load at start-up; each command imports wh
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+import time
 
 from ssdns import __version__
-from ssdns.commands import COMMANDS
-from ssdns.errors import USAGE, SsdnsError, UsageError
+from ssdns.errors import (
+    API_UNAVAILABLE,
+    CANNOT_RUN,
+    USAGE,
+    Interrupted,
+    SsdnsError,
+    UsageError,
+)
 
 EXIT_CODES = """exit codes:
   0  every check passed (warnings allowed)
   1  a check failed
   2  bad usage or input (the message says what to fix)
-  3  could not run: no nameserver answered, or the deadline passed
-  4  the Kubernetes API was required (--api on, restart-test, scale-test) but could not be used"""
+  3  could not run: no nameserver answered, the deadline passed, or an output or the sandbox failed
+  4  the Kubernetes API was required (--api on, restart-test, scale-test) but could not be used
+  130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM: one line, and the outputs say 'could not run'"""
 
 
 FAULT_HELP = """faults (--fault, repeatable):
@@ -56,14 +66,25 @@ def _seconds(text: str) -> float:
 
 def _count(limit: int):
     def parse(text: str) -> int:
-        if not text.isdigit() or int(text) > limit:
+        if not (text.isascii() and text.isdigit()) or int(text) > limit:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to {limit}")
         return int(text)
     return parse
 
 
+DEFAULT_ROWS = 100  # a table of 20,000 pods is for a program: -o json
+
+
+def _rows(text: str) -> int | None:
+    if text == "all":
+        return None
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of rows from 1, or all")
+    return int(text)
+
+
 def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is out of range: use a port from 1 to 65535")
     return int(text)
 
@@ -74,11 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
                 "headless Service DNS, per-pod names, SRV and PTR, and each pod's HTTP identity.",
                 epilog=EXIT_CODES, formatter_class=fmt)
     p.add_argument("--version", action="version", version=f"ssdns {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    # Each subparser carries its command as data: (the options builder in options.py, the handler in
+    # commands.py), both resolved by name after parsing.
+    sub = p.add_subparsers(metavar="COMMAND", parser_class=_Parser)
 
     c = sub.add_parser("check", help="check a headless Service and its pods", epilog=EXIT_CODES,
                        formatter_class=fmt, description="Check a headless Service's DNS records and each "
                        "pod's identity. Without --statefulset and --replicas, pods are discovered from DNS.")
+    c.set_defaults(command=("check", "cmd_check"))
     c.add_argument("service_pos", nargs="?", metavar="SERVICE", help="shortcut for --service")
     add_target_args(c)
     add_output_args(c)
@@ -88,15 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     hi = sub.add_parser("history", help="show the stored snapshots as a timeline", formatter_class=fmt,
                         description="Show what --state stored: one line per run, with restarts, moves, "
                         "new IPs and identity breaks per pod, so flapping is visible.")
+    hi.set_defaults(command=("history", "cmd_history"))
     hi.add_argument("--state", required=True, metavar="PATH|configmap:NAME")
     hi.add_argument("-n", "--namespace", help="namespace of the ConfigMap (default: the pod's own, else 'default')")
     hi.add_argument("--kubeconfig", metavar="PATH")
     hi.add_argument("--context")
     hi.add_argument("--last", type=_count(1000), default=None, metavar="N", help="show only the last N")
     hi.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    hi.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
+                    help="one deadline for reading the state (default 10)")
 
     d = sub.add_parser("demo", help="run a check against a built-in emulated headless Service",
                        epilog=FAULT_HELP + "\n\n" + EXIT_CODES, formatter_class=fmt)
+    d.set_defaults(command=("demo", "cmd_demo"))
     add_sandbox_args(d)
     add_output_args(d)
     add_unattended_args(d)
@@ -110,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Delete the chosen pods one at a time (highest ordinal first), wait for each "
                        "replacement to be Ready, then until its DNS name, the Service's records and its HTTP "
                        "identity are right. Reports the time to each. Refuses without --yes.")
+    r.set_defaults(command=("restart", "cmd_restart_test"))
     add_target_args(r)
     who = r.add_mutually_exclusive_group(required=True)
     who.add_argument("--ordinal", type=_count(100000), action="append", metavar="N", help="a pod to restart (repeatable)")
@@ -124,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "order and kept their PVCs, scale back up, check ascending order (OrderedReady), that each "
                         "returned ordinal has its old volume and that DNS and HTTP identity hold. The original "
                         "replica count is always restored, also on failure or interruption. Refuses without --yes.")
+    sc.set_defaults(command=("scale", "cmd_scale_test"))
     add_target_args(sc)
     sc.add_argument("--to", type=_count(100000), required=True, metavar="K", help="replicas to scale down to")
     sc.add_argument("--yes", action="store_true", help="really scale the StatefulSet")
@@ -134,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt, epilog=FAULT_HELP, description="Start the emulated headless Service (a DNS "
                        "server answering as CoreDNS does, and echo pods on 127.10.x.y) and print how to "
                        "check it from another terminal.")
+    s.set_defaults(command=("sandbox", "cmd_sandbox"))
     add_sandbox_args(s)
     s.add_argument("--dns-host", default="127.54.0.1", help="DNS server address (default %(default)s)")
     s.add_argument("--dns-port", type=_port, default=None, help="DNS server port (default: a free port)")
@@ -181,9 +212,12 @@ def add_output_args(c: argparse.ArgumentParser, timeout: float = 10.0) -> None:
     g = c.add_argument_group("output")
     g.add_argument("-o", "--output", choices=("text", "json"), default="text", help="report format (default text)")
     g.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                   help="colour the table (auto: on a terminal, unless NO_COLOR is set)")
+                   help="colour the table (auto: on a terminal, unless NO_COLOR is set; always: even with "
+                   "NO_COLOR)")
     g.add_argument("--timeout", type=_positive_float, default=timeout, metavar="SECONDS",
                    help=f"one deadline for the whole run (default {timeout:g})")
+    g.add_argument("--rows", type=_rows, default=DEFAULT_ROWS, metavar="N|all",
+                   help=f"table rows to show, pods with problems first (default {DEFAULT_ROWS}; all: every pod)")
 
 
 def add_unattended_args(c: argparse.ArgumentParser) -> None:
@@ -220,17 +254,51 @@ def add_sandbox_args(c: argparse.ArgumentParser) -> None:
                    help="DNS shows a change this long after the API does: TTL and caches (default 0.3)")
 
 
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The one error boundary: an SsdnsError or a signal becomes one line on stderr and its exit code;
+    a run that could not finish still writes its unattended outputs, with a could-not-run verdict.
+    The options are built once, typed (options.py), and handed to the subparser's handler."""
+    started = time.monotonic()  # --timeout counts from here: the user's wall clock, not the check's
     parser = build_parser()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, _raise_interrupted)
+    opts = None
     try:
-        args = parser.parse_args(argv)
-        if args.command is None:
+        ns = parser.parse_args(argv)
+        if getattr(ns, "command", None) is None:
             parser.print_help()
             return USAGE
-        return COMMANDS[args.command](args)
+        from ssdns import (  # after parsing: --help and usage errors stay light
+            commands,
+            options,
+        )
+
+        build, handler = ns.command
+        opts = getattr(options, build)(ns, started)
+        return getattr(commands, handler)(opts)
     except SsdnsError as exc:
-        print(f"ssdns: error: {exc}", file=sys.stderr)
+        print(f"ssdns: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever it quotes
+        if opts is not None and exc.exit_code in (CANNOT_RUN, API_UNAVAILABLE):
+            from ssdns.commands import could_not_run
+
+            could_not_run(opts, str(exc), exc.exit_code)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("ssdns: interrupted", file=sys.stderr)
-        return 130
+    except (Interrupted, KeyboardInterrupt) as exc:
+        stop = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+        for sig in previous:  # a second signal while the outputs are written ends the process at once
+            signal.signal(sig, signal.SIG_DFL)
+        print(f"ssdns: {stop}", file=sys.stderr, flush=True)
+        if opts is not None:
+            from ssdns.commands import could_not_run
+
+            could_not_run(opts, str(stop), stop.exit_code)
+        return stop.exit_code
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

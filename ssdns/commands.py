@@ -1,70 +1,95 @@
-"""The commands: validate arguments into a Target, run, render, exit code.
+"""The commands: typed options (options.py) in, a Target validated, run, render, exit code.
 
-Each command imports what it uses, so `ssdns --help` and a DNS-only check stay light.
+Each command imports what it uses, so `ssdns --help` and a DNS-only check stay light. No command
+changes its options: they are frozen, built once by cli.main.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import time
 
-from ssdns.errors import OK, UsageError
+from ssdns.errors import OK, CannotRun, UsageError
+from ssdns.options import (
+    CheckOptions,
+    DemoOptions,
+    HistoryOptions,
+    Options,
+    Outputs,
+    RestartOptions,
+    SandboxOptions,
+    ScaleOptions,
+    TargetArgs,
+    WorldArgs,
+)
 
 
-def target_from_args(args):
-    """Validate the check options into a Target; every problem is a UsageError with one line."""
-    import re
+def build_target(t: TargetArgs, timeout: float, deadline: float | None = None):
+    """Validate the target options into a Target; every problem is a UsageError with one line."""
+    from ssdns.target import Target, check_path, check_template
 
-    from ssdns.target import (Target, check_label, check_port_name, check_zone, default_namespace,
-                              parse_nameserver, read_resolv_conf, zone_from_search)
+    namespace = _check_names(t)
+    zone, nameservers = _dns_defaults(t)
+    check_path(t.path)
+    check_template(t.expect)
+    if t.api.kubeconfig and not os.path.isfile(t.api.kubeconfig):
+        raise UsageError(f"--kubeconfig {t.api.kubeconfig!r}: no such file")
+    target = Target(service=t.service, namespace=namespace, zone=zone, nameservers=nameservers,
+                    statefulset=t.statefulset, replicas=t.replicas, first_ordinal=t.first_ordinal,
+                    port=t.port, port_name=t.port_name, proto=t.protocol, path=t.path, expect=t.expect,
+                    match=t.match, http=t.http, timeout=timeout, deadline=deadline)
+    _check_expect(target)
+    return target
 
-    service = args.service or args.service_pos
-    if args.service and args.service_pos and args.service != args.service_pos:
-        raise UsageError(f"two Services given ({args.service_pos!r} and --service {args.service!r}): give one")
-    if not service and not (args.statefulset and args.api != "off"):
+
+def _check_names(t: TargetArgs) -> str:
+    """The Service, StatefulSet and port names as Kubernetes validates them; the namespace, defaulted."""
+    from ssdns.target import check_label, check_port_name, default_namespace
+
+    if not t.service and not (t.statefulset and t.api.mode != "off"):
         raise UsageError("no Service given: use --service NAME (the StatefulSet's headless Service), "
                          "or --statefulset NAME with API access")
-    if service:
-        check_label(service, "Service name", rfc1035=True)
-    namespace = check_label(args.namespace or default_namespace(), "namespace")
-    if args.statefulset:
-        check_label(args.statefulset, "StatefulSet name")
-    if args.port_name:
-        check_port_name(args.port_name)
-    resolv = read_resolv_conf()
-    if args.cluster_domain:
-        zone = check_zone(args.cluster_domain)
-    else:
-        zone = zone_from_search(resolv.search) or "cluster.local"
-    if args.nameserver:
-        nameservers = tuple(parse_nameserver(n) for n in args.nameserver)
-    elif resolv.nameservers:
-        nameservers = resolv.nameservers
-    else:
-        raise UsageError("no nameserver: /etc/resolv.conf lists none; give --nameserver HOST[:PORT]")
-    if not args.path.startswith("/"):
-        raise UsageError(f"--path {args.path!r} must start with '/'")
-    check_output_options(args)
-    if args.kubeconfig and not os.path.isfile(args.kubeconfig):
-        raise UsageError(f"--kubeconfig {args.kubeconfig!r}: no such file")
-    if args.replicas is not None and not args.statefulset:
+    if t.service:
+        check_label(t.service, "Service name", rfc1035=True)
+    if t.statefulset:
+        check_label(t.statefulset, "StatefulSet name")
+    elif t.replicas is not None:
         raise UsageError("--replicas needs --statefulset NAME (the pod name prefix)")
-    target = Target(service=service, namespace=namespace, zone=zone, nameservers=nameservers,
-                    statefulset=args.statefulset, replicas=args.replicas, first_ordinal=args.first_ordinal,
-                    port=args.port, port_name=args.port_name, proto=args.protocol, path=args.path, expect=args.expect,
-                    match=args.match, http=args.http, timeout=args.timeout)
+    if t.port_name:
+        check_port_name(t.port_name)
+    return check_label(t.namespace or default_namespace(), "namespace")
+
+
+def _dns_defaults(t: TargetArgs):
+    """The zone and nameservers: as given, else from resolv.conf (a pod's own)."""
+    from ssdns.target import check_zone, parse_nameserver, read_resolv_conf, zone_from_search
+
+    resolv = read_resolv_conf()
+    zone = check_zone(t.cluster_domain) if t.cluster_domain else zone_from_search(resolv.search) or "cluster.local"
+    if t.nameservers:
+        return zone, tuple(parse_nameserver(n) for n in t.nameservers)
+    if resolv.nameservers:
+        return zone, resolv.nameservers
+    raise UsageError("no nameserver: /etc/resolv.conf lists none; give --nameserver HOST[:PORT]")
+
+
+def _check_expect(target) -> None:
+    """The template renders for a sample pod (and compiles, with --match regex)."""
+    import re
+
     from ssdns.checks.http import expected_body
 
     try:
         sample = expected_body(target, "web-0", 0)
-        if args.match == "regex":
+        if target.match == "regex":
             re.compile(sample)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise UsageError(f"--expect {args.expect!r}: unknown field or bad template ({exc}); "
-                         "use {pod} {fqdn} {ordinal} {service} {namespace} {statefulset}") from None
+    except (KeyError, IndexError, ValueError, TypeError) as exc:  # e.g. {pod:d}: a spec the field's type refuses
+        raise UsageError(f"--expect {target.expect!r}: {exc}; {{pod}} and the other names are text, {{ordinal}} "
+                         "a number") from None
     except re.error as exc:
-        raise UsageError(f"--expect {args.expect!r} is not a valid regular expression: {exc}") from None
-    return target
+        raise UsageError(f"--expect {target.expect!r} is not a valid regular expression: {exc}") from None
 
 
 def use_colour(choice: str, stream) -> bool:
@@ -73,87 +98,152 @@ def use_colour(choice: str, stream) -> bool:
     return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
 
 
-def emit(result, args) -> int:
-    """Print the report on stdout, then write the unattended outputs; all render the same Result."""
+def emit(result, out: Outputs, deadline: float | None = None) -> int:
+    """Print the report on stdout, then write the unattended outputs; all render the same Result.
+    The Pushgateway push takes its timeout from the time left before the deadline."""
     from ssdns.errors import FAILED
     from ssdns.report import render_text, write_json
 
-    if args.output == "json":
+    if out.format == "json":
         write_json(result, sys.stdout)
     else:
-        print(render_text(result, use_colour(args.color, sys.stdout)), flush=True)
-    if getattr(args, "junit", None):
-        from ssdns.junit import write_junit
-
-        write_junit(result, args.junit)
-    if getattr(args, "metrics_file", None) or getattr(args, "pushgateway", None):
-        from ssdns import metrics
-
-        if args.metrics_file:
-            metrics.write_metrics_file(result, args.metrics_file)
-        if args.pushgateway:
-            metrics.push_metrics(result, args.pushgateway)
-    if getattr(args, "termination_log", None):
-        from ssdns.termination import write_termination_log
-
-        write_termination_log(result, args.termination_log)
+        print(render_text(result, use_colour(out.color, sys.stdout), max_rows=out.rows), flush=True)
+    write_outputs(result, out, deadline)
     return OK if result.ok else FAILED
 
 
-def check_output_options(args) -> None:
+def write_outputs(result, out: Outputs, deadline: float | None = None) -> None:
+    """JUnit, metrics (file and push) and the termination log, from one Result."""
+    if out.junit:
+        from ssdns.junit import write_junit
+
+        write_junit(result, out.junit)
+    if out.metrics_file or out.pushgateway:
+        from ssdns import metrics
+
+        if out.metrics_file:
+            metrics.write_metrics_file(result, out.metrics_file)
+        if out.pushgateway:
+            left = PUSH_TIMEOUT if deadline is None else max(PUSH_FLOOR, deadline - time.monotonic())
+            within(left, f"push metrics to the Pushgateway at {out.pushgateway.split('@')[-1]}",
+                   metrics.push_metrics, result, out.pushgateway, timeout=left)
+    if out.termination_log:
+        from ssdns.termination import write_termination_log
+
+        write_termination_log(result, out.termination_log)
+
+
+PUSH_TIMEOUT = 10.0  # seconds for a push without a run deadline
+PUSH_FLOOR = 0.5  # a push after a run that used all its time still gets this long
+
+
+def within(seconds: float, what: str, fn, *args, **kwargs):
+    """fn(*args, **kwargs) in a daemon thread, given up (CannotRun) after `seconds`: a server that
+    trickles its answer cannot hold the run past its deadline, and never holds up the exit."""
+    import threading
+
+    box: dict = {}
+
+    def work():
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="ssdns-call", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise CannotRun(f"cannot {what}: no complete answer within {seconds:.1f} s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def could_not_run(opts: Options, message: str, exit_code: int) -> None:
+    """The unattended outputs of a run that could not finish (an error, SIGTERM, Ctrl-C): a could-not-run
+    verdict in the termination log, JUnit and the metrics (run_ok 0), so a CronJob's alerts see it.
+    Never raises: the one line on stderr is already said."""
+    from dataclasses import replace
+
+    from ssdns.model import Finding, Result, ServiceView, Status, TargetView
+
+    out: Outputs | None = getattr(opts, "outputs", None)
+    if out is None or not out.unattended:
+        return
+    t: TargetArgs | None = getattr(opts, "target", None)
+    t = t or TargetArgs()
+    subject = t.statefulset or t.service or "ssdns"
+    view = TargetView(service=t.service, namespace=t.namespace or "default", zone=t.cluster_domain or "",
+                      statefulset=t.statefulset, replicas=t.replicas, port_name=t.port_name, http=t.http,
+                      http_port=t.port, path=t.path, expect=t.expect, match=t.match,
+                      timeout=getattr(opts, "timeout", 0.0), api=t.api.mode)
+    result = Result(target=view, service=ServiceView(t.service or "", [], "", ""), pods=[],
+                    findings=[Finding("ssdns.run", Status.FAIL, subject, f"could not run: {message}",
+                                      {"exit_code": exit_code})])
+    from ssdns.termination import write_line
+
+    if out.termination_log:
+        write_line(f"ssdns could not run (exit {exit_code}): {message}", out.termination_log)
+    # A push that just failed is not tried again; any other gets PUSH_FLOOR, no more.
+    push = None if message.startswith("cannot push") else out.pushgateway
+    with contextlib.suppress(Exception):  # best effort: the run already failed, and said why
+        write_outputs(result, replace(out, termination_log=None, pushgateway=push), deadline=time.monotonic())
+
+
+def check_output_options(out: Outputs) -> None:
     """Before the run: the outputs asked for can be written (their packages are there, the URL is one)."""
     import importlib.util
 
-    wants = [("junit", "junitparser", "junit"), ("metrics_file", "prometheus_client", "metrics"),
-             ("pushgateway", "prometheus_client", "metrics")]
-    for option, module, extra in wants:
-        if getattr(args, option, None) and importlib.util.find_spec(module) is None:
-            flag = "--" + option.replace("_", "-")
+    wants = [(out.junit, "--junit", "junitparser", "junit"),
+             (out.metrics_file, "--metrics-file", "prometheus_client", "metrics"),
+             (out.pushgateway, "--pushgateway", "prometheus_client", "metrics")]
+    for value, flag, module, extra in wants:
+        if value and importlib.util.find_spec(module) is None:
             raise UsageError(f"{flag} needs the {module} package: pip install 'ssdns[{extra}]'")
-    if getattr(args, "pushgateway", None) and not args.pushgateway.startswith(("http://", "https://")):
-        raise UsageError(f"--pushgateway {args.pushgateway!r}: give an http:// or https:// URL")
+    if out.pushgateway and not out.pushgateway.startswith(("http://", "https://")):
+        raise UsageError(f"--pushgateway {out.pushgateway!r}: give an http:// or https:// URL")
 
 
-def cmd_check(args) -> int:
+def cmd_check(opts: CheckOptions) -> int:
     from ssdns.aio import run
     from ssdns.check import run_check
 
-    from ssdns.target import ApiOptions
-
-    target = target_from_args(args)
-    api = ApiOptions(args.api, args.kubeconfig, args.context)
+    target = build_target(opts.target, opts.timeout, opts.deadline)
+    check_output_options(opts.outputs)
+    api = opts.target.api
     store = None
-    if args.state and args.state.startswith("configmap:") and args.api == "off":
+    if opts.state is not None and opts.state.startswith("configmap:") and api.mode == "off":
         raise UsageError("--state configmap:NAME keeps state through the Kubernetes API: drop --api off, or use a file")
-    if args.state:
+    if opts.state is not None:
         from ssdns.state import open_store
 
-        store = open_store(args.state, target.namespace, api)
+        store = open_store(opts.state, target.namespace, api, opts.deadline)
     result = run(run_check(target, api), target.replicas)  # uvloop for large runs; the Result kept out of the task
     if store is not None:
         from ssdns.state import apply_state
 
-        result = apply_state(result, store, max(1, args.history))
-    return emit(result, args)
+        result = apply_state(result, store, max(1, opts.history))
+    return emit(result, opts.outputs, deadline=opts.deadline)
 
 
-def cmd_history(args) -> int:
+def cmd_history(opts: HistoryOptions) -> int:
     import json
 
     from ssdns.report import render_history
     from ssdns.state import open_store, validate
-    from ssdns.target import ApiOptions, check_label, default_namespace
+    from ssdns.target import check_label, default_namespace
 
-    namespace = check_label(args.namespace or default_namespace(), "namespace")
-    store = open_store(args.state, namespace, ApiOptions("on", args.kubeconfig, args.context))
+    namespace = check_label(opts.namespace or default_namespace(), "namespace")
+    store = open_store(opts.state, namespace, opts.api, opts.deadline)
     doc = store.load()
     if doc is None:
-        raise UsageError(f"{store.where} does not exist yet: run ssdns check --state {args.state} first")
+        raise UsageError(f"{store.where} does not exist yet: run ssdns check --state {opts.state} first")
     validate(doc, None, store.where)
-    if args.output == "json":
+    if opts.format == "json":
         print(json.dumps(doc, indent=2))
     else:
-        print(render_history(doc, store.where, args.last))
+        print(render_history(doc, store.where, opts.last))
     return OK
 
 
@@ -163,61 +253,75 @@ def _have_kube() -> bool:
     return importlib.util.find_spec("kubernetes") is not None
 
 
-def _world(args):
+def _world(w: WorldArgs):
     from ssdns.sandbox import apply_fault, make_world
 
-    world = make_world(args.pods, pod_management_policy=args.pod_management_policy,
-                       terminate_delay=args.terminate_delay, ready_delay=args.ready_delay,
-                       dns_delay=args.dns_delay)
-    for spec in args.fault:
+    world = make_world(w.pods, pod_management_policy=w.pod_management_policy, terminate_delay=w.terminate_delay,
+                       ready_delay=w.ready_delay, dns_delay=w.dns_delay)
+    for spec in w.faults:
         apply_fault(world, spec)
     return world
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(opts: DemoOptions) -> int:
     import asyncio
+    import tempfile
 
     from ssdns.check import run_check
     from ssdns.sandbox import Sandbox
-
-    import tempfile
-
     from ssdns.target import ApiOptions
 
-    check_output_options(args)
-    world = _world(args)
-    use_api = args.api and _have_kube()
+    check_output_options(opts.outputs)
+    world = _world(opts.world)
+    use_api = opts.api and _have_kube()
 
     async def go():
         async with Sandbox(world, api=use_api) as sb:
+            target = sb.target(http=opts.http, timeout=opts.timeout, deadline=opts.deadline)
             if not use_api:
-                result = await run_check(sb.target(http=args.http, timeout=args.timeout))
-                if args.api:
+                result = await run_check(target)
+                if opts.api:
                     result = result.adding(notes=["the sandbox's Kubernetes API is off: pip install 'ssdns[kube]' "
                                                   "to see the API cross-check too"])
                 return result
             with tempfile.TemporaryDirectory(prefix="ssdns-demo-") as tmp:
                 kubeconfig = str(sb.write_kubeconfig(f"{tmp}/kubeconfig"))
-                api = ApiOptions("on", kubeconfig)
-                return await run_check(sb.target(http=args.http, timeout=args.timeout), api)
+                # auto: an API fault (api-forbidden) shows as the warning a real run gives, not an error
+                # whose advice names a flag the demo does not take
+                return await run_check(target, ApiOptions("auto", kubeconfig))
 
-    return emit(asyncio.run(go()), args)
+    return emit(asyncio.run(go()), opts.outputs, deadline=opts.deadline)
 
 
-def cmd_sandbox(args) -> int:
+def cmd_sandbox(opts: SandboxOptions) -> int:
     import asyncio
+    import contextlib
     import signal
 
     from ssdns.sandbox import Sandbox
 
-    world = _world(args)
-    use_api = args.api and _have_kube()
-    if args.api and not use_api:
+    world = _world(opts.world)
+    _check_loopback(opts.dns_host)
+    use_api = opts.api and _have_kube()
+    if use_api:
+        _check_writable(opts.kubeconfig_out, "--kubeconfig-out")
+    if opts.api and not use_api:
         print("sandbox: no Kubernetes API (the kubernetes package is not installed: pip install 'ssdns[kube]')",
               file=sys.stderr)
 
     async def go():
-        async with Sandbox(world, args.dns_host, args.dns_port or 0, api=use_api) as sb:
+        sandbox = Sandbox(world, opts.dns_host, opts.dns_port or 0, api=use_api)
+        try:
+            await sandbox.start()
+        except OSError as exc:
+            with contextlib.suppress(Exception):  # what did start is stopped; the error is the bind's
+                await sandbox.stop()
+            detail = " ".join(str(exc).split())
+            hint = "pick another --dns-port, or leave it out for a free one" if opts.dns_port else \
+                "is another ssdns sandbox running?"
+            raise CannotRun(f"cannot start the sandbox: {detail}; {hint}") from None
+        sb = sandbox
+        try:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -226,50 +330,77 @@ def cmd_sandbox(args) -> int:
                   f"on 127.10.x.y port {world.port}; nameserver {sb.nameserver}", flush=True)
             extra = ["--api", "off"]  # without the sandbox's API, never fall back to the user's own kubeconfig
             if use_api:
-                kubeconfig = sb.write_kubeconfig(args.kubeconfig_out)
+                kubeconfig = sb.write_kubeconfig(opts.kubeconfig_out)
                 print(f"Kubernetes API at {sb.api_url}; kubeconfig written to {kubeconfig}", flush=True)
                 extra = ["--kubeconfig", str(kubeconfig)]
             print("check it from another terminal with:\n  ssdns " + " ".join([*sb.check_args(), *extra]),
                   flush=True)
             try:
-                await asyncio.wait_for(stop.wait(), args.duration)
-            except asyncio.TimeoutError:
+                await asyncio.wait_for(stop.wait(), opts.duration)
+            except TimeoutError:
                 pass
+        finally:
+            await sandbox.stop()
         return OK
 
     return asyncio.run(go())
 
 
-def _disruptive(args):
+def _check_loopback(host: str) -> None:
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise UsageError(f"--dns-host {host!r} is not an IP address: give a loopback address such as 127.54.0.1") from None
+    if not ip.is_loopback:
+        raise UsageError(f"--dns-host {host}: the sandbox serves on loopback only; give 127.x.y.z or ::1")
+
+
+def _check_writable(path: str, option: str) -> None:
+    """Before anything starts: path can be written (created, then removed again if it was not there)."""
+    existed = os.path.exists(path)
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path!r} is a directory: give a file path")
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {path!r}: cannot write it ({exc.strerror}); give a writable path") from None
+    if not existed:
+        os.unlink(path)
+
+
+def _disruptive(name: str, opts: RestartOptions | ScaleOptions):
     from ssdns.converge import Progress
     from ssdns.target import ApiOptions
 
-    if not args.statefulset:
-        raise UsageError(f"{args.command} needs --statefulset NAME")
-    if args.api == "off":
-        raise UsageError(f"{args.command} works through the Kubernetes API: drop --api off")
-    args.service_pos = None
-    target = target_from_args(args)
-    return target, ApiOptions("on", args.kubeconfig, args.context), Progress(True)
+    t = opts.target
+    if not t.statefulset:
+        raise UsageError(f"{name} needs --statefulset NAME")
+    if t.api.mode == "off":
+        raise UsageError(f"{name} works through the Kubernetes API: drop --api off")
+    check_output_options(opts.outputs)
+    target = build_target(t, opts.timeout)  # restart.py and scale.py keep their own deadline
+    return target, ApiOptions("on", t.api.kubeconfig, t.api.context), Progress(True)
 
 
-def cmd_restart_test(args) -> int:
+def cmd_restart_test(opts: RestartOptions) -> int:
     import asyncio
 
     from ssdns.restart import restart_test
 
-    target, api, progress = _disruptive(args)
-    return emit(asyncio.run(restart_test(target, api, None if args.all else args.ordinal, args.yes, progress)), args)
+    target, api, progress = _disruptive("restart-test", opts)
+    ordinals = None if opts.ordinals is None else list(opts.ordinals)
+    return emit(asyncio.run(restart_test(target, api, ordinals, opts.yes, progress)), opts.outputs,
+                deadline=opts.deadline)
 
 
-def cmd_scale_test(args) -> int:
+def cmd_scale_test(opts: ScaleOptions) -> int:
     import asyncio
 
     from ssdns.scale import scale_test
 
-    target, api, progress = _disruptive(args)
-    return emit(asyncio.run(scale_test(target, api, args.to, args.yes, progress)), args)
-
-
-COMMANDS = {"check": cmd_check, "demo": cmd_demo, "sandbox": cmd_sandbox, "history": cmd_history,
-            "restart-test": cmd_restart_test, "scale-test": cmd_scale_test}
+    target, api, progress = _disruptive("scale-test", opts)
+    return emit(asyncio.run(scale_test(target, api, opts.to, opts.yes, progress)), opts.outputs,
+                deadline=opts.deadline)

@@ -192,6 +192,10 @@ class DnsClient:
             task = self._cache[key] = asyncio.ensure_future(self._lookup(*key, size > EDNS_PAYLOAD, size))
         return task
 
+    def pending(self) -> list[asyncio.Task[Lookup]]:
+        """The lookups not answered yet (to cancel when the run is cut off)."""
+        return [t for t in self._cache.values() if not t.done()]
+
     def lookups(self) -> list[Lookup]:
         return [t.result() for t in self._cache.values() if t.done() and not t.cancelled()]
 

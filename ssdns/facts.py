@@ -74,16 +74,19 @@ class ApiProblem:
     verb: str
     resource: str
     status: int | None
-    message: str
+    message: str  # what the server said (its Status message), or what failed
+    name: str | None = None  # the object read, when one was (a get)
+    namespace: str | None = None
+    kind: str | None = None  # errors.ApiError's kind; None: from the status
+    server: str = ""  # the API server's URL
 
     def __str__(self) -> str:
-        return describe(self)
+        """The one wording of a failed API call (errors.ApiError): what failed and what to do."""
+        from ssdns.errors import UNREACHABLE, ApiError, kind_of_status
 
-
-def describe(p: ApiProblem) -> str:
-    """The one wording of an API read that failed: `cannot list pods (HTTP 403: ...)`."""
-    status = f"HTTP {p.status}" if p.status else "unreachable"
-    return f"cannot {p.verb} {p.resource} ({status}: {p.message})"
+        kind = self.kind or (kind_of_status(self.status) if self.status else UNREACHABLE)
+        return ApiError(kind, self.verb, self.resource, status=self.status, reason=self.message, name=self.name,
+                        namespace=self.namespace, server=self.server).describe()
 
 
 @dataclass

@@ -1,26 +1,53 @@
-"""Read the StatefulSet, its Service, pods, EndpointSlices and PVCs through the official client.
+"""The one transport to the Kubernetes API: credentials, deadlines, and errors translated once.
 
 The kubernetes package costs 0.35 s to import (its ApiClient and config loaders) and 0.6 s more for
 the generated API classes and models, so only this module imports it, only when the API is used,
-and it calls the API through ApiClient with plain JSON. Every call has a timeout; reads run in
-threads, concurrently.
+and only for its credentials (kubeconfig, in-cluster token, TLS settings) and its connection pool:
+ssdns sends the requests itself, as JSON.
+
+Every call takes its timeout from the time left before the run's deadline: connect and read, and a
+hard bound on the whole call (a server that trickles one byte a second is cut off at the deadline:
+the call runs in a daemon thread that is abandoned, never waited for). No retries behind ssdns's
+back: urllib3 is told retries=False, and redirects are not followed. Every failure leaves this module
+as an errors.ApiError (verb, resource, object, status, reason), worded in one place.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from ssdns.errors import ApiUnavailable
-from ssdns.facts import (ApiProblem, ClusterFacts, EndpointFacts, PodFacts, PvcFacts, ServiceFacts,
-                         StatefulSetFacts)
+from ssdns.errors import (
+    BAD_ANSWER,
+    TIMEOUT,
+    TLS,
+    UNREACHABLE,
+    ApiError,
+    ApiUnavailable,
+    kind_of_status,
+)
+from ssdns.facts import (
+    ApiProblem,
+    ClusterFacts,
+    EndpointFacts,
+    PodFacts,
+    PvcFacts,
+    ServiceFacts,
+    StatefulSetFacts,
+)
 from ssdns.target import ApiOptions
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-REQUEST_TIMEOUT = (3.0, 5.0)  # (connect, read) seconds per API call
+CONNECT_TIMEOUT = 3.0  # seconds, at most, to connect (less when less time is left)
+CALL_TIMEOUT = 10.0  # a call's whole bound when the caller gave no deadline
+MAX_BODY = 256 * 1024 * 1024  # a list of 20,000 pods is ~100 MiB; more is not an API answer
 
 
 def credentials_available(opts: ApiOptions) -> bool:
@@ -32,46 +59,273 @@ def credentials_available(opts: ApiOptions) -> bool:
     return any(Path(p).expanduser().exists() for p in [*paths, "~/.kube/config"] if p)
 
 
-def api_client(opts: ApiOptions):
-    """An ApiClient from the in-cluster service account, else the kubeconfig (--kubeconfig, --context)."""
+class Api:
+    """A connection to one API server: the official client's ApiClient (credentials, TLS, pool) and
+    the deadline its calls share (None: each call gets CALL_TIMEOUT)."""
+
+    def __init__(self, client, deadline: float | None = None):
+        self.client = client
+        self.server = str(client.configuration.host)
+        self.deadline = deadline
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # closing a pool must not turn a result into an error
+            self.client.close()
+
+
+def api_client(opts: ApiOptions, deadline: float | None = None) -> Api:
+    """An Api from the in-cluster service account, else the kubeconfig (--kubeconfig, --context).
+    A kubeconfig that is missing, not YAML or incomplete is one ApiUnavailable line. Loading is
+    bounded by the deadline too: a kubeconfig's exec credential plugin runs a command, which may hang."""
+    if deadline is None:
+        return _load(opts, None)
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["api"] = _load(opts, deadline)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="ssdns-kubeconfig", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if worker.is_alive():
+        raise ApiUnavailable("loading the Kubernetes credentials did not finish in time (an exec credential "
+                             "plugin that hangs?); check --kubeconfig/--context, or raise --timeout")
+    if "error" in box:
+        raise box["error"]
+    return box["api"]
+
+
+def import_client() -> None:
+    """Load the kubernetes package (0.35 s, more on a busy machine) before any API deadline is set:
+    an import is local work, not a remote call, and must not eat the API reads' share of the time."""
     try:
-        from kubernetes import client, config
-        from kubernetes.config.config_exception import ConfigException
+        import kubernetes.client
+        import kubernetes.config  # noqa: F401
     except ImportError:
         raise ApiUnavailable("the kubernetes client is not installed: pip install 'ssdns[kube]'") from None
+
+
+def _load(opts: ApiOptions, deadline: float | None) -> Api:
+    import_client()
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
     try:
         if not (opts.kubeconfig or opts.context) and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            cfg = client.Configuration()
             config.load_incluster_config(client_configuration=cfg)
-            api = client.ApiClient(cfg)
         else:
-            api = config.new_client_from_config(config_file=opts.kubeconfig, context=opts.context,
-                                                persist_config=False)
-    except (ConfigException, OSError, ValueError, TypeError) as exc:
-        where = opts.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        raise ApiUnavailable(f"cannot load Kubernetes credentials ({where}): {exc}") from None
-    api.configuration.retries = 1  # urllib3 would otherwise retry 3 times per call, past our deadline
-    return api
+            config.load_kube_config(config_file=opts.kubeconfig, context=opts.context, client_configuration=cfg,
+                                    persist_config=False)
+    except Exception as exc:  # noqa: BLE001 - the loaders raise anything a malformed file makes them (yaml, KeyError, ...)
+        where = opts.kubeconfig or (os.environ.get("KUBERNETES_SERVICE_HOST") and "in-cluster service account") \
+            or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ApiUnavailable(f"cannot load Kubernetes credentials ({where}): {detail}") from None
+    cfg.retries = False  # no urllib3 retries behind the deadline's back (also passed per request)
+    return Api(client.ApiClient(cfg), deadline)
 
 
-def request(api, method: str, path: str, params: dict | None = None, body: dict | None = None,
-            content_type: str = "application/json", timeout=REQUEST_TIMEOUT):
-    """One API call as JSON through the official client's ApiClient (its auth, TLS and config),
-    without the generated API classes and models: those cost ~0.6 s and 25 MiB to import, more
-    than the whole DNS check. Raises the client's ApiException for a non-2xx answer."""
-    from kubernetes.client.exceptions import ApiException
+def _left(api: Api, deadline: float | None) -> float:
+    """Seconds left for a call: to the given deadline, else the Api's, else CALL_TIMEOUT."""
+    end = deadline if deadline is not None else api.deadline
+    return CALL_TIMEOUT if end is None else end - time.monotonic()
+
+
+def _open(api: Api, method: str, path: str, params: dict | None, body: Any, content_type: str,
+          left: float):
+    """Send one request through the client's pool; the urllib3 response, its body not read yet."""
+    import urllib3
 
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = content_type
-    method, url, headers, body, _ = api.param_serialize(
-        method, path, query_params=list((params or {}).items()), header_params=headers, body=body,
+    method, url, headers, _, _ = api.client.param_serialize(
+        method, path, query_params=list((params or {}).items()), header_params=headers,
         auth_settings=["BearerToken"])
-    resp = api.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
-    resp.read()
-    if not 200 <= resp.status < 300:
-        raise ApiException(http_resp=resp)
-    return json.loads(resp.data) if resp.data else {}
+    timeout = urllib3.Timeout(connect=max(0.01, min(CONNECT_TIMEOUT, left)), read=max(0.01, left))
+    return api.client.rest_client.pool_manager.request(
+        method, url, body=None if body is None else json.dumps(body), headers=headers, timeout=timeout,
+        retries=False, redirect=False, preload_content=False)
+
+
+def _read(resp) -> bytes:
+    chunks, size = [], 0
+    for chunk in resp.stream(65536):
+        size += len(chunk)
+        if size > MAX_BODY:
+            resp.release_conn()
+            raise _TooBig
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _reason(exc: BaseException) -> str:
+    """The short cause of a transport failure: 'connection refused', 'self-signed certificate', ..."""
+    for e in _causes(exc):
+        text = _cause_text(e)
+        if text:
+            return text
+    text = " ".join(str(exc).split())
+    return (text.split(": ", 1)[-1] if ": " in text else text)[:200] or type(exc).__name__
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """exc and what it wraps (reason, cause, context, exception arguments), breadth first, each once."""
+    out: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if not isinstance(e, BaseException) or any(e is seen for seen in out):
+            continue
+        out.append(e)
+        todo += [getattr(e, "reason", None), e.__cause__, e.__context__, *e.args]
+    return out
+
+
+def _cause_text(e: BaseException) -> str:
+    import ssl
+
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {e.verify_message}"
+    if isinstance(e, OSError) and not isinstance(e, ssl.SSLError):
+        text = e.strerror or (e.args[0] if e.args and isinstance(e.args[0], str) else "")
+        return text[:1].lower() + text[1:]  # 'Connection refused', 'Remote end closed connection ...'
+    return ""
+
+
+def _translate(exc: BaseException, fail: Callable[..., ApiError], waited: float) -> ApiError:
+    import urllib3.exceptions as u3
+
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, u3.SSLError):
+        return fail(TLS, reason=_reason(exc))
+    if isinstance(exc, u3.NewConnectionError):
+        return fail(UNREACHABLE, reason=_reason(exc))
+    if isinstance(exc, (u3.TimeoutError, TimeoutError)):
+        return fail(TIMEOUT, reason=f"no answer within {waited:.1f} s")
+    if isinstance(exc, _TooBig):
+        return fail(BAD_ANSWER, reason=f"an answer over {MAX_BODY // 2**20} MiB")
+    if isinstance(exc, (u3.ProtocolError, u3.DecodeError, u3.HTTPError, OSError)):
+        return fail(UNREACHABLE, reason=_reason(exc))
+    return fail(BAD_ANSWER, reason=f"{type(exc).__name__}: {exc}")
+
+
+class _Call:
+    """One request on its way in a daemon thread: when the deadline passes first, the call is
+    abandoned, and never holds up the exit (nor an executor's shutdown)."""
+
+    def __init__(self, api: Api, method: str, path: str, verb: str, resource: str, name: str | None,
+                 namespace: str | None, params: dict | None, body: Any, content_type: str, deadline: float | None):
+        self.api, self.verb, self.resource, self.name, self.namespace = api, verb, resource, name, namespace
+        self.left = _left(api, deadline)
+        self.box: dict[str, Any] = {}
+        self.started = time.monotonic()
+        self.args = (api, method, path, params, body, content_type, self.left)
+
+    def fail(self, kind: str, *, status: int | None = None, reason: str = "") -> ApiError:
+        return ApiError(kind, self.verb, self.resource, status=status, reason=reason, name=self.name,
+                        namespace=self.namespace, server=self.api.server)
+
+    def start(self, done: Callable[[], None]) -> None:
+        if self.left <= 0:
+            raise self.fail(TIMEOUT, reason="no time left before the deadline")
+
+        def work() -> None:
+            try:
+                resp = _open(*self.args)
+                try:
+                    self.box["answer"] = (resp.status, resp.headers.get("Content-Type", ""),
+                                          resp.headers.get("Location"), resp.reason, _read(resp))
+                finally:
+                    resp.release_conn()
+            except BaseException as exc:  # noqa: BLE001 - carried to the caller's thread, translated there
+                self.box["error"] = exc
+            finally:
+                done()
+
+        threading.Thread(target=work, name="ssdns-api", daemon=True).start()
+
+    def timed_out(self) -> ApiError:
+        return self.fail(TIMEOUT, reason=f"no complete answer within {self.left:.1f} s")
+
+    def result(self) -> dict:
+        if "error" in self.box:
+            raise _translate(self.box["error"], self.fail, time.monotonic() - self.started)
+        status, ctype, location, http_reason, data = self.box["answer"]
+        if 300 <= status < 400:
+            raise self.fail(BAD_ANSWER, status=status, reason=f"HTTP {status}, a redirect to {location or 'nowhere'}")
+        if not 200 <= status < 300:
+            raise self.fail(kind_of_status(status), status=status, reason=_status_message(data) or http_reason or "")
+        return _json_object(data, ctype, self.fail)
+
+
+def request(api: Api, method: str, path: str, *, verb: str, resource: str, name: str | None = None,
+            namespace: str | None = None, params: dict | None = None, body: Any = None,
+            content_type: str = "application/json", deadline: float | None = None) -> dict:
+    """One API call as JSON, bounded by the deadline (the Api's, unless given). A JSON object back, or
+    an ApiError saying which call failed and how. Blocking; async code uses arequest."""
+    call = _Call(api, method, path, verb, resource, name, namespace, params, body, content_type, deadline)
+    done = threading.Event()
+    call.start(done.set)
+    if not done.wait(call.left):
+        raise call.timed_out()
+    return call.result()
+
+
+async def arequest(api: Api, method: str, path: str, *, verb: str, resource: str, name: str | None = None,
+                   namespace: str | None = None, params: dict | None = None, deadline: float | None = None) -> dict:
+    """request() for async code: awaits the call's thread without an executor thread of its own, so an
+    interrupted run exits at once instead of waiting for calls in flight."""
+    call = _Call(api, method, path, verb, resource, name, namespace, params, None, "application/json", deadline)
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[None] = loop.create_future()
+
+    def settle() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    def done() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(settle)
+
+    call.start(done)
+    try:
+        await asyncio.wait_for(fut, call.left)
+    except TimeoutError:
+        raise call.timed_out() from None
+    return call.result()
+
+
+def _status_message(data: bytes) -> str:
+    """The message of a Kubernetes Status object, when the body is one."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return ""
+    return str(doc.get("message") or "") if isinstance(doc, dict) else ""
+
+
+def _json_object(data: bytes, ctype: str, fail) -> dict:
+    text = data.lstrip()
+    if not text:
+        raise fail(BAD_ANSWER, reason="an empty answer")
+    if "html" in ctype.lower() or text[:1] == b"<":
+        raise fail(BAD_ANSWER, reason="HTML, not JSON")
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise fail(BAD_ANSWER, reason=f"not JSON ({ctype or 'no Content-Type'})") from None
+    if not isinstance(doc, dict):
+        raise fail(BAD_ANSWER, reason=f"JSON of another shape: a {type(doc).__name__}, not an object")
+    return doc
 
 
 def _ns(namespace: str, group: str = "") -> str:
@@ -93,188 +347,275 @@ def selector_string(selector: dict | None) -> str:
     return ",".join(parts)
 
 
-async def load_facts(api, namespace: str, statefulset: str | None, service: str | None) -> ClusterFacts:
-    """Read what the API says. A refused read becomes an ApiProblem; a run goes on without it."""
-    from kubernetes.client.exceptions import ApiException
+def _shaped(parse, doc: dict, verb: str, resource: str, api: Api, name: str | None = None,
+            namespace: str | None = None):
+    """Parse an object (or each item of a list) the API sent; a wrong shape is a BAD_ANSWER ApiError."""
+    try:
+        if verb == "list":
+            if "items" not in doc:
+                raise ValueError(f"a {doc.get('kind') or 'JSON object'} without items, not a list")
+            items = doc["items"] or []
+            if not isinstance(items, list):
+                raise ValueError("items is not a list")
+            return [parse(d) for d in items]
+        return parse(doc)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        what = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise ApiError(BAD_ANSWER, verb, resource, name=name, namespace=namespace, server=api.server,
+                       reason=f"JSON of another shape: {what}") from None
 
+
+async def load_facts(api: Api, namespace: str, statefulset: str | None, service: str | None,
+                     deadline: float | None = None) -> ClusterFacts:
+    """Read what the API says. A refused read (403, 404, 5xx, ...) becomes an ApiProblem and the run goes
+    on without it; when the API as a whole cannot be used (unreachable, timed out, TLS, not an API, 401)
+    the first such ApiError is raised, and nothing more is asked."""
     start = time.monotonic()
     facts = ClusterFacts(namespace, None, None)
-
-    async def call(verb: str, resource: str, path: str, params: dict | None = None):
-        try:
-            return await asyncio.to_thread(request, api, "GET", path, params)
-        except ApiException as exc:
-            facts.problems.append(ApiProblem(verb, resource, exc.status, _reason(exc)))
-        except Exception as exc:  # noqa: BLE001 - urllib3 connection errors, timeouts: the API is unreachable
-            facts.problems.append(ApiProblem(verb, resource, None, f"{type(exc).__name__}: {exc}"[:300]))
-        return None
-
+    read = _Reader(api, facts, deadline)
     if statefulset:
-        sts = await call("get", "statefulsets", f"{_ns(namespace, 'apps/v1')}/statefulsets/{statefulset}")
-        if sts is not None:
-            facts.statefulset = _statefulset(sts)
-    service = service or (facts.statefulset.service_name if facts.statefulset else None)
-    selector = facts.statefulset.selector if facts.statefulset else None
-
-    jobs = []
+        facts.statefulset = await read("get", "statefulsets", f"{_ns(namespace, 'apps/v1')}/statefulsets/{statefulset}",
+                                       _statefulset, name=statefulset)
+    sts = facts.statefulset
+    service = service or (sts.service_name if sts else None)
+    jobs: dict[str, Any] = {}
     if service:
-        jobs.append(call("get", "services", f"{_ns(namespace)}/services/{service}"))
-        jobs.append(call("list", "endpointslices", f"{_ns(namespace, 'discovery.k8s.io/v1')}/endpointslices",
-                         {"labelSelector": f"kubernetes.io/service-name={service}"}))
-    if selector is not None:
-        jobs.append(call("list", "pods", f"{_ns(namespace)}/pods", {"labelSelector": selector}))
-        if facts.statefulset is not None and facts.statefulset.claim_templates:
-            jobs.append(call("list", "persistentvolumeclaims", f"{_ns(namespace)}/persistentvolumeclaims",
-                             {"labelSelector": selector}))
-    it = iter(await asyncio.gather(*jobs))
+        jobs["service"] = read("get", "services", f"{_ns(namespace)}/services/{service}", _service, name=service)
+        jobs["slices"] = read("list", "endpointslices", f"{_ns(namespace, 'discovery.k8s.io/v1')}/endpointslices",
+                              _slice, params={"labelSelector": f"kubernetes.io/service-name={service}"})
+    if sts is not None:
+        jobs["pods"] = read("list", "pods", f"{_ns(namespace)}/pods", _pod, params={"labelSelector": sts.selector})
+        if sts.claim_templates:
+            jobs["pvcs"] = read("list", "persistentvolumeclaims", f"{_ns(namespace)}/persistentvolumeclaims", _pvc,
+                                params={"labelSelector": sts.selector})
+    got = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
     if service:
-        svc, slices = next(it), next(it)
-        missing = any(p.resource == "services" and p.status == 404 for p in facts.problems)
-        if missing:
-            facts.problems = [p for p in facts.problems if not (p.resource == "services" and p.status == 404)]
-            facts.service = ServiceFacts(service, exists=False)
-        elif svc is not None:
-            facts.service = _service(svc)
-        for s in (slices or {}).get("items") or []:
-            facts.endpoints += [_endpoint(e) for e in s.get("endpoints") or []]
-            for port in s.get("ports") or []:
-                entry = (port.get("name") or None, port.get("port"), port.get("protocol") or "TCP")
-                if entry[1] is not None and entry not in facts.endpoint_ports:
-                    facts.endpoint_ports.append(entry)
-    if selector is not None:
-        for p in (next(it) or {}).get("items") or []:
-            pod = _pod(p)
-            facts.pods[pod.name] = pod
-        if facts.statefulset is not None and facts.statefulset.claim_templates:
-            facts.pvcs = {c.name: c for c in map(_pvc, (next(it) or {}).get("items") or [])}
+        _add_service(facts, service, got["service"], got["slices"])
+    facts.pods = {p.name: p for p in got.get("pods") or []}
+    facts.pvcs = {c.name: c for c in got.get("pvcs") or []}
     facts.elapsed_ms = (time.monotonic() - start) * 1000
     return facts
 
 
-def _reason(exc) -> str:
-    try:
-        return json.loads(exc.body).get("message") or exc.reason
-    except (TypeError, ValueError, AttributeError):
-        return str(exc.reason)
+class _Reader:
+    """One GET, parsed; a refused read recorded as an ApiProblem (None back), a transport failure raised."""
+
+    def __init__(self, api: Api, facts: ClusterFacts, deadline: float | None):
+        self.api, self.facts, self.deadline = api, facts, deadline
+
+    async def __call__(self, verb: str, resource: str, path: str, parse, name: str | None = None,
+                       params: dict | None = None):
+        try:
+            doc = await arequest(self.api, "GET", path, verb=verb, resource=resource, name=name,
+                                 namespace=self.facts.namespace, params=params, deadline=self.deadline)
+            return _shaped(parse, doc, verb, resource, self.api, name, self.facts.namespace)
+        except ApiError as exc:
+            if exc.transport:
+                raise
+            self.facts.problems.append(ApiProblem(verb, resource, exc.status, exc.reason, exc.name, exc.namespace,
+                                                  exc.kind, exc.server))
+        return None
+
+
+def _add_service(facts: ClusterFacts, service: str, svc: ServiceFacts | None, slices) -> None:
+    """The Service (a 404 is a Service that does not exist: a finding, not a refused read) and the
+    endpoints and ports of its EndpointSlices."""
+    if any(p.resource == "services" and p.status == 404 for p in facts.problems):
+        facts.problems = [p for p in facts.problems if not (p.resource == "services" and p.status == 404)]
+        facts.service = ServiceFacts(service, exists=False)
+    elif svc is not None:
+        facts.service = svc
+    for endpoints, ports in slices or []:
+        facts.endpoints += endpoints
+        for entry in ports:
+            if entry[1] is not None and entry not in facts.endpoint_ports:
+                facts.endpoint_ports.append(entry)
+
+
+def _slice(s: dict) -> tuple[list[EndpointFacts], list[tuple[str | None, int | None, str]]]:
+    ports = [(_str(p.get("name")) or None, None if p.get("port") is None else _int(p.get("port"), 0),
+              _str(p.get("protocol")) or "TCP") for p in map(_obj, _list(_obj(s).get("ports")))]
+    return [_endpoint(e) for e in _list(s.get("endpoints"))], ports
 
 
 # Plain data from the API's JSON (the field names of the official models, in the API's camelCase).
+# An answer of another shape raises KeyError, TypeError or ValueError here, which _shaped words.
+
+def _obj(v) -> dict:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise TypeError(f"{type(v).__name__} where an object belongs")
+    return v
+
+
+def _list(v) -> list:
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise TypeError(f"{type(v).__name__} where a list belongs")
+    return v
+
+
+def _str(v, default: str | None = None) -> str | None:
+    if v is None:
+        return default
+    if not isinstance(v, str):
+        raise TypeError(f"{type(v).__name__} where a string belongs")
+    return v
+
+
+def _int(v, default: int) -> int:
+    if v is None:
+        return default
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 10**7:
+        raise ValueError(f"{v!r} where a count belongs")
+    return v
+
+
+def _name(d: dict) -> str:
+    name = _str(_obj(d)["metadata"]["name"])
+    if not name:
+        raise ValueError("an object without a name")
+    return name
+
 
 def _statefulset(d: dict) -> StatefulSetFacts:
-    spec, status = d.get("spec") or {}, d.get("status") or {}
+    spec, status = _obj(d.get("spec")), _obj(d.get("status"))
     return StatefulSetFacts(
-        name=d["metadata"]["name"], replicas=spec["replicas"] if spec.get("replicas") is not None else 1,
-        service_name=spec.get("serviceName") or "", selector=selector_string(spec.get("selector")),
-        pod_management_policy=spec.get("podManagementPolicy") or "OrderedReady",
-        claim_templates=[t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []],
-        ready_replicas=status.get("readyReplicas") or 0,
-        first_ordinal=(spec.get("ordinals") or {}).get("start") or 0)
+        name=_name(d), replicas=_int(spec.get("replicas"), 1),
+        service_name=_str(spec.get("serviceName"), "") or "", selector=selector_string(_obj(spec.get("selector"))),
+        pod_management_policy=_str(spec.get("podManagementPolicy")) or "OrderedReady",
+        claim_templates=[_name(t) for t in _list(spec.get("volumeClaimTemplates"))],
+        ready_replicas=_int(status.get("readyReplicas"), 0),
+        first_ordinal=_int(_obj(spec.get("ordinals")).get("start"), 0))
 
 
 def _service(d: dict) -> ServiceFacts:
-    spec = d.get("spec") or {}
+    spec = _obj(d.get("spec"))
+    ports = [_obj(p) for p in _list(spec.get("ports"))]
     return ServiceFacts(
-        name=d["metadata"]["name"], headless=spec.get("clusterIP") in (None, "None"),
-        cluster_ip=spec.get("clusterIP"), publish_not_ready=bool(spec.get("publishNotReadyAddresses")),
-        ports=[(p.get("name"), p.get("port"), p.get("protocol") or "TCP") for p in spec.get("ports") or []],
-        ip_families=list(spec.get("ipFamilies") or []))
+        name=_name(d), headless=spec.get("clusterIP") in (None, "None"),
+        cluster_ip=_str(spec.get("clusterIP")), publish_not_ready=bool(spec.get("publishNotReadyAddresses")),
+        ports=[(_str(p.get("name")), _int(p.get("port"), 0), _str(p.get("protocol")) or "TCP") for p in ports],
+        ip_families=[_str(f) or "" for f in _list(spec.get("ipFamilies"))])
 
 
 def _pod(d: dict) -> PodFacts:
-    meta, spec, status = d["metadata"], d.get("spec") or {}, d.get("status") or {}
-    ips = [x["ip"] for x in status.get("podIPs") or [] if x.get("ip")]
+    meta, spec, status = _obj(d["metadata"]), _obj(d.get("spec")), _obj(d.get("status"))
+    ips = [_str(x["ip"]) or "" for x in map(_obj, _list(status.get("podIPs"))) if x.get("ip")]
     if not ips and status.get("podIP"):
-        ips = [status["podIP"]]
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-    restarts = sum(c.get("restartCount") or 0 for c in status.get("containerStatuses") or [])
-    return PodFacts(name=meta["name"], uid=meta.get("uid"), ips=ips, ready=ready,
-                    terminating=meta.get("deletionTimestamp") is not None, phase=status.get("phase") or "Unknown",
-                    node=spec.get("nodeName"), restarts=restarts, hostname=spec.get("hostname"),
-                    subdomain=spec.get("subdomain"))
+        ips = [_str(status["podIP"]) or ""]
+    conditions = [_obj(c) for c in _list(status.get("conditions"))]
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    restarts = sum(_int(_obj(c).get("restartCount"), 0) for c in _list(status.get("containerStatuses")))
+    return PodFacts(name=_name(d), uid=_str(meta.get("uid"), "") or "", ips=ips, ready=ready,
+                    terminating=meta.get("deletionTimestamp") is not None,
+                    phase=_str(status.get("phase")) or "Unknown", node=_str(spec.get("nodeName")),
+                    restarts=restarts, hostname=_str(spec.get("hostname")), subdomain=_str(spec.get("subdomain")))
 
 
 def _endpoint(e: dict) -> EndpointFacts:
-    c = e.get("conditions") or {}
+    e = _obj(e)
+    c = _obj(e.get("conditions"))
     # Per the EndpointSlice API, a nil ready/serving means true; a nil terminating means false.
-    ready = True if c.get("ready") is None else c["ready"]
-    serving = ready if c.get("serving") is None else c["serving"]
-    ref = e.get("targetRef") or {}
-    return EndpointFacts(list(e.get("addresses") or []), e.get("hostname"), ready, serving,
-                         bool(c.get("terminating")), ref.get("name") if ref.get("kind") == "Pod" else None)
+    ready = True if c.get("ready") is None else bool(c["ready"])
+    serving = ready if c.get("serving") is None else bool(c["serving"])
+    ref = _obj(e.get("targetRef"))
+    return EndpointFacts([_str(a) or "" for a in _list(e.get("addresses"))], _str(e.get("hostname")), ready,
+                         serving, bool(c.get("terminating")), _str(ref.get("name")) if ref.get("kind") == "Pod" else None)
 
 
 def _pvc(d: dict) -> PvcFacts:
-    return PvcFacts(d["metadata"]["name"], (d.get("status") or {}).get("phase"), (d.get("spec") or {}).get("volumeName"))
+    return PvcFacts(_name(d), _str(_obj(d.get("status")).get("phase")), _str(_obj(d.get("spec")).get("volumeName")))
 
 
 # Disruptive and polling calls, used only by restart-test and scale-test (the ssdns-disrupt Role).
 
-def read_pod(api, namespace: str, name: str) -> PodFacts | None:
-    from kubernetes.client.exceptions import ApiException
-
+def read_pod(api: Api, namespace: str, name: str) -> PodFacts | None:
     try:
-        return _pod(request(api, "GET", f"{_ns(namespace)}/pods/{name}"))
-    except ApiException as exc:
+        doc = request(api, "GET", f"{_ns(namespace)}/pods/{name}", verb="get", resource="pods", name=name,
+                      namespace=namespace)
+    except ApiError as exc:
         if exc.status == 404:
             return None
         raise
+    return _shaped(_pod, doc, "get", "pods", api, name, namespace)
 
 
-def delete_pod(api, namespace: str, name: str, uid: str) -> None:
+def delete_pod(api: Api, namespace: str, name: str, uid: str) -> None:
     """Delete exactly the pod we looked at: the UID precondition refuses a replacement of the same name."""
-    request(api, "DELETE", f"{_ns(namespace)}/pods/{name}",
-            body={"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}})
+    request(api, "DELETE", f"{_ns(namespace)}/pods/{name}", verb="delete", resource="pods", name=name,
+            namespace=namespace, body={"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}})
 
 
-def scale(api, namespace: str, statefulset: str, replicas: int) -> None:
-    request(api, "PATCH", f"{_ns(namespace, 'apps/v1')}/statefulsets/{statefulset}/scale",
+def scale(api: Api, namespace: str, statefulset: str, replicas: int) -> None:
+    request(api, "PATCH", f"{_ns(namespace, 'apps/v1')}/statefulsets/{statefulset}/scale", verb="patch",
+            resource="statefulsets/scale", name=statefulset, namespace=namespace,
             body={"spec": {"replicas": replicas}}, content_type="application/merge-patch+json")
 
 
-def list_pods(api, namespace: str, selector: str) -> dict[str, PodFacts]:
-    items = request(api, "GET", f"{_ns(namespace)}/pods", {"labelSelector": selector}).get("items") or []
-    return {p.name: p for p in map(_pod, items)}
+def list_pods(api: Api, namespace: str, selector: str) -> dict[str, PodFacts]:
+    doc = request(api, "GET", f"{_ns(namespace)}/pods", verb="list", resource="pods", namespace=namespace,
+                  params={"labelSelector": selector})
+    return {p.name: p for p in _shaped(_pod, doc, "list", "pods", api, namespace=namespace)}
 
 
-def list_pvcs(api, namespace: str, selector: str) -> dict[str, PvcFacts]:
-    items = request(api, "GET", f"{_ns(namespace)}/persistentvolumeclaims", {"labelSelector": selector})
-    return {c.name: c for c in map(_pvc, items.get("items") or [])}
+def list_pvcs(api: Api, namespace: str, selector: str) -> dict[str, PvcFacts]:
+    doc = request(api, "GET", f"{_ns(namespace)}/persistentvolumeclaims", verb="list",
+                  resource="persistentvolumeclaims", namespace=namespace, params={"labelSelector": selector})
+    return {c.name: c for c in _shaped(_pvc, doc, "list", "persistentvolumeclaims", api, namespace=namespace)}
 
 
-def watch_pods(api, namespace: str, selector: str, seconds: int, on_event, stop) -> None:
+def watch_pods(api: Api, namespace: str, selector: str, seconds: int, on_event, stop) -> None:
     """Stream pod events (blocking; run it in a thread) until `stop` is set or `seconds` pass.
     on_event(type, PodFacts) is called for each. The watch is renewed every second from the last
     resourceVersion, so a set `stop` is noticed within a second even when no event arrives."""
-    from kubernetes.client.exceptions import ApiException
-
     deadline = time.monotonic() + seconds
-    version = None
+    version: str | None = None
     for _ in range(seconds + 1):  # one short watch per second, bounded
-        if stop.is_set() or time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if stop.is_set() or left <= 0:
             return
         params = {"watch": "true", "labelSelector": selector, "timeoutSeconds": "1"}
         if version:
             params["resourceVersion"] = version
-        method, url, headers, _, _ = api.param_serialize(
-            "GET", f"{_ns(namespace)}/pods", query_params=list(params.items()),
-            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
-        resp = api.call_api(method, url, header_params=headers, _request_timeout=(3.0, 6.0))
+        version = _watch_once(api, namespace, params, min(left, 6.0), deadline, on_event, stop)
+
+
+def _watch_once(api: Api, namespace: str, params: dict, left: float, deadline: float, on_event,
+                stop) -> str | None:
+    """One short watch: events to on_event until it ends; the resourceVersion to go on from (None:
+    start again from now, after an ERROR event such as 410 Gone)."""
+    version = params.get("resourceVersion")
+
+    def fail(kind: str, *, status: int | None = None, reason: str = "") -> ApiError:
+        return ApiError(kind, "watch", "pods", status=status, reason=reason, namespace=namespace, server=api.server)
+
+    try:
+        resp = _open(api, "GET", f"{_ns(namespace)}/pods", params, None, "", left)
+    except Exception as exc:  # noqa: BLE001 - translated into one ApiError
+        raise _translate(exc, fail, left) from None
+    try:
         if resp.status != 200:
-            resp.read()
-            raise ApiException(http_resp=resp)
-        try:
-            for line in _lines(resp.response):
-                event = json.loads(line)
-                if event.get("type") == "ERROR":  # e.g. 410 Gone: start again from now
-                    version = None
-                    break
-                obj = event["object"]
-                version = obj["metadata"].get("resourceVersion") or version
-                on_event(event["type"], _pod(obj))
-                if stop.is_set():
-                    return
-        finally:
-            resp.response.release_conn()
+            raise fail(kind_of_status(resp.status), status=resp.status,
+                       reason=_status_message(resp.read(65536)) or resp.reason or "")
+        for line in _lines(resp):
+            event = json.loads(line)
+            if event.get("type") == "ERROR":
+                return None
+            obj = event["object"]
+            version = obj["metadata"].get("resourceVersion") or version
+            on_event(event["type"], _pod(obj))
+            if stop.is_set() or time.monotonic() >= deadline:
+                break
+        return version
+    except ApiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken stream or event: one ApiError
+        raise _translate(exc, fail, left) from None
+    finally:
+        resp.release_conn()
 
 
 def _lines(raw, limit: int = 10_000):

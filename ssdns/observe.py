@@ -25,6 +25,8 @@ from ssdns.target import Target
 if TYPE_CHECKING:
     from ssdns.httpprobe import HttpObservation
 
+POD_FLOWS = 256  # pods observed at once (each: its A/AAAA, PTRs and one HTTP request)
+
 
 def srv_records(lookup: Lookup | None) -> list[SrvRecord]:
     """The SRV records of a lookup, none when it failed."""
@@ -130,13 +132,29 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
             obs.http = done[-1]
         return obs
 
-    def spawn(name: str, source: str) -> None:
+    # Pods in flight at once: 20,000 pods are not 20,000 tasks, so a run cut off at the deadline
+    # has little to cancel and ends at once.
+    in_flight = asyncio.Semaphore(POD_FLOWS)
+
+    async def bounded_flow(name: str, source: str) -> PodObservation:
+        try:
+            return await pod_flow(name, source)
+        finally:
+            in_flight.release()
+
+    async def spawn(name: str, source: str) -> None:
         if name not in pods:
-            pods[name] = asyncio.ensure_future(pod_flow(name, source))
+            await in_flight.acquire()
+            if time.monotonic() >= deadline:  # pods never asked cannot be judged: the run could not finish
+                in_flight.release()
+                raise TimeoutError(f"the deadline passed with {name} and more not asked yet")
+            pods[name] = asyncio.ensure_future(bounded_flow(name, source))
 
     async with stack:  # closes the DNS sockets and the HTTP session however the run ends
+        # Cut off at the deadline: what is still in flight is cancelled, not left to run on.
+        stack.callback(lambda: [t.cancel() for t in (*pods.values(), *dns.pending())])
         for name in expected:
-            spawn(name, "expected")
+            await spawn(name, "expected")
         srv_lookup = await srv if srv is not None else None
         if not http_port.done():
             http_port.set_result(_srv_port(srv_lookup))
@@ -146,12 +164,12 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
         dashed = {dashed_name(ip) for ip in service_ips}
         for rec in srv_records(srv_lookup):
             if (found := pod_from_fqdn(target, rec[3])) is not None and found not in dashed:
-                spawn(found, "srv")
+                await spawn(found, "srv")
         ptrs = await asyncio.gather(*(dns.lookup(reverse_name(ip), "PTR") for ip in service_ips))
         for ptr in ptrs:
             for value in ptr.values:
                 if (found := pod_from_fqdn(target, value)) is not None:
-                    spawn(found, "ptr")
+                    await spawn(found, "ptr")
         pod_obs = dict(zip(pods, await asyncio.gather(*pods.values()), strict=True))
         await version
 

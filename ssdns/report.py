@@ -35,14 +35,23 @@ def write_json(result: Result, fp) -> None:
     fp.flush()
 
 
-def render_text(result: Result, colour: bool = False) -> str:
+def render_text(result: Result, colour: bool = False, max_rows: int | None = None) -> str:
+    """The table for a person. With max_rows, a run over that many pods is summarised: pods with
+    problems first, then a count of the rest (and of problems past max_rows); JSON lists them all."""
     s = Style(colour)
-    lines = [s(_head(result), "bold"), "", *_table(result, s)]
-    problems = [f for f in result.findings if f.status is not Status.PASS]
+    lines = [s(_head(result), "bold"), "", *_table(result, s, max_rows)]
+    problems = sorted((f for f in result.findings if f.status is not Status.PASS), key=lambda f: -f.status.rank)
     if problems:
         lines += ["", s("Problems:", "bold")]
-        for f in sorted(problems, key=lambda f: -f.status.rank):
+        cut = max_rows is not None and len(problems) > max_rows
+        if cut:  # what sums up many pods comes before them
+            names = {p.name for p in result.pods}
+            problems.sort(key=lambda f: (-f.status.rank, f.subject in names))
+        for f in problems[:max_rows]:
             lines.append(f"  {s(f.status.value.upper().ljust(4), f.status)}  {f.check:<20} {f.subject}: {f.message}")
+        if cut:
+            lines.append(s(f"  ... and {len(problems) - (max_rows or 0)} more problems (--rows all, or -o json, "
+                           "lists them)", "dim"))
     lines += _sections(result, s)
     if result.notes:
         lines += ["", *(f"note: {n}" for n in result.notes)]
@@ -65,31 +74,54 @@ def _head(result: Result) -> str:
     return head + f"  via {', '.join(result.stats.nameservers)}"
 
 
-def _table(result: Result, s: Style) -> list[str]:
-    """One row per pod, one column per registered check with a column that has findings."""
+def _table(result: Result, s: Style, max_rows: int | None = None) -> list[str]:
+    """One row per pod, one column per registered check with a column that has findings; past
+    max_rows, the pods with problems first and a count of the rest."""
     from ssdns.checks import columns
 
-    cols = [(label, check) for label, check in columns() if any(f.check == check for f in result.findings)]
+    statuses: dict[tuple[str, str], list[Status]] = {}  # (check, subject): one pass over the findings
+    for f in result.findings:
+        statuses.setdefault((f.check, f.subject), []).append(f.status)
+    cols = [(label, check) for label, check in columns() if any(check == c for c, _ in statuses)]
+    pods = _shown(result.pods, statuses, max_rows)
     rows = [["POD", "IP", *[label for label, _ in cols], "ANSWERED"]]
-    rows += [_row(result, pod, [check for _, check in cols]) for pod in result.pods]
+    rows += [_row(statuses, pod, [check for _, check in cols]) for pod in pods]
+    lines = _layout(rows, len(cols), s)
+    if not result.pods:
+        lines.append("(no pods found)")
+    if len(pods) < len(result.pods):
+        lines.append(s(f"... and {len(result.pods) - len(pods)} more pods not shown (--rows all, or -o json, "
+                       "lists every pod)", "dim"))
+    return lines
+
+
+def _layout(rows: list[list[str]], ncols: int, s: Style) -> list[str]:
+    """The rows in aligned columns, the header dim and each check's cell coloured by its status."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [s("  ".join(c.ljust(w) for c, w in zip(rows[0], widths, strict=True)).rstrip(), "dim")]
     symbol_status = {v: k for k, v in _SYMBOL.items()}
     for row in rows[1:]:
         padded = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
-        for i in range(2, 2 + len(cols)):
+        for i in range(2, 2 + ncols):
             padded[i] = s(padded[i], symbol_status.get(row[i]))
         lines.append("  ".join(padded).rstrip())
-    if not result.pods:
-        lines.append("(no pods found)")
     return lines
 
 
-def _row(result: Result, pod: PodView, checks: list[str]) -> list[str]:
+def _shown(pods: list[PodView], statuses: dict[tuple[str, str], list[Status]],
+           max_rows: int | None) -> list[PodView]:
+    """The rows a table shows: all, or past max_rows those with problems first (stable), cut there."""
+    if max_rows is None or len(pods) <= max_rows:
+        return pods
+    bad = {subject for (_, subject), st in statuses.items() if worst(st) is not Status.PASS}
+    return sorted(pods, key=lambda p: p.name not in bad)[:max_rows]
+
+
+def _row(statuses: dict[tuple[str, str], list[Status]], pod: PodView, checks: list[str]) -> list[str]:
     cells = [pod.name, ", ".join(pod.ips) or "-"]
     for check in checks:
-        found = result.findings_for(check, pod.name)
-        cells.append(_SYMBOL[worst([f.status for f in found])] if found else "-")
+        found = statuses.get((check, pod.name))
+        cells.append(_SYMBOL[worst(found)] if found else "-")
     http = pod.http
     if http is not None and http.body is not None:
         cells.append(repr(http.body.strip()[:30]))

@@ -11,7 +11,7 @@ import time
 
 from ssdns.converge import Convergence, Progress, wait_for_identity
 from ssdns.disrupt import Disruption
-from ssdns.errors import ApiUnavailable, UsageError
+from ssdns.errors import ApiError, ApiUnavailable, UsageError
 from ssdns.evidence import RestartEvidence
 from ssdns.facts import ClusterFacts, StatefulSetFacts
 from ssdns.model import Result
@@ -69,7 +69,7 @@ async def _restart_one(d: Disruption, target: Target, sts: StatefulSetFacts, nam
     t0 = time.monotonic()
     try:
         await asyncio.to_thread(kube.delete_pod, d.client, target.namespace, name, pod.uid)
-    except Exception as exc:  # noqa: BLE001 - refused (ApiException) or unreachable: either ends the run
+    except ApiError as exc:  # refused or unreachable: either ends the run
         raise ApiUnavailable(f"cannot delete pod {name}: {_api_reason(exc)}; the ssdns-disrupt Role "
                              "grants delete on pods") from None
     return await wait_for_identity(d.client, target, name, ordinal(name, sts.name), pod.uid, pod.ips, t0,
@@ -86,4 +86,5 @@ def service_port(facts: ClusterFacts, port_name: str | None = None) -> int | Non
 
 def _api_reason(exc: Exception) -> str:
     status = getattr(exc, "status", None)
-    return f"HTTP {status} {getattr(exc, 'reason', '')}".strip() if status else type(exc).__name__
+    return f"HTTP {status} {getattr(exc, 'reason', '')}".strip() if status else (getattr(exc, "reason", "")
+                                                                                   or type(exc).__name__)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ssdns.converge import Progress
 from ssdns.disrupt import Disruption, poll_until
-from ssdns.errors import CannotRun, UsageError
+from ssdns.errors import CannotRun, Interrupted, UsageError
 from ssdns.evidence import ScaleEvidence
 from ssdns.facts import PodFacts, PvcFacts, StatefulSetFacts
 from ssdns.model import Result
@@ -129,7 +129,7 @@ async def _down_and_up(d: Disruption, sts: StatefulSetFacts, to: int, removed: l
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    raise Interrupted(signum)  # exit 143, like a SIGTERM anywhere else (cli.main)
 
 
 def _watch(client: Any, namespace: str, selector: str, seconds: int, order: _Order, stop: threading.Event) -> None:

@@ -1,9 +1,12 @@
 """Where snapshots live between runs: a file, or a ConfigMap. Writes never lose data.
 
-A file is replaced atomically (temp file, fsync, rename) under an exclusive lock, re-read inside
-the lock, so two overlapping runs both land in the history. A ConfigMap is replaced with its
-resourceVersion and retried on 409 Conflict, re-reading and merging each time. A state that does
-not parse, or that belongs to another target, is reported and left untouched.
+A file is replaced atomically (temp file, fsync, rename) under an exclusive lock on PATH.lock (an
+empty file kept beside it: deleting it while no run is going is harmless), re-read inside the lock,
+so two overlapping runs both land in the history. Waiting for the lock takes its bound from the
+run's deadline. A ConfigMap is replaced with its resourceVersion and retried on 409 Conflict,
+re-reading and merging each time, each call bounded by the deadline. A state that does not parse
+(not UTF-8, not JSON, JSON null, a snapshot missing a key), or that belongs to another target, is
+reported and left untouched: only a state that does not exist yet is started afresh.
 """
 
 from __future__ import annotations
@@ -14,17 +17,22 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
-from ssdns.errors import CANNOT_RUN, USAGE, SsdnsError, UsageError
 from ssdns.checks.history import compare_snapshots, store_failed
+from ssdns.errors import CANNOT_RUN, USAGE, ApiError, ApiUnavailable, SsdnsError, UsageError
 from ssdns.identity import STATE_SCHEMA, changes, snapshot
 from ssdns.model import Result, Status, StoreSummary
+
+if TYPE_CHECKING:
+    from ssdns.kube import Api
 
 DATA_KEY = "state.json"
 CONFLICT_RETRIES = 8
 MAX_BYTES = 900_000  # a ConfigMap holds at most 1 MiB; trim the oldest snapshots to stay under
+LOCK_POLL = 0.05  # seconds between tries for a held lock
 
 
 class StateError(SsdnsError):
@@ -34,7 +42,7 @@ class StateError(SsdnsError):
 
 
 class StateUnreachable(StateError):
-    """The store could not be read or written (API unreachable or refusing, disk error)."""
+    """The store could not be read or written (API unreachable or refusing, disk error, lock held)."""
 
     exit_code = CANNOT_RUN
 
@@ -43,10 +51,94 @@ def new_doc(target_key: dict) -> dict:
     return {"schema": STATE_SCHEMA, "target": target_key, "history": []}
 
 
+_UNTOUCHED = "left untouched; move it away or pick another --state to start a new history"
+
+
+def parse_doc(data: bytes | str, where: str) -> dict:
+    """The stored bytes as a state document, or a StateError: JSON null is a state, just not ours."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise StateError(f"{where} is not UTF-8 text (byte {exc.start}): {_UNTOUCHED}") from None
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise StateError(f"{where} is not valid JSON: {_UNTOUCHED}") from None
+    except RecursionError:
+        raise StateError(f"{where} nests too deeply to be an ssdns state: {_UNTOUCHED}") from None
+    if not isinstance(doc, dict):
+        raise StateError(f"{where} holds JSON {_json_type(doc)}, not an ssdns state ({STATE_SCHEMA}): {_UNTOUCHED}")
+    return doc
+
+
+def _json_type(value) -> str:
+    return {type(None): "null", bool: "true/false", int: "a number", float: "a number", str: "a string",
+            list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+# What every stored snapshot holds, as identity.py and the history timeline read it.
+_SNAPSHOT: dict[str, type | tuple[type, ...]] = {"taken_at": str, "ok": bool, "pods": dict}
+_POD: dict[str, type | tuple[type, ...]] = {"name": str, "uid": (str, type(None)), "ips": list, "dns_ips": list, "node": (str, type(None)),
+        "identity": (str, type(None)), "volumes": dict, "seen_at": str}
+
+
+def _snapshot_problem(snap) -> str | None:
+    if not isinstance(snap, dict):
+        return f"is {_json_type(snap)}, not an object"
+    problem = _fields_problem(snap, _SNAPSHOT, "")
+    if problem:
+        return problem
+    if not isinstance(snap.get("service_ips", []), list) or not isinstance(snap.get("replicas"), (int, type(None))):
+        return "has a 'service_ips' or 'replicas' of the wrong type"
+    for ordinal, pod in snap["pods"].items():
+        problem = _pod_problem(ordinal, pod)
+        if problem:
+            return problem
+    ch = snap.get("changes", {})
+    if not isinstance(ch, dict) or not all(_strings(words) for words in ch.values()):
+        return "has 'changes' of the wrong shape"
+    if not _strings(snap.get("broken", [])):
+        return "has 'broken' of the wrong shape"
+    return None
+
+
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+def _fields_problem(obj: dict, fields: dict[str, type | tuple[type, ...]], who: str) -> str | None:
+    for key, kind in fields.items():
+        if key not in obj:
+            return f"{who}has no {key!r}"
+        if not isinstance(obj[key], kind):
+            return f"{who}has a {key!r} of the wrong type"
+    return None
+
+
+def _pod_problem(ordinal: str, pod) -> str | None:
+    if not (ordinal.isascii() and ordinal.isdigit()) or not isinstance(pod, dict):
+        return f"has a pod {ordinal!r} that is not an ordinal with an object"
+    problem = _fields_problem(pod, _POD, f"pod {ordinal} ")
+    if problem:
+        return problem
+    if not _strings(pod["ips"]) or not _strings(pod["dns_ips"]) or \
+            not all(isinstance(v, (str, type(None))) for v in pod["volumes"].values()):
+        return f"pod {ordinal} has an IP or a volume that is not a string"
+    return None
+
+
 def validate(doc, target_key: dict | None, where: str) -> dict:
+    """The document, if it is an ssdns state (for target_key, when given) whose every snapshot has
+    what is read from it; else a StateError naming the first problem."""
     if not isinstance(doc, dict) or doc.get("schema") != STATE_SCHEMA or not isinstance(doc.get("history"), list):
-        raise StateError(f"{where} is not an ssdns state ({STATE_SCHEMA}): left untouched; "
-                         "move it away or pick another --state to start a new history")
+        raise StateError(f"{where} is not an ssdns state ({STATE_SCHEMA}): {_UNTOUCHED}")
+    if not isinstance(doc.get("target"), dict):
+        raise StateError(f"{where} has no target: {_UNTOUCHED}")
+    for i, snap in enumerate(doc["history"]):
+        problem = _snapshot_problem(snap)
+        if problem:
+            raise StateError(f"{where}: snapshot {i + 1} of {len(doc['history'])} {problem}: {_UNTOUCHED}")
     if target_key is not None and doc.get("target") != target_key:
         raise StateError(f"{where} holds the history of {doc.get('target')}, not {target_key}: left untouched; "
                          "use one --state per target")
@@ -67,40 +159,59 @@ def append(doc: dict, snap: dict, keep: int) -> dict:
 
 
 class FileStore:
-    def __init__(self, path: str):
+    def __init__(self, path: str, deadline: float | None = None):
         self.path = Path(path)
         self.where = f"state file {self.path}"
+        self.deadline = deadline  # time.monotonic() by which a held lock stops being waited for
 
     def load(self) -> dict | None:
         try:
-            text = self.path.read_text()
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StateUnreachable(f"cannot read {self.where}: {exc.strerror}") from None
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise StateError(f"{self.where} is not valid JSON: left untouched; move it away to start a new history") from None
+        return parse_doc(data, self.where)
 
-    def update(self, merge: Callable[[dict | None], dict]) -> dict:
+    def _lock(self, lock) -> None:
+        """Take the lock, waiting at most until the deadline (overlapping runs take turns)."""
         import fcntl
 
+        started = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                left = float("inf") if self.deadline is None else self.deadline - time.monotonic()
+                if left <= 0:
+                    raise StateUnreachable(
+                        f"cannot write {self.where}: another process holds its lock {lock.name} (waited "
+                        f"{time.monotonic() - started:.1f} s, until the deadline); not saved") from None
+                time.sleep(min(LOCK_POLL, left))
+
+    def update(self, merge: Callable[[dict | None], dict]) -> dict:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             lock = open(str(self.path) + ".lock", "a")
         except OSError as exc:
             raise StateUnreachable(f"cannot write {self.where}: {exc.strerror}") from None
         with lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # overlapping runs take turns; each re-reads inside the lock
+            self._lock(lock)  # each run re-reads inside the lock
             doc = merge(self.load())
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            try:
+                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            except OSError as exc:
+                raise StateUnreachable(f"cannot write {self.where}: {exc.strerror}") from None
             try:
                 with os.fdopen(fd, "w") as out:
                     json.dump(doc, out, indent=1)
                     out.flush()
                     os.fsync(out.fileno())
                 os.replace(tmp, self.path)
+            except OSError as exc:
+                Path(tmp).unlink(missing_ok=True)
+                raise StateUnreachable(f"cannot write {self.where}: {exc.strerror}") from None
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
@@ -108,47 +219,43 @@ class FileStore:
 
 
 class ConfigMapStore:
-    def __init__(self, name: str, namespace: str, api_opts):
+    def __init__(self, name: str, namespace: str, api_opts, deadline: float | None = None):
         self.name, self.namespace, self.api_opts = name, namespace, api_opts
         self.where = f"ConfigMap {namespace}/{name}"
-        self._client = None
+        self.deadline = deadline  # time.monotonic() bounding every API call
+        self._client: Api | None = None
 
-    def _call(self, method: str, path: str = "", body: dict | None = None) -> dict:
+    def _call(self, method: str, verb: str, path: str = "", body: dict | None = None) -> dict:
         from ssdns import kube
 
         if self._client is None:
-            self._client = kube.api_client(self.api_opts)
+            try:
+                kube.import_client()  # local work: not counted against the calls' time
+                self._client = kube.api_client(self.api_opts, self.deadline)
+            except ApiUnavailable as exc:  # credentials: the store is unreachable, like a refused read
+                raise StateUnreachable(f"cannot read {self.where}: {exc}") from None
         return kube.request(self._client, method, f"/api/v1/namespaces/{self.namespace}/configmaps{path}",
-                            body=body)
+                            verb=verb, resource="configmaps", name=self.name, namespace=self.namespace, body=body)
 
     def _read(self):
         """(doc or None, resourceVersion or None) from the ConfigMap; None, None when it does not exist."""
-        from kubernetes.client.exceptions import ApiException
-
         try:
-            cm = self._call("GET", f"/{self.name}")
-        except ApiException as exc:
+            cm = self._call("GET", "get", f"/{self.name}")
+        except ApiError as exc:
             if exc.status == 404:
                 return None, None
-            raise StateUnreachable(f"cannot read {self.where} (HTTP {exc.status} {exc.reason}): "
-                                   "grant get on configmaps") from None
-        except Exception as exc:  # noqa: BLE001 - urllib3: unreachable
-            raise StateUnreachable(f"cannot read {self.where}: the Kubernetes API is unreachable "
-                                   f"({type(exc).__name__}); check --kubeconfig and --context") from None
-        text = (cm.get("data") or {}).get(DATA_KEY)
-        if text is None:
+            raise StateUnreachable(f"cannot read {self.where}: {exc}") from None
+        data = cm.get("data")
+        text = data.get(DATA_KEY) if isinstance(data, dict) else None
+        if not isinstance(text, str):
             raise StateError(f"{self.where} exists but has no {DATA_KEY!r}: it is not ssdns's; left untouched")
-        try:
-            return json.loads(text), cm["metadata"].get("resourceVersion")
-        except ValueError:
-            raise StateError(f"{self.where} {DATA_KEY!r} is not valid JSON: left untouched") from None
+        meta = cm.get("metadata")
+        return parse_doc(text, f"{self.where} {DATA_KEY!r}"), meta.get("resourceVersion") if isinstance(meta, dict) else None
 
     def load(self) -> dict | None:
         return self._read()[0]
 
     def update(self, merge: Callable[[dict | None], dict]) -> dict:
-        from kubernetes.client.exceptions import ApiException
-
         for attempt in range(CONFLICT_RETRIES):
             current, version = self._read()
             doc = merge(current)
@@ -158,33 +265,35 @@ class ConfigMapStore:
             body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {DATA_KEY: json.dumps(doc)}}
             try:
                 if version is None:
-                    self._call("POST", body=body)
+                    self._call("POST", "create", body=body)
                 else:
-                    self._call("PUT", f"/{self.name}", body=body)
+                    self._call("PUT", "update", f"/{self.name}", body=body)
                 return doc
-            except ApiException as exc:
-                if exc.status == 409:  # someone wrote in between: re-read, merge again
-                    time.sleep(min(0.05 * 2 ** attempt, 1.0) * random.uniform(0.5, 1.0))
+            except ApiError as exc:
+                if exc.status == 409 and self._time_left() > 0:  # someone wrote in between: re-read, merge again
+                    time.sleep(min(0.05 * 2 ** attempt, 1.0, self._time_left()) * random.uniform(0.5, 1.0))
                     continue
-                raise StateUnreachable(f"cannot write {self.where} (HTTP {exc.status} {exc.reason}): "
-                                       "grant create and update on configmaps") from None
-            except Exception as exc:  # noqa: BLE001 - urllib3: unreachable
-                raise StateUnreachable(f"cannot write {self.where}: the Kubernetes API is unreachable "
-                                       f"({type(exc).__name__})") from None
+                raise StateUnreachable(f"cannot write {self.where}: {exc}") from None
         raise StateUnreachable(f"{self.where} kept changing under us ({CONFLICT_RETRIES} conflicts); not saved")
 
+    def _time_left(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
 
-def open_store(spec: str, namespace: str, api_opts):
+
+def open_store(spec: str, namespace: str, api_opts, deadline: float | None = None):
+    """The store --state names; deadline (time.monotonic()) bounds its lock waits and API calls."""
     if spec.startswith("configmap:"):
         name = spec.split(":", 1)[1]
         from ssdns.target import check_label
 
         if not name or len(name) > 253 or not all(check_label(part, "ConfigMap name") for part in name.split(".")):
             raise UsageError(f"--state {spec!r}: give configmap:NAME")
-        return ConfigMapStore(name, namespace, api_opts)
-    if not spec:
-        raise UsageError("--state needs a file path or configmap:NAME")
-    return FileStore(spec)
+        return ConfigMapStore(name, namespace, api_opts, deadline)
+    if not spec.strip():
+        raise UsageError("--state needs a file path or configmap:NAME (an empty --state would keep no state)")
+    if spec.endswith(("/", os.sep)) or os.path.isdir(spec):
+        raise UsageError(f"--state {spec!r} is a directory: give a file path in it, e.g. {os.path.join(spec, 'ssdns-state.json')}")
+    return FileStore(spec, deadline)
 
 
 def target_key(result: Result) -> dict:
@@ -208,10 +317,8 @@ def apply_state(result: Result, store, keep: int, taken_at: str | None = None) -
         return result.adding([store_failed(store.where, exc)])
     cur = snapshot(result, taken_at)
     prev = doc["history"][-1] if doc and doc["history"] else None
-    found, notes = [], []
-    if prev is None:
-        notes.append(f"first run with {store.where}: identity is compared from the next run on")
-    else:
+    found: list = []
+    if prev is not None:
         found = compare_snapshots(prev, cur)
         cur["changes"] = changes(prev, cur)
         cur["broken"] = [f.subject for f in found if f.status is Status.FAIL]
@@ -223,5 +330,7 @@ def apply_state(result: Result, store, keep: int, taken_at: str | None = None) -
     try:
         saved = store.update(merge)
     except SsdnsError as exc:
-        return result.adding([*found, store_failed(store.where, exc)], notes)
+        return result.adding([*found, store_failed(store.where, exc)])
+    # The first-run note only once the snapshot is saved: a failed write starts nothing.
+    notes = [] if prev is not None else [f"first run with {store.where}: identity is compared from the next run on"]
     return result.adding(found, notes, StoreSummary(store.where, len(saved["history"]), keep))

@@ -52,6 +52,7 @@ class Target:
     match: str = "exact"
     http: bool = True
     timeout: float = 10.0
+    deadline: float | None = None  # time.monotonic() the whole run ends by (the CLI's start + timeout)
 
     @property
     def service_fqdn(self) -> str:
@@ -106,6 +107,58 @@ def check_zone(value: str) -> str:
     return zone
 
 
+TEMPLATE_FIELDS = ("pod", "fqdn", "ordinal", "service", "namespace", "statefulset")
+MAX_TEMPLATE_WIDTH = 1000  # a width or precision above this is a mistake (and {x:>99999999999} a MemoryError)
+# A standard format spec: [[fill]align][sign][#][0][width][grouping][.precision][type]
+_FORMAT_SPEC = re.compile(r"^(?:.?[<>=^])?[-+ ]?#?0?(\d*)[,_]?(?:\.(\d+))?[sdxXobeEfFgG%n]?$", re.DOTALL)
+
+
+def check_template(text: str, option: str = "--expect") -> str:
+    """A body template names fields, nothing else: {pod} {fqdn} {ordinal} {service} {namespace}
+    {statefulset}, each with an optional bounded format spec ({ordinal:03d}). No attribute or index
+    access ({pod.__class__}, {pod[0]}), no positional fields, no conversions, no nested fields."""
+    from string import Formatter
+
+    fields = " ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+    try:
+        parts = list(Formatter().parse(text))
+    except ValueError as exc:
+        raise UsageError(f"{option} {text!r} is not a valid template ({exc}); write a literal brace as {{{{ or }}}}") from None
+    for _, raw_field, raw_spec, conversion in parts:
+        if raw_field is None:
+            continue
+        field, spec = _printable(raw_field), _printable(raw_spec or "")
+        if raw_field not in TEMPLATE_FIELDS:
+            raise UsageError(f"{option} {text!r}: {{{field}}} is not a field (a template names fields, nothing "
+                             f"else); use {fields}")
+        if conversion is not None:
+            raise UsageError(f"{option} {text!r}: {{{field}!{_printable(conversion)}}}: conversions are not supported; use {{{field}}}")
+        match = _FORMAT_SPEC.match(raw_spec or "")
+        if not match:
+            raise UsageError(f"{option} {text!r}: {{{field}:{spec}}} is not a format spec like {{ordinal:03d}}")
+        if any(int(n or 0) > MAX_TEMPLATE_WIDTH for n in match.groups()):
+            raise UsageError(f"{option} {text!r}: {{{field}:{spec}}}: widths and precisions go up to {MAX_TEMPLATE_WIDTH}")
+    return text
+
+
+def _printable(text: str) -> str:
+    """Text for a one-line message: control characters escaped (a template may hold a newline)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def check_path(value: str) -> str:
+    """An HTTP path as it goes on the request line: starts with '/', no white space or control characters."""
+    if not value.startswith("/"):
+        raise UsageError(f"--path {value!r} must start with '/'")
+    bad = next((c for c in value if c.isspace() or ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise UsageError(f"--path {value!r} holds {bad!r}: a path cannot hold white space or control characters "
+                         "(CR and LF would split the request); percent-encode them, e.g. %20")
+    if len(value) > 8000:
+        raise UsageError(f"--path is {len(value)} characters long: at most 8000")
+    return value
+
+
 def check_port(value: int, what: str = "port") -> int:
     if not 1 <= value <= 65535:
         raise UsageError(f"{what} {value} is out of range: use 1-65535")
@@ -136,7 +189,7 @@ def parse_nameserver(text: str) -> Nameserver:
 
 
 def _port_number(text: str, whole: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise UsageError(f"nameserver {whole!r}: port {text!r} is not a number")
     return check_port(int(text), f"nameserver {whole!r}: port")
 

@@ -22,7 +22,11 @@ def termination_message(result: Result) -> bytes:
     """The bytes to write: one line (newline-terminated), UTF-8, at most MAX_BYTES in all."""
     from ssdns.report import summary_line
 
-    line = " ".join(summary_line(result).split())  # one line, whatever the messages held
+    return _one_line(summary_line(result))
+
+
+def _one_line(text: str) -> bytes:
+    line = " ".join(text.split())  # one line, whatever the messages held
     data = line.encode("utf-8", "replace")[:MAX_BYTES - 1]
     data = data.decode("utf-8", "ignore").encode("utf-8")  # never cut a character in half
     return data + b"\n"
@@ -31,7 +35,17 @@ def termination_message(result: Result) -> bytes:
 def write_termination_log(result: Result, path: str | os.PathLike = DEFAULT_PATH) -> bool:
     """Write the summary into path when it exists; True when written, False when skipped. Never raises."""
     try:
-        data = termination_message(result)
+        from ssdns.report import summary_line
+
+        return write_line(summary_line(result), path)
+    except Exception:  # noqa: BLE001 - an odd Result: skip silently
+        return False
+
+
+def write_line(text: str, path: str | os.PathLike = DEFAULT_PATH) -> bool:
+    """Write one line (made one, cut to MAX_BYTES) into path when it exists. Never raises."""
+    try:
+        data = _one_line(text)
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0))
     except Exception:  # noqa: BLE001 - missing, read-only, a directory, or an odd Result: skip silently
         return False

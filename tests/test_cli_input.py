@@ -23,7 +23,7 @@ def ssdns(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
     (["check", "nginx", "--nameserver", "dns.example"], "not an IP address"),
     (["check", "nginx", "--nameserver", "127.0.0.1:99999"], "out of range"),
     (["check", "nginx", "--nameserver", "127.0.0.1", "--expect", "(", "--match", "regex"], "not a valid regular expression"),
-    (["check", "nginx", "--nameserver", "127.0.0.1", "--expect", "{podname}"], "unknown field"),
+    (["check", "nginx", "--nameserver", "127.0.0.1", "--expect", "{podname}"], "is not a field"),
     (["check", "nginx", "--nameserver", "127.0.0.1", "--timeout", "-1"], "out of range"),
     (["check", "nginx", "--nameserver", "127.0.0.1", "--replicas", "3"], "--replicas needs --statefulset"),
     (["check", "nginx", "--nameserver", "127.0.0.1", "--cluster-domain", "a..b"], "not a valid DNS label"),

@@ -101,29 +101,42 @@ def _unclaimed(ev: Evidence, svc: str, ip: str) -> Verdict:
 def ordinals(ev: Evidence) -> Iterator[Verdict]:
     t = ev.target
     subject = t.statefulset or t.service_fqdn.rstrip(".")
-    if not ev.expected:
-        found = sorted(o for n in ev.pods if (o := ordinal(n, t.statefulset)) is not None)
-        gaps = sorted(set(range(t.first_ordinal, found[-1] + 1)) - set(found)) if found else []
-        if gaps:
-            yield warned(subject, f"ordinals {', '.join(map(str, gaps))} are missing below {found[-1]}; "
-                         "give --replicas to check exactly", missing_ordinals=gaps)
+    if not ev.expected and t.replicas != 0:  # --replicas 0 means zero pods, not "unknown"
+        yield from _gaps(ev, subject)
         return
     expected = list(ev.expected)
     missing = [n for n in expected if not _has_address(ev, n) and n not in ev.absent_ok]
     if missing:
         yield failed(subject, f"{len(missing)} of {len(expected)} expected pods have no DNS name: "
-                     f"{', '.join(missing)}", missing=missing)
+                     f"{some(missing)}", missing=missing)
     else:
         absent = sorted(ev.absent_ok & set(expected))
-        msg = f"all {len(expected)} expected pods have DNS names"
+        msg = f"all {len(expected)} expected pods have DNS names" if expected else "no pods expected (0 replicas)"
         if absent:
             msg = (f"{len(expected) - len(absent)} of {len(expected)} pods have DNS names; "
-                   f"{', '.join(absent)} rightly absent (see api.dns)")
+                   f"{some(absent)} rightly absent (see api.dns)")
         yield passed(subject, msg)
     for name in ev.pods:
         if name not in expected:
             yield warned(name, f"{name} is in DNS ({ev.dns.pods[name].source}) but is not one of the "
                          f"{len(expected)} expected pods")
+
+
+def _gaps(ev: Evidence, subject: str) -> Iterator[Verdict]:
+    """Without an expected set: warn on ordinals missing below the highest one found."""
+    t = ev.target
+    found = sorted(o for n in ev.pods if (o := ordinal(n, t.statefulset)) is not None)
+    gaps = sorted(set(range(t.first_ordinal, found[-1] + 1)) - set(found)) if found else []
+    if gaps:
+        yield warned(subject, f"ordinals {some(list(map(str, gaps)))} are missing below {found[-1]}; "
+                     "give --replicas to check exactly", missing_ordinals=gaps)
+
+
+def some(names: list[str], shown: int = 20) -> str:
+    """A list for a message: the first few, then how many more (the details carry them all)."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more"
 
 
 def _has_address(ev: Evidence, name: str) -> bool:

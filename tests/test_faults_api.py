@@ -1,0 +1,207 @@
+"""Fault catalogue, the Kubernetes API half: an API server of the tests' own (tests/badapi.py) that
+hangs, trickles, refuses, answers every error status, an empty 200, JSON of another shape, HTML, a
+redirect, a reset, or TLS with a self-signed certificate. Each case runs the real executable and
+asserts the exit code, one line on stderr that says what failed, no traceback, nothing stored changed
+and a wall time within --timeout + 1.5 s."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from badapi import BadApi, self_signed
+from conftest import ThreadedSandbox
+from faultkit import assert_within, digests, run_ssdns
+
+from ssdns.sandbox import make_world
+
+T = 2.0  # --timeout of the cases: the API reads get half of it
+
+
+@pytest.fixture(scope="module")
+def dns():
+    """The sandbox's DNS and pods: what the --api auto cases check once the API is given up."""
+    sb = ThreadedSandbox(make_world(3))
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    return self_signed(tmp_path_factory.mktemp("tls"))
+
+
+def check_args(kubeconfig, nameserver: str, api: str = "on", timeout: float = T) -> list[str]:
+    return ["check", "--service", "nginx", "--statefulset", "web", "--replicas", "3", "--port-name", "web",
+            "--nameserver", nameserver, "--api", api, "--kubeconfig", str(kubeconfig), "--timeout", str(timeout)]
+
+
+# mode -> what the one line says (with --api on: exit 4)
+ON_CASES = {
+    "hang": "did not answer in time",
+    "trickle": "did not answer in time",
+    "lying-length": "did not answer in time",
+    "401": "does not accept the credentials",
+    "403": "grant verb 'get' on 'statefulsets'",
+    "404": "StatefulSet default/web does not exist (HTTP 404): check the name and --namespace",
+    "409": "(HTTP 409: the test server says 409)",
+    "500": "(HTTP 500: the test server says 500): the API server at",
+    "503": "(HTTP 503: the test server says 503): the API server at",
+    "empty": "an empty answer",
+    "array": "JSON of another shape: a list, not an object",
+    "string": "JSON of another shape: a str, not an object",
+    "null": "JSON of another shape: a NoneType, not an object",
+    "not-json": "not JSON (application/json)",
+    "html": "HTML, not JSON",
+    "wrong-kind": "JSON of another shape",
+    "bad-types": "JSON of another shape",
+    "redirect": "a redirect to http://127.0.0.1:9/login",
+    "reset": "is unreachable (connection reset by peer)",
+    "close": "is unreachable (remote end closed connection without response)",
+}
+
+
+@pytest.mark.parametrize("mode", sorted(ON_CASES))
+def test_api_on_fault_is_one_line_and_exit_4(mode, tmp_path):
+    with BadApi(mode) as api:
+        kc = api.kubeconfig(tmp_path / "kc")
+        before = digests(kc)
+        run = run_ssdns(*check_args(kc, "127.0.0.1:9"))
+        assert run.returncode == 4, run
+        line = run.one_line()
+        assert line.startswith("ssdns: error: ") and ON_CASES[mode] in line, line
+        assert "grant verb" not in line or mode == "403", line  # only 403 is about permissions
+        assert run.stdout == "" and digests(kc) == before
+        assert_within(run, T)
+        assert len(set(api.requests)) == len(api.requests), api.requests  # no retries behind ssdns's back
+
+
+def test_api_refusing_connections(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens once the block ends
+    from ssdns.sandbox.api import kubeconfig_text
+
+    kc = tmp_path / "kc"
+    kc.write_text(kubeconfig_text(f"http://127.0.0.1:{port}", "default"))
+    run = run_ssdns(*check_args(kc, "127.0.0.1:9"))
+    assert run.returncode == 4 and "is unreachable (connection refused)" in run.one_line()
+    assert_within(run, T)
+
+
+def test_api_with_a_self_signed_certificate(cert, tmp_path):
+    with BadApi("403", tls=cert) as api:
+        run = run_ssdns(*check_args(api.kubeconfig(tmp_path / "kc"), "127.0.0.1:9"))
+    assert run.returncode == 4, run
+    line = run.one_line()
+    assert "TLS with the Kubernetes API at https://127.0.0.1:" in line and "self-signed certificate" in line, line
+    assert_within(run, T)
+
+
+# With --api auto the check goes on with DNS and HTTP: one api.access warning names what was lost.
+AUTO_CASES = {
+    "hang": "did not answer in time",
+    "trickle": "did not answer in time",
+    "500": "the API server at",
+    "html": "HTML, not JSON",
+    "401": "does not accept the credentials",
+}
+
+
+@pytest.mark.parametrize("mode", sorted(AUTO_CASES))
+def test_api_auto_fault_degrades_to_dns_and_http(mode, dns, tmp_path):
+    with BadApi(mode) as api:
+        run = run_ssdns(*check_args(api.kubeconfig(tmp_path / "kc"), str(dns.sandbox.nameserver), api="auto"),
+                        "--output", "json")
+    assert run.returncode == 0, run
+    assert "Traceback" not in run.stderr and run.stderr == ""
+    report = json.loads(run.stdout)
+    warnings = [f for f in report["findings"] if f["check"] == "api.access"]
+    # The API unusable as a whole is one warning; a server error is one per read it failed.
+    assert len(warnings) == (3 if mode == "500" else 1), warnings
+    for w in warnings:
+        assert w["status"] == "warn" and AUTO_CASES[mode] in w["message"], w
+    assert any(f["check"] == "http.identity" and f["status"] == "pass" for f in report["findings"])
+    assert_within(run, T)
+
+
+def test_api_auto_with_the_self_signed_certificate(cert, dns, tmp_path):
+    with BadApi("403", tls=cert) as api:
+        run = run_ssdns(*check_args(api.kubeconfig(tmp_path / "kc"), str(dns.sandbox.nameserver), api="auto"),
+                        "--output", "json")
+    assert run.returncode == 0, run
+    [warning] = [f for f in json.loads(run.stdout)["findings"] if f["check"] == "api.access"]
+    assert "self-signed certificate" in warning["message"] and "checked DNS and HTTP only" in warning["message"]
+
+
+def test_api_auto_without_a_service_cannot_run(tmp_path):
+    with BadApi("hang") as api:
+        args = check_args(api.kubeconfig(tmp_path / "kc"), "127.0.0.1:9", api="auto")
+        i = args.index("--service")
+        run = run_ssdns(*(args[:i] + args[i + 2:]))
+    assert run.returncode == 4 and "so the Service is unknown" in run.one_line()
+    assert_within(run, T)
+
+
+def test_configmap_state_against_a_hanging_api(dns, tmp_path):
+    """State in a ConfigMap, API hanging: the check runs, state.store fails, all within the deadline."""
+    with BadApi("hang") as api:
+        run = run_ssdns(*check_args(api.kubeconfig(tmp_path / "kc"), str(dns.sandbox.nameserver), api="auto"),
+                        "--state", "configmap:ssdns-state", "--output", "json")
+    assert run.returncode == 1, run
+    assert run.stderr == ""
+    [store] = [f for f in json.loads(run.stdout)["findings"] if f["check"] == "state.store"]
+    assert "did not answer in time" in store["message"]
+    assert_within(run, T)
+
+
+def test_history_against_a_hanging_api_has_a_deadline(tmp_path):
+    with BadApi("hang") as api:
+        run = run_ssdns("history", "--state", "configmap:ssdns-state", "--kubeconfig",
+                        str(api.kubeconfig(tmp_path / "kc")), "--timeout", str(T))
+    assert run.returncode == 3, run
+    assert "did not answer in time" in run.one_line()
+    assert_within(run, T)
+
+
+@pytest.mark.parametrize("text, says", [
+    ("{{{: [", "cannot load Kubernetes credentials"),
+    ("\x00\x01\x02binary", "cannot load Kubernetes credentials"),
+    ("", "cannot load Kubernetes credentials"),
+    ("apiVersion: v1\nkind: Config\nclusters: []\n", "cannot load Kubernetes credentials"),
+    ("- just\n- a list\n", "cannot load Kubernetes credentials"),
+])
+def test_kubeconfig_that_is_not_one(text, says, tmp_path):
+    kc = tmp_path / "kc"
+    kc.write_text(text)
+    before = digests(kc)
+    run = run_ssdns(*check_args(kc, "127.0.0.1:9"))
+    assert run.returncode == 4, run
+    assert says in run.one_line() and str(kc) in run.one_line()
+    assert digests(kc) == before
+    assert_within(run, T)
+
+
+def test_history_with_a_kubeconfig_that_is_not_one(tmp_path):
+    kc = tmp_path / "kc"
+    kc.write_text("{{{: [")
+    run = run_ssdns("history", "--state", "configmap:ssdns-state", "--kubeconfig", str(kc), "--timeout", str(T))
+    assert run.returncode == 3, run
+    line = run.one_line()
+    assert "cannot read ConfigMap" in line and "cannot load Kubernetes credentials" in line
+    assert_within(run, T)
+
+
+def test_kubeconfig_whose_exec_plugin_hangs(tmp_path):
+    """An exec credential plugin that never returns: loading the credentials is bounded too."""
+    kc = tmp_path / "kc"
+    kc.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                  "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+                  "clusters:\n- name: k\n  cluster: {server: 'http://127.0.0.1:9'}\n"
+                  "users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+                  "      command: sleep\n      args: ['30']\n      interactiveMode: Never\n")
+    run = run_ssdns(*check_args(kc, "127.0.0.1:9"))
+    assert run.returncode == 4, run
+    assert "did not finish in time" in run.one_line()
+    assert_within(run, T)
