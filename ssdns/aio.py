@@ -9,9 +9,14 @@ so, formats the main task's repr, which reprs the task's *result*: the whole Res
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Callable, Coroutine
+import signal
+import threading
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
+
+from ssdns.errors import Interrupted
 
 T = TypeVar("T")
 
@@ -31,12 +36,48 @@ def loop_factory(pods: int | None) -> Callable[[], asyncio.AbstractEventLoop] | 
     return uvloop.new_event_loop
 
 
+@contextlib.contextmanager
+def _signals_cancel(task: asyncio.Task | None) -> Iterator[list[int]]:
+    """While the loop runs: SIGINT and SIGTERM cancel task and are recorded; the handlers the process
+    had (cli.main's) are back afterwards."""
+    got: list[int] = []
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
+
+    def stop(sig: int) -> None:
+        got.append(sig)
+        if task is not None:
+            task.cancel()
+
+    if task is not None and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            before = signal.getsignal(sig)
+            try:
+                loop.add_signal_handler(sig, stop, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            previous[sig] = before
+    try:
+        yield got
+    finally:
+        for signum, before in previous.items():
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, before if before is not None else signal.SIG_DFL)
+
+
 def run(coro: Coroutine[Any, Any, T], pods: int | None = None) -> T:
-    """pods: how many pods the run expects, when known before it starts."""
+    """pods: how many pods the run expects, when known before it starts. SIGINT and SIGTERM cancel the
+    run through the loop (uvloop runs no Python signal handler while it waits) and raise Interrupted."""
     out: list[T] = []
 
     async def keep() -> None:
-        out.append(await coro)
+        with _signals_cancel(asyncio.current_task()) as got:
+            try:
+                out.append(await coro)
+            except asyncio.CancelledError:
+                if got:
+                    raise Interrupted(got[0]) from None
+                raise
 
     with asyncio.Runner(loop_factory=loop_factory(pods)) as runner:
         runner.run(keep())
