@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # types only: what judges history alone (state.py) loads no D
     from ssdns.converge import Convergence
     from ssdns.expected import PodExpectation
     from ssdns.observe import Observations
+    from ssdns.resolvers import ResolverEvidence
     from ssdns.target import Target
 
 
@@ -32,6 +33,7 @@ class Need(StrEnum):
     RESTART = "restart"  # restart-test's convergence
     SCALE = "scale"  # scale-test's order and volumes
     HISTORY = "history"  # the previous run's snapshot
+    RESOLVERS = "resolvers"  # every resolver's answers (--resolvers all|LIST, --transport both)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class Evidence:
     restart: RestartEvidence | None = None
     scale: ScaleEvidence | None = None
     history: HistoryEvidence | None = None
+    resolvers: ResolverEvidence | None = None
 
     def has(self, need: Need) -> bool:
         present = {
@@ -114,6 +117,7 @@ class Evidence:
             Need.RESTART: self.restart is not None,
             Need.SCALE: self.scale is not None,
             Need.HISTORY: self.history is not None,
+            Need.RESOLVERS: self.resolvers is not None,
         }
         return present[need]
 

@@ -325,3 +325,96 @@ def test_an_unusable_answer_says_what_the_client_saw():
 
     broken = dc.replace(lookup("x.", "A", outcome=Outcome.ERROR), detail="CNAME loop at x.")
     assert why(broken, NameKind.POD) == "unusable answer [CNAME loop at x.]"
+
+
+# --- every resolver (issue 12): dns.resolver, dns.transport, dns.latency over constructed legs ---
+
+def _resolver_evidence(answers: dict[str, dict[str, list[str] | Outcome]], *, transport: str = "udp",
+                       tcp: dict[str, dict[str, list[str] | Outcome]] | None = None, ms: float = 1.0, f=None):
+    """answers: resolver label -> pod -> its A answer (IPs, or an Outcome). The first label is the path;
+    the others are replicas on node-<label>."""
+    import dataclasses as dc
+
+    from ssdns.resolvers import Leg, Resolver, ResolverEvidence
+    from ssdns.target import Nameserver
+
+    resolvers = []
+    for i, label in enumerate(answers):
+        kind = "path" if i == 0 else "replica"
+        resolvers.append(Resolver(label, kind, (Nameserver(f"127.0.0.{i + 1}"),), pod=None if i == 0 else label,
+                                  node=None if i == 0 else f"node-{label}"))
+    questions = [(T.pod_fqdn(f"web-{i}"), "A") for i in range(3)]
+
+    def leg(r, said, how):
+        lks = {}
+        for name, rdtype in questions:
+            got = said.get(name.split(".")[0], [f"10.0.0.{int(name[4]) + 1}"])
+            lk = lookup(name, rdtype, outcome=got) if isinstance(got, Outcome) else lookup(name, rdtype, got)
+            lks[(name, rdtype)] = dc.replace(lk, elapsed_ms=ms)
+        return Leg(r, how, lks)
+
+    legs = [leg(r, answers[r.label], "tcp" if transport == "tcp" else "udp") for r in resolvers]
+    if transport == "both":
+        legs += [leg(r, (tcp or {}).get(r.label, answers[r.label]), "tcp") for r in resolvers]
+    rev = ResolverEvidence(tuple(resolvers), transport, tuple(legs), tuple(questions))
+    return evidence(f=f, resolvers=rev)
+
+
+def test_a_stale_replica_is_named_with_what_it_answered_and_what_the_api_says():
+    ev = _resolver_evidence({"path": {}, "coredns-a": {}, "coredns-b": {"web-2": ["10.0.0.99"]}, "coredns-c": {}},
+                            f=facts())
+    got = by(judge(ev), "dns.resolver")
+    assert got["coredns-b"].status is Status.FAIL
+    assert got["coredns-b"].message == ("coredns-b (127.0.0.3 on node-coredns-b) answers web-2 A with 10.0.0.99, "
+                                        "a stale IP (the API says 10.0.0.3); the other 3 are right")
+    assert {s for s, x in got.items() if x.status is Status.PASS} == {"path", "coredns-a", "coredns-c"}
+
+
+def test_without_the_api_the_majority_decides_and_another_pods_ip_is_named():
+    ev = _resolver_evidence({"path": {}, "r1": {"web-1": ["10.0.0.1"]}, "r2": {}})
+    got = by(judge(ev), "dns.resolver")
+    assert "answers web-1 A with 10.0.0.1 (the others say 10.0.0.2)" in got["r1"].message
+    ev = _resolver_evidence({"path": {}, "r1": {"web-1": ["10.0.0.1"]}, "r2": {}}, f=facts())
+    assert "with 10.0.0.1 (web-0's IP) (the API says 10.0.0.2)" in by(judge(ev), "dns.resolver")["r1"].message
+
+
+def test_a_replica_that_forgets_a_pod_and_a_split_without_majority():
+    ev = _resolver_evidence({"path": {}, "r1": {"web-0": Outcome.NXDOMAIN}, "r2": {}}, f=facts())
+    assert "web-0 A with NXDOMAIN (the API says 10.0.0.1)" in by(judge(ev), "dns.resolver")["r1"].message
+    split = by(judge(_resolver_evidence({"path": {}, "r1": {"web-0": ["10.0.0.9"]}})), "dns.resolver")
+    assert split["nginx.default.svc.cluster.local"].status is Status.FAIL
+    assert "path says 10.0.0.1; r1 says 10.0.0.9" in split["nginx.default.svc.cluster.local"].message
+
+
+def test_a_wrong_answer_every_resolver_gives_is_not_blamed_on_one():
+    ev = _resolver_evidence({"path": {"web-1": ["10.0.0.9"]}, "r1": {"web-1": ["10.0.0.9"]}}, f=facts())
+    assert statuses(judge(ev), "dns.resolver") == {"path": "pass", "r1": "pass"}
+
+
+def test_a_silent_replica_is_a_finding_naming_it():
+    ev = _resolver_evidence({"path": {}, "r1": {f"web-{i}": Outcome.TIMEOUT for i in range(3)}, "r2": {}})
+    got = by(judge(ev), "dns.resolver")
+    assert got["r1"].status is Status.FAIL and got["r1"].message.startswith("r1 (127.0.0.2 on node-r1) does not answer")
+    partly = by(judge(_resolver_evidence({"path": {}, "r1": {"web-1": Outcome.REFUSED}})), "dns.resolver")
+    assert "did not answer 1 of 3 questions" in partly["r1"].message
+
+
+def test_udp_and_tcp_disagree_names_the_records():
+    ev = _resolver_evidence({"path": {}, "r1": {}}, transport="both", tcp={"r1": {"web-2": ["10.0.0.3", "10.0.0.7"]}})
+    got = by(judge(ev), "dns.transport")
+    assert got["path"].status is Status.PASS
+    assert got["r1"].status is Status.FAIL
+    assert "UDP and TCP disagree on 1 of 3 names: web-2 A (only over TCP: 10.0.0.7)" in got["r1"].message
+    refused = _resolver_evidence({"path": {}}, transport="both",
+                                 tcp={"path": {f"web-{i}": Outcome.ERROR for i in range(3)}})
+    assert "answers over UDP but not over TCP" in by(judge(refused), "dns.transport")["path"].message
+    assert by(judge(_resolver_evidence({"path": {}, "r1": {}})), "dns.transport") == {}
+
+
+def test_latency_warns_on_the_conntrack_race_signature_and_a_slow_p99():
+    assert statuses(judge(_resolver_evidence({"path": {}, "r1": {}})), "dns.latency") == {"path": "pass", "r1": "pass"}
+    slow = by(judge(_resolver_evidence({"path": {}}, ms=5100.0)), "dns.latency")["path"]
+    assert slow.status is Status.WARN and "3 answer(s) took over 4.5 s" in slow.message
+    assert slow.details["slow"] == 3 and slow.details["p99_ms"] == 5100.0
+    sluggish = by(judge(_resolver_evidence({"path": {}}, ms=1500.0)), "dns.latency")["path"]
+    assert sluggish.status is Status.WARN and sluggish.message.endswith("slow, p50 1500 ms, p99 1500 ms over 3 answers")

@@ -25,6 +25,7 @@ SKIP_NOTES: dict[Need, str | None] = {
     Need.RESTART: None,
     Need.SCALE: None,
     Need.HISTORY: None,
+    Need.RESOLVERS: None,
 }
 
 

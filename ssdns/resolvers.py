@@ -1,0 +1,237 @@
+"""Every resolver: the pod's own path, each CoreDNS replica, NodeLocal DNSCache, or a list given.
+
+The evidence is typed here (which resolver, what it said over which transport); `ask_all` does the
+I/O: every question the run asked through the path is asked again of every other resolver, over
+each transport wanted, each (resolver, transport) with its own DnsClient and bounded concurrency,
+all inside the one deadline. Judging is in ssdns/checks/resolvers.py.
+
+Query count, exactly: the path observation's own queries (as without --resolvers), plus, for every
+other resolver and for each transport leg, one query per question (a UDP question whose answer comes
+back truncated is retried over TCP: one more), plus, with --transport both, the path's TCP leg (one
+TCP query per question). Resends of lost UDP datagrams count as queries too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ssdns.target import Nameserver
+
+if TYPE_CHECKING:
+    from ssdns.dnsquery import Lookup
+
+NODELOCAL_DEFAULT = "169.254.20.10"  # node-local-dns's default listen address
+DNS_SERVICE_DEFAULT = ("kube-system", "kube-dns")
+SLOW_MS = 4500.0  # the conntrack-race signature: a UDP answer that came only after a resend at 5 s
+P99_WARN_MS = 1000.0  # a healthy in-cluster resolver answers in milliseconds
+PATIENCE = 6.0  # seconds a resolver leg waits per question: long enough to see a 5 s answer
+PER_LEG = 64  # queries in flight per (resolver, transport)
+
+Question = tuple[str, str]  # (absolute name, lower case; record type)
+
+
+@dataclass(frozen=True)
+class Resolver:
+    label: str  # "path", "nodelocal", the replica's pod name, or HOST:PORT as listed
+    kind: str  # path | replica | nodelocal | listed
+    servers: tuple[Nameserver, ...]
+    pod: str | None = None  # a replica's pod, from its EndpointSlice endpoint
+    node: str | None = None
+
+    def describe(self) -> str:
+        """For a person: `coredns-7d8-abc (10.244.1.3 on node-b)`."""
+        where = ", ".join(str(s) for s in self.servers)
+        if self.kind == "replica":
+            return f"{self.label} ({self.servers[0].host}{' on ' + self.node if self.node else ''})"
+        if self.kind == "path":
+            return f"the resolv.conf path ({where})"
+        if self.kind == "nodelocal":
+            return f"NodeLocal DNSCache ({where})"
+        return where
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "kind": self.kind, "servers": [str(s) for s in self.servers],
+                "pod": self.pod, "node": self.node}
+
+
+@dataclass(frozen=True)
+class Leg:
+    """What one resolver said over one transport: udp (TCP on truncation, as a glibc client) or tcp."""
+
+    resolver: Resolver
+    transport: str
+    lookups: dict[Question, Lookup]
+    queries: int = 0
+
+    @property
+    def answering(self) -> list[Lookup]:
+        return [lk for lk in self.lookups.values() if said_something(lk)]
+
+    def latency(self) -> Latency:
+        times = sorted(lk.elapsed_ms for lk in self.answering)
+        if not times:
+            return Latency(0, None, None, 0)
+        return Latency(len(times), round(statistics.median(times), 2), round(_percentile(times, 0.99), 2),
+                       sum(1 for t in times if t > SLOW_MS))
+
+    def to_dict(self) -> dict:
+        lat = self.latency()
+        return {"resolver": self.resolver.label, "transport": self.transport, "questions": len(self.lookups),
+                "answered": lat.answers, "p50_ms": lat.p50_ms, "p99_ms": lat.p99_ms, "slow": lat.slow,
+                "lookups": [lk.to_dict() for lk in self.lookups.values()]}
+
+
+@dataclass(frozen=True)
+class Latency:
+    answers: int
+    p50_ms: float | None
+    p99_ms: float | None
+    slow: int  # answers slower than SLOW_MS
+
+
+def _percentile(sorted_times: list[float], q: float) -> float:
+    """Nearest-rank percentile: p99 of 100 answers is the 99th, of 10 the 10th (the slowest)."""
+    rank = max(1, -(-len(sorted_times) * q // 1))
+    return sorted_times[int(rank) - 1]
+
+
+def said_something(lk: Lookup) -> bool:
+    """The resolver answered about the name (found it, found nothing, or failed: SERVFAIL); silence,
+    REFUSED and unusable replies are no answer."""
+    from ssdns.dnsquery import Outcome
+
+    return lk.outcome in (Outcome.OK, Outcome.NXDOMAIN, Outcome.NODATA, Outcome.SERVFAIL)
+
+
+@dataclass(frozen=True)
+class ResolverEvidence:
+    resolvers: tuple[Resolver, ...]
+    transport: str  # udp | tcp | both, as asked
+    legs: tuple[Leg, ...]
+    questions: tuple[Question, ...]
+    warnings: tuple[str, ...] = ()  # discovery that could not be done (a missing grant), in words
+
+    def primary(self, r: Resolver) -> Leg | None:
+        """The leg a resolver is compared on: UDP unless only TCP was asked."""
+        want = "tcp" if self.transport == "tcp" else "udp"
+        return next((g for g in self.legs if g.resolver == r and g.transport == want), None)
+
+    def leg(self, r: Resolver, transport: str) -> Leg | None:
+        return next((g for g in self.legs if g.resolver == r and g.transport == transport), None)
+
+    @property
+    def answered(self) -> bool:
+        return any(g.answering for g in self.legs)
+
+    def to_dict(self) -> dict:
+        return {"transport": self.transport, "resolvers": [r.to_dict() for r in self.resolvers],
+                "legs": [g.to_dict() for g in self.legs], "warnings": list(self.warnings)}
+
+
+@dataclass(frozen=True)
+class ResolverChoice:
+    """--resolvers, --transport, --dns-service, --nodelocal as given."""
+
+    mode: str = "path"  # path | all | list
+    listed: tuple[Nameserver, ...] = ()
+    transport: str = "udp"
+    dns_service: tuple[str, str] = DNS_SERVICE_DEFAULT
+    nodelocal: Nameserver | None = None  # given with --nodelocal; else detected from resolv.conf
+
+    @property
+    def active(self) -> bool:
+        """Anything beyond today's single path over UDP: then the resolver checks run."""
+        return self.mode != "path" or self.transport == "both"
+
+
+def parse_resolvers(text: str) -> tuple[str, tuple[Nameserver, ...]]:
+    """`path`, `all`, or a comma-separated list of HOST[:PORT] (no duplicates)."""
+    from ssdns.errors import UsageError
+    from ssdns.target import parse_nameserver
+
+    word = text.strip()
+    if word in ("path", "all"):
+        return word, ()
+    parts = [p.strip() for p in word.split(",")]
+    if not word or any(not p for p in parts):
+        raise UsageError(f"--resolvers {text!r}: give path, all, or HOST[:PORT],HOST[:PORT],...")
+    listed: list[Nameserver] = []
+    for part in parts:
+        try:
+            ns = parse_nameserver(part)
+        except UsageError as exc:
+            raise UsageError(f"--resolvers: {exc}") from None
+        if ns in listed:
+            raise UsageError(f"--resolvers: {ns} is listed twice; give each resolver once")
+        listed.append(ns)
+    return "list", tuple(listed)
+
+
+def parse_dns_service(text: str) -> tuple[str, str]:
+    from ssdns.errors import UsageError
+    from ssdns.target import check_label
+
+    ns, sep, name = text.partition("/")
+    if not sep or not ns or not name:
+        raise UsageError(f"--dns-service {text!r}: give NAMESPACE/NAME, e.g. kube-system/kube-dns")
+    return check_label(ns, "--dns-service namespace"), check_label(name, "--dns-service name", rfc1035=True)
+
+
+@dataclass
+class _Plan:
+    resolvers: list[Resolver] = field(default_factory=list)
+
+    def add(self, r: Resolver) -> None:
+        """A server already asked under another name is not asked twice (the path wins)."""
+        seen = {s for x in self.resolvers for s in x.servers}
+        if not any(s in seen for s in r.servers):
+            self.resolvers.append(r)
+
+
+def plan(path: tuple[Nameserver, ...], choice: ResolverChoice, replicas: list[Resolver],
+         resolv_nameservers: tuple[Nameserver, ...] = ()) -> list[Resolver]:
+    """The resolvers to ask, path first. NodeLocal: --nodelocal, else when the pod's resolv.conf lists
+    its default address (then the path goes through it)."""
+    p = _Plan()
+    p.add(Resolver("path", "path", path))
+    if choice.mode == "list":
+        for ns in choice.listed:
+            p.add(Resolver(str(ns), "listed", (ns,)))
+        return p.resolvers
+    if choice.mode != "all":
+        return p.resolvers
+    for r in replicas:
+        p.add(r)
+    nodelocal = choice.nodelocal
+    if nodelocal is None:
+        nodelocal = next((ns for ns in resolv_nameservers if ns.host == NODELOCAL_DEFAULT), None)
+    if nodelocal is not None:
+        p.add(Resolver("nodelocal", "nodelocal", (nodelocal,)))
+    return p.resolvers
+
+
+async def ask_all(resolvers: list[Resolver], path_leg: Leg, questions: list[tuple[str, str, int]],
+                  transport: str, deadline: float) -> list[Leg]:
+    """Every question of every resolver over each transport wanted; the path's own leg (the run's
+    observation) is reused, not asked again. questions: (name, type, records the path's answer held)."""
+    from ssdns.dnsquery import DnsClient
+
+    wanted = ("udp", "tcp") if transport == "both" else (transport,)
+    jobs: list[tuple[Resolver, str]] = [(r, t) for r in resolvers for t in wanted
+                                        if not (r is path_leg.resolver and t == path_leg.transport)]
+
+    async def leg(r: Resolver, t: str) -> Leg:
+        client = DnsClient(r.servers, deadline, concurrency=PER_LEG, transport=t, patience=PATIENCE)
+        try:
+            tasks = [client.lookup(name, rdtype, records) for name, rdtype, records in questions]
+            done = await asyncio.gather(*tasks)
+        finally:
+            client.close()
+        return Leg(r, t, {(lk.name, lk.rdtype): lk for lk in done}, client.queries_sent)
+
+    legs = await asyncio.gather(*(leg(r, t) for r, t in jobs))
+    order = {(r.label, t): i for i, (r, t) in enumerate((r, t) for r in resolvers for t in wanted)}
+    return sorted([path_leg, *legs], key=lambda g: order.get((g.resolver.label, g.transport), -1))
