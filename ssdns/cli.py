@@ -34,7 +34,9 @@ FAULT_HELP = """faults (--fault, repeatable):
   wrong-name:POD=OTHER, missing-dns:POD, extra-ip[:IP], no-http:POD, http-hang:POD, shared-ip:POD=OTHER,
   dns-other-pod:POD=OTHER, not-ready:POD, publish-not-ready, stale-dns:POD, not-headless,
   pvc-pending:POD, api-forbidden[:RESOURCE], wrong-subdomain:POD, no-service, dns-servfail, dns-stuck,
-  replacement-wrong-name:POD[=OTHER], replacement-new-volume:POD  (see the README for what each does)"""
+  replacement-wrong-name:POD[=OTHER], replacement-new-volume:POD,
+  stale-replica:K, replica-down:K, replica-nxdomain:K:POD, udp-only, tcp-differs, slow-replica:K,
+  dns-forbidden  (see the README for what each does)"""
 
 
 class _Parser(argparse.ArgumentParser):

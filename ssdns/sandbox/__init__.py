@@ -46,6 +46,7 @@ class Sandbox:
             world.pod_management_policy = world.sts.pod_management_policy = pod_management_policy
         self.world = world
         self.dns = DnsServer(world, dns_host, dns_port)
+        self.replicas: list[DnsServer] = []  # kube-system/kube-dns's replicas, once started (replicas.py)
         self.pods = EchoPods(world)
         self.controller: Controller | None = Controller(world, self.pods.sync) if controller else None
         self.api: KubeApi | None = KubeApi(world, api_host, api_port, controller=self.controller) if api else None
@@ -53,6 +54,7 @@ class Sandbox:
     async def start(self) -> "Sandbox":
         await self.pods.start()
         await self.dns.start()
+        await self._start_replicas()
         if self.api is not None:
             await self.api.start()
         if self.controller is not None:
@@ -64,6 +66,8 @@ class Sandbox:
             await self.api.stop()  # ends open watches first
         if self.controller is not None:
             await self.controller.stop()
+        for server in self.replicas:
+            await server.stop()
         await self.dns.stop()
         await self.pods.stop()
 
@@ -78,8 +82,26 @@ class Sandbox:
         world as it is now (without dns_delay; not with dns-stuck), the controller looks again."""
         await self.pods.sync()
         self.dns.answerer.catch_up()
+        for server in self.replicas:
+            server.answerer.catch_up()
         if self.controller is not None:
             self.controller.kick()
+
+    async def _start_replicas(self) -> None:
+        from ssdns.sandbox.replicas import servers
+
+        self.world.dns_port = self.dns.port  # what the kube-dns EndpointSlice says
+        for server in servers(self.world, self.dns.port):
+            try:
+                await server.start()
+            except OSError as exc:
+                raise OSError(f"DNS replica {server.host}:{server.port}: {exc.strerror or exc}") from None
+            self.replicas.append(server)
+
+    @property
+    def replica_nameservers(self) -> list[Nameserver]:
+        """Every DNS replica's address, also those that are down (the EndpointSlice lists them)."""
+        return [Nameserver(r.ip, self.dns.port) for r in self.world.dns_replicas]
 
     @property
     def api_url(self) -> str | None:

@@ -38,6 +38,7 @@ from aiohttp import web
 from ssdns.sandbox.objects import Models
 from ssdns.sandbox.selectors import parse_field_selector, parse_label_selector
 from ssdns.sandbox.world import (
+    DNS_NAMESPACE,
     AlreadyExists,
     Conflict,
     Event,
@@ -277,6 +278,8 @@ class KubeApi:
             raise _not_found_path()
         if "*" in self.world.api_forbidden or req.resource in self.world.api_forbidden:
             raise self._forbidden(req)
+        if self.world.dns_forbidden and req.namespace == DNS_NAMESPACE:  # fault dns-forbidden
+            raise self._forbidden(req)
         if req.subresource == "scale" and req.name:
             if req.verb not in SCALE_VERBS:
                 raise _not_allowed()
@@ -364,6 +367,8 @@ class KubeApi:
     def _objects(self, kind: Kind, namespace: str | None) -> list:
         """(name, world object) of one kind, in a namespace (None: every namespace)."""
         w = self.world
+        if namespace == DNS_NAMESPACE and kind.plural == "endpointslices" and namespace != w.namespace:
+            return [(w.dns_slice.name, w.dns_slice)]  # the cluster DNS's replicas (replicas.py)
         if namespace is not None and namespace != w.namespace:
             return []
         if kind.plural == "pods":

@@ -19,6 +19,7 @@ import asyncio
 import struct
 import time
 from collections import deque
+from collections.abc import Callable
 
 import dns.exception
 import dns.flags
@@ -29,7 +30,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from ssdns.sandbox.records import records
+from ssdns.sandbox.records import Records, records
 from ssdns.sandbox.world import World
 
 MAX_UDP = 4096
@@ -39,8 +40,10 @@ MAX_PENDING = 4096  # world changes waiting out dns_delay; beyond that the oldes
 class Answerer:
     """Builds replies from the world's records as of `world.dns_delay` seconds ago."""
 
-    def __init__(self, world: World):
+    def __init__(self, world: World, view: Callable[[World], Records] | None = None):
         self.world = world
+        # the records this server serves: the world's (looked up when called), or a replica's own (replicas.py)
+        self.view = view or (lambda w: records(w))
         self._version = -1  # the world version the served view was rendered from
         self._rrsets: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = {}
         self._names: set[dns.name.Name] = set()
@@ -55,7 +58,7 @@ class Answerer:
 
     def start(self) -> None:
         """Serve the world as it is now, then follow its changes with the lag."""
-        self._serve(records(self.world), self.world.version)
+        self._serve(self.view(self.world), self.world.version)
         self._frozen = self.world.dns_stuck
         self._live, self._fresh = True, False
         self._started = True
@@ -79,13 +82,13 @@ class Answerer:
             # What is served now (the world before this change: live mode never lets the world
             # change unseen) is kept until the change is due.
             self._live = False
-            self._pending.append((time.monotonic() + w.dns_delay, w.version, records(w)))
+            self._pending.append((time.monotonic() + w.dns_delay, w.version, self.view(w)))
 
     def catch_up(self) -> None:
         """Serve the current world at once (not with dns-stuck)."""
         if not self._frozen and self._started:
             self._pending.clear()
-            self._serve(records(self.world), self.world.version)
+            self._serve(self.view(self.world), self.world.version)
             self._live, self._fresh = True, False
 
     def _advance(self) -> None:
@@ -95,7 +98,7 @@ class Answerer:
         if self._live or w.dns_delay <= 0:  # follow the world itself, rendered when asked
             self._pending.clear()
             if self._version != w.version or not self._fresh or not self._live:
-                self._serve(records(w), w.version)
+                self._serve(self.view(w), w.version)
             self._live = self._fresh = True
             return
         due = None
@@ -124,7 +127,7 @@ class Answerer:
     def _refresh(self) -> None:
         if not self._started:  # answering without start(): the world as it is (no lag)
             if self._version != self.world.version:
-                self._serve(records(self.world), self.world.version)
+                self._serve(self.view(self.world), self.world.version)
             return
         self._advance()
 
@@ -157,6 +160,8 @@ class Answerer:
             resp.set_rcode(dns.rcode.REFUSED)
         else:
             rrset = self._rrsets.get((q.name, q.rdtype))
+            if rrset is not None and max_size is None and self.world.tcp_differs and len(rrset) > 1:
+                rrset = _without_last(rrset)  # fault tcp-differs: TCP answers lack one address
             if rrset is not None:
                 resp.answer.append(rrset)
                 if q.rdtype == dns.rdatatype.SRV:
@@ -196,9 +201,15 @@ class Answerer:
                                    f"ns.dns.{self.world.zone}. hostmaster.{self.world.zone}. 1 7200 1800 86400 {self.world.ttl}")
 
 
+def _without_last(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
+    values = sorted(rd.to_text() for rd in rrset)[:-1]
+    return dns.rrset.from_text_list(rrset.name, rrset.ttl, "IN", dns.rdatatype.to_text(rrset.rdtype), values)
+
+
 class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, answerer: Answerer):
+    def __init__(self, answerer: Answerer, delay: float = 0.0):
         self.answerer = answerer
+        self.delay = delay
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -206,13 +217,18 @@ class _Udp(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         out = self.answerer.reply(data, MAX_UDP)
         if out is not None:
-            self.transport.sendto(out, addr)
+            if self.delay:  # slow-replica: the answer leaves `delay` seconds later
+                asyncio.get_running_loop().call_later(self.delay, self.transport.sendto, out, addr)
+            else:
+                self.transport.sendto(out, addr)
 
 
 class DnsServer:
-    def __init__(self, world: World, host: str = "127.54.0.1", port: int = 0):
-        self.answerer = Answerer(world)
+    def __init__(self, world: World, host: str = "127.54.0.1", port: int = 0,
+                 view: Callable[[World], Records] | None = None, delay: float = 0.0):
+        self.answerer = Answerer(world, view)
         self.host, self.port = host, port
+        self.delay = delay  # seconds every answer is held back (slow-replica)
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.AbstractServer | None = None
 
@@ -221,9 +237,12 @@ class DnsServer:
         loop = asyncio.get_running_loop()
         for _ in range(5):  # port 0: UDP picks a port, TCP must then get the same one
             udp, _ = await loop.create_datagram_endpoint(
-                lambda: _Udp(self.answerer), local_addr=(self.host, self.port))
+                lambda: _Udp(self.answerer, self.delay), local_addr=(self.host, self.port))
             self._udp = udp
             port = udp.get_extra_info("sockname")[1]
+            if self.answerer.world.udp_only:  # fault udp-only: nothing listens on TCP
+                self.port = port
+                return
             try:
                 self._tcp = await asyncio.start_server(self._serve_tcp, self.host, port)
             except OSError:
@@ -251,6 +270,8 @@ class DnsServer:
                 out = self.answerer.reply(wire, None)
                 if out is None:
                     break
+                if self.delay:
+                    await asyncio.sleep(self.delay)
                 writer.write(struct.pack("!H", len(out)) + out)
                 await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):

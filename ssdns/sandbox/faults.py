@@ -41,13 +41,27 @@ FAULTS = {
                               "(default: the next pod's)",
     "replacement-new-volume": "replacement-new-volume:POD  POD's replacement gets its claim re-created on a new "
                               "volume (its old data is gone)",
+    # The cluster DNS replicas (kube-system/kube-dns; K counts from 0 in the EndpointSlice's order):
+    "stale-replica": "stale-replica:K       DNS replica K keeps serving the world as it was; then the last pod "
+                     "moves to a new IP, which it never learns",
+    "replica-down": "replica-down:K        nothing listens on DNS replica K (its endpoint is still listed)",
+    "replica-nxdomain": "replica-nxdomain:K:POD  DNS replica K answers NXDOMAIN for POD's name",
+    "udp-only": "udp-only              no DNS server listens on TCP (a truncated answer cannot be completed)",
+    "tcp-differs": "tcp-differs           over TCP, a name with several addresses lacks its last one",
+    "slow-replica": "slow-replica:K        DNS replica K answers every query after 5 s (the conntrack-race stall)",
+    "dns-forbidden": "dns-forbidden         the API refuses to list kube-system's EndpointSlices (no resolvers Role)",
 }
+REPLICA_FAULTS = ("stale-replica", "replica-down", "replica-nxdomain", "slow-replica")
 
 
 def apply_fault(world: World, spec: str) -> None:
     kind, _, arg = spec.partition(":")
     if kind not in FAULTS:
         raise UsageError(f"unknown fault {spec!r}: use one of {', '.join(FAULTS)} (see ssdns sandbox --help)")
+    if kind in REPLICA_FAULTS or kind in ("udp-only", "tcp-differs", "dns-forbidden"):
+        _dns_fault(world, spec, kind, arg)
+        world.changed()
+        return
     if kind == "extra-ip":
         ip = arg or STALE_IP
         try:
@@ -130,3 +144,30 @@ def _pod(world: World, name: str, spec: str):
     except KeyError:
         names = ", ".join(p.name for p in world.pods[:5])
         raise UsageError(f"fault {spec!r}: no pod {name!r} in the sandbox (pods: {names}...)") from None
+
+
+def _dns_fault(world: World, spec: str, kind: str, arg: str) -> None:
+    """The cluster DNS faults: one replica's (K, from 0), or every server's transport."""
+    from ssdns.sandbox.replicas import SLOW_REPLICA_DELAY, freeze
+
+    if kind not in REPLICA_FAULTS:
+        if arg:
+            raise UsageError(f"fault {spec!r} takes no argument: give {kind}")
+        setattr(world, kind.replace("-", "_"), True)
+        return
+    index, _, pod = arg.partition(":")
+    n = len(world.dns_replicas)
+    if not (index.isascii() and index.isdigit()) or int(index) >= n:
+        raise UsageError(f"fault {spec!r}: give {kind}:K with K a DNS replica from 0 to {n - 1}")
+    k = int(index)
+    replica = world.dns_replicas[k]
+    if kind == "replica-nxdomain":
+        replica.nxdomain.add(_pod(world, pod, spec).name)
+    elif pod:
+        raise UsageError(f"fault {spec!r}: give {kind}:K")
+    elif kind == "stale-replica":
+        freeze(world, k)
+    elif kind == "replica-down":
+        replica.up = False
+    else:
+        replica.slow = SLOW_REPLICA_DELAY

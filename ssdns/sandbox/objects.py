@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 from datetime import datetime, timezone
 
-from ssdns.sandbox.world import SERVICE_NAME_LABEL, World, statefulset_status
+from ssdns.sandbox.world import DNS_NAMESPACE, DNS_SERVICE, SERVICE_NAME_LABEL, World, statefulset_status
 
 IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 
@@ -178,6 +178,8 @@ class Models:
 
     def endpointslices(self, item):
         k, w = self.k, self.world
+        if item is w.dns_slice:
+            return self._dns_slice()
         ident, eps = item
         svc = w.svc
         # endpoint_slices() yields nothing without a Service, so svc is set here
@@ -198,6 +200,25 @@ class Models:
                                 labels=labels, owner_references=owner),
             endpoints=endpoints or None,
             ports=[k.DiscoveryV1EndpointPort(name=w.port_name or "", port=w.port, protocol=w.proto.upper())])
+
+    def _dns_slice(self):
+        """kube-system/kube-dns's EndpointSlice: one endpoint per DNS replica, named by pod and node."""
+        k, w = self.k, self.world
+        ident = w.dns_slice
+        meta = k.V1ObjectMeta(name=ident.name, namespace=DNS_NAMESPACE, uid=ident.uid, generate_name=f"{DNS_SERVICE}-",
+                              resource_version=str(ident.resource_version), creation_timestamp=ts(ident.created),
+                              labels={SERVICE_NAME_LABEL: DNS_SERVICE, "k8s-app": "kube-dns",
+                                      "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"})
+        endpoints = [k.V1Endpoint(
+            addresses=[r.ip], node_name=r.node, conditions=k.V1EndpointConditions(ready=True, serving=True,
+                                                                                  terminating=False),
+            target_ref=k.V1ObjectReference(kind="Pod", name=r.name, namespace=DNS_NAMESPACE, uid=r.uid))
+            for r in w.dns_replicas]
+        ports = [k.DiscoveryV1EndpointPort(name="dns", port=w.dns_port, protocol="UDP"),
+                 k.DiscoveryV1EndpointPort(name="dns-tcp", port=w.dns_port, protocol="TCP"),
+                 k.DiscoveryV1EndpointPort(name="metrics", port=9153, protocol="TCP")]
+        return k.V1EndpointSlice(api_version="discovery.k8s.io/v1", kind="EndpointSlice", address_type="IPv4",
+                                 metadata=meta, endpoints=endpoints or None, ports=ports)
 
     def scale(self):
         k, w = self.k, self.world

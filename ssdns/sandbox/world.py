@@ -135,6 +135,33 @@ class SandboxConfigMap(Tracked):
     annotations: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class DnsReplica(Tracked):
+    """One CoreDNS replica behind kube-system/kube-dns, on its own loopback address (replicas.py serves
+    it). Faults: down (nothing listens), slow (answers after `slow` seconds), frozen (stale: the
+    records it keeps serving), nxdomain (pods whose names it answers NXDOMAIN)."""
+
+    name: str  # the pod's name, as a ReplicaSet names it
+    ip: str
+    node: str
+    up: bool = True
+    slow: float = 0.0
+    frozen: dict | None = None
+    nxdomain: set[str] = field(default_factory=set)
+
+
+DNS_NAMESPACE = "kube-system"
+DNS_SERVICE = "kube-dns"
+DNS_REPLICA_NET = "127.54.1."  # replica k listens on 127.54.1.<k+1>, on the sandbox DNS server's port
+
+
+def dns_replica(k: int) -> DnsReplica:
+    import hashlib
+
+    suffix = hashlib.sha1(str(k).encode()).hexdigest()[:5]
+    return DnsReplica(f"coredns-5d78c9869d-{suffix}", f"{DNS_REPLICA_NET}{k + 1}", f"node-{k % NODES}")
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """One endpoint as the EndpointSlice controller writes it, plus what DNS does with it."""
@@ -220,6 +247,13 @@ class World:
     dns_servfail: bool = False  # DNS answers SERVFAIL in its zones, as CoreDNS does before it has synced
     replacement_answer_as: dict[str, str] = field(default_factory=dict)  # pod -> name its re-creations answer with
     replacement_new_volume: set[str] = field(default_factory=set)  # pods whose re-creation gets a new claim
+    # The cluster DNS (kube-system/kube-dns): its replicas, and faults of the DNS transport (replicas.py)
+    dns_replicas: list[DnsReplica] = field(default_factory=lambda: [dns_replica(k) for k in range(3)])
+    dns_slice: SandboxSlice = field(default_factory=lambda: SandboxSlice(f"{DNS_SERVICE}-q7x2m"))
+    dns_port: int = 53  # the replicas' port, as the kube-dns EndpointSlice lists it (set by the sandbox)
+    udp_only: bool = False  # no DNS server listens on TCP
+    tcp_differs: bool = False  # over TCP, a name with several addresses lacks its last one
+    dns_forbidden: bool = False  # the API refuses to list kube-system's EndpointSlices (no resolvers Role)
     listeners: list = field(default_factory=list, init=False, repr=False, compare=False)  # called by changed()
     _next_ip: int = 1
     _seen: dict = field(default_factory=dict, init=False, repr=False)  # uid -> (kind, snapshot, fingerprint)

@@ -1,0 +1,46 @@
+"""The sandbox's cluster DNS replicas: kube-system/kube-dns, one CoreDNS-like server per replica.
+
+Each replica is the sandbox's DNS server (dnsserver.py) on its own loopback address (127.54.1.<k+1>)
+and the main server's port, with its own view of the world: the world itself, or, under a fault,
+a frozen copy (stale-replica), the world without some pods' names (replica-nxdomain), nothing at all
+(replica-down: not started), or late (slow-replica). The API publishes them as the EndpointSlice of
+kube-system/kube-dns (objects.py), each endpoint named by its pod and node, as a real cluster does.
+"""
+
+from __future__ import annotations
+
+from ssdns.sandbox.dnsserver import DnsServer
+from ssdns.sandbox.records import Records, records
+from ssdns.sandbox.world import DnsReplica, World
+
+SLOW_REPLICA_DELAY = 5.0  # slow-replica: past the 4.5 s conntrack-race signature
+
+
+def replica_view(replica: DnsReplica):
+    """What one replica serves, from the world (or from its frozen copy)."""
+
+    def view(world: World) -> Records:
+        recs = replica.frozen if replica.frozen is not None else records(world)
+        if not replica.nxdomain:
+            return recs
+        gone = {world.pod_fqdn(p).lower() for p in replica.nxdomain}
+        return {owner: types for owner, types in recs.items() if owner not in gone}
+
+    return view
+
+
+def servers(world: World, port: int) -> list[DnsServer]:
+    """A server per replica that is up, on the main DNS server's port (the EndpointSlice has one port)."""
+    return [DnsServer(world, r.ip, port, view=replica_view(r), delay=r.slow) for r in world.dns_replicas if r.up]
+
+
+def freeze(world: World, k: int) -> None:
+    """stale-replica:K: replica K keeps the world as it is now; then the last pod moves to a new IP
+    (re-created elsewhere), a change every other server follows and replica K misses."""
+    replica = world.dns_replicas[k]
+    replica.frozen = records(world)
+    if world.pods:
+        last = world.pods[-1]
+        new = world.replace_pod(last.name)
+        for field in ("answer_as", "in_dns", "http_up"):
+            setattr(new, field, getattr(last, field))
