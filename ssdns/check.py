@@ -63,9 +63,27 @@ async def gather(target: Target, api: ApiOptions = NO_API_OPTIONS) -> Run:
         # Without the pod list there is nothing to expect per pod: judge DNS on its own, as without the API.
         want = {} if any(p.resource == "pods" for p in facts.problems) else expect(facts, target.service or "")
         api_ev = ApiEvidence(facts, want)
-    obs = await _observe(target, deadline, expected, _api_port(facts, target))
-    return Run(Evidence(target, obs, tuple(expected), api_ev), api.mode if facts is not None else "off",
-               started, notes, gathered)
+    others = target.resolvers.mode != "path"  # other resolvers may answer when the path does not
+    obs = await _observe(target, deadline, expected, _api_port(facts, target), must_answer=not others)
+    resolvers = await _ask_resolvers(target, api, obs, deadline) if target.resolvers.active else None
+    return Run(Evidence(target, obs, tuple(expected), api_ev, resolvers=resolvers),
+               api.mode if facts is not None else "off", started, notes, gathered)
+
+
+async def _ask_resolvers(target: Target, api: ApiOptions, obs: Observations, deadline: float):
+    """Every resolver of --resolvers asked what the path was asked; exit 3 only when none answered."""
+    from ssdns import resolvers
+    from ssdns.target import read_resolv_conf
+
+    try:
+        async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + GRACE):
+            ev = await resolvers.gather(target, api, obs, deadline, read_resolv_conf().nameservers)
+    except TimeoutError:
+        raise CannotRun(f"the run did not finish within --timeout {target.timeout:g} s; raise it") from None
+    if not ev.answered:
+        tried = ", ".join(r.describe() for r in ev.resolvers)
+        raise CannotRun(f"no resolver answered (tried {tried}); check --resolvers and --nameserver")
+    return ev
 
 
 def _require_service(target: Target, facts: ClusterFacts | None) -> None:
@@ -87,13 +105,14 @@ def _api_port(facts: ClusterFacts | None, target: Target) -> int | None:
     return service_port(facts, target.port_name)
 
 
-async def _observe(target: Target, deadline: float, expected: list[str], api_port: int | None) -> Observations:
+async def _observe(target: Target, deadline: float, expected: list[str], api_port: int | None,
+                   must_answer: bool = True) -> Observations:
     try:
         async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + GRACE):
             obs = await observe(target, deadline, expected, api_port=api_port)
     except TimeoutError:
         raise CannotRun(f"the run did not finish within --timeout {target.timeout:g} s; raise it") from None
-    if not any(lk.answered for lk in obs.lookups):  # the rule: README, exit codes
+    if must_answer and not any(lk.answered for lk in obs.lookups):  # the rule: README, exit codes
         detail = obs.service_a.detail or obs.service_a.outcome.value
         raise CannotRun(f"no nameserver answered about the names ({detail}); check --nameserver")
     return obs
@@ -103,8 +122,12 @@ def conclude(run: Run, elapsed_ms: float | None = None) -> Result:
     """Judge the evidence and build the Result. Pure."""
     ev = run.evidence
     judged = checks.judge(ev)
-    pods = [_pod_view(ev, name) for name in ev.pods]
     notes = list(run.notes)
+    pods = [_pod_view(ev, name) for name in ev.pods]
+    if ev.resolvers is not None:
+        columns = ev.resolvers.by_pod({p.name: p.fqdn for p in pods})
+        for p in pods:
+            p.by_resolver = columns.get(p.name, {})
     discovered = sorted({p.source for p in pods} - {"expected"})
     if discovered and ev.target.replicas is None:
         notes.append(f"pods discovered from DNS ({' and '.join(s.upper() for s in discovered)}); "
@@ -114,7 +137,8 @@ def conclude(run: Run, elapsed_ms: float | None = None) -> Result:
     if t.http and obs.http_port is None:
         notes.append("HTTP not checked: the pods' port is unknown (no SRV port, no API port): give --port PORT")
     elapsed = elapsed_ms if elapsed_ms is not None else (time.monotonic() - run.started) * 1000
-    stats = Stats(elapsed_ms=round(elapsed, 1), dns_queries=obs.dns_queries, http_requests=obs.http_requests,
+    extra = ev.resolvers.queries if ev.resolvers is not None else 0
+    stats = Stats(elapsed_ms=round(elapsed, 1), dns_queries=obs.dns_queries + extra, http_requests=obs.http_requests,
                   nameservers=[str(ns) for ns in t.nameservers],
                   api_ms=round(ev.api.facts.elapsed_ms, 1) if ev.api is not None else None,
                   restart=list(ev.restart.convergences) if ev.restart is not None else None,
@@ -125,6 +149,7 @@ def conclude(run: Run, elapsed_ms: float | None = None) -> Result:
         service=ServiceView(t.service_fqdn, obs.service_ips, obs.service_a.outcome.value,
                             obs.service_aaaa.outcome.value),
         pods=pods, findings=[*run.findings, *judged.findings], notes=notes, stats=stats, lookups=list(obs.lookups),
+        resolvers=ev.resolvers,
     )
 
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # only for types: each costs an import a run may not need
     from ssdns.converge import Convergence
     from ssdns.dnsquery import Lookup
     from ssdns.httpprobe import HttpObservation
+    from ssdns.resolvers import ResolverEvidence
 
 SCHEMA = "ssdns.check/v1"
 
@@ -77,6 +78,9 @@ class PodView:
     source: str = "expected"  # expected (from --statefulset/--replicas or the API) or how it was discovered
     api: ApiPodView | None = None  # facts from the Kubernetes API, when it was used
     dns_ms: float | None = None  # the time of its own A query (a metric; not in the JSON)
+    # What each resolver answered for its name, set only when the resolvers disagree on some pod (the
+    # table then shows a column per resolver); the JSON has every answer under "resolvers".
+    by_resolver: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"name": self.name, "ordinal": self.ordinal, "fqdn": self.fqdn, "ips": self.ips,
@@ -176,6 +180,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     stats: Stats = field(default_factory=lambda: Stats(0.0))
     lookups: list[Lookup] = field(default_factory=list)
+    resolvers: ResolverEvidence | None = None  # --resolvers all|LIST, --transport both: every answer
 
     @property
     def ok(self) -> bool:
@@ -215,4 +220,5 @@ class Result:
             "notes": self.notes,
             "stats": self.stats.to_dict(),
             "lookups": [lk.to_dict() for lk in self.lookups],
+            **({"resolvers": self.resolvers.to_dict()} if self.resolvers is not None else {}),
         }

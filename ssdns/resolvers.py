@@ -18,13 +18,14 @@ import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ssdns.target import Nameserver
+from ssdns.target import Nameserver, ResolverChoice
 
 if TYPE_CHECKING:
     from ssdns.dnsquery import Lookup
+    from ssdns.observe import Observations
+    from ssdns.target import ApiOptions, Target
 
 NODELOCAL_DEFAULT = "169.254.20.10"  # node-local-dns's default listen address
-DNS_SERVICE_DEFAULT = ("kube-system", "kube-dns")
 SLOW_MS = 4500.0  # the conntrack-race signature: a UDP answer that came only after a resend at 5 s
 P99_WARN_MS = 1000.0  # a healthy in-cluster resolver answers in milliseconds
 PATIENCE = 6.0  # seconds a resolver leg waits per question: long enough to see a 5 s answer
@@ -113,6 +114,7 @@ class ResolverEvidence:
     legs: tuple[Leg, ...]
     questions: tuple[Question, ...]
     warnings: tuple[str, ...] = ()  # discovery that could not be done (a missing grant), in words
+    dns_service: str = "kube-system/kube-dns"  # whose replicas `all` asks: the warnings' subject
 
     def primary(self, r: Resolver) -> Leg | None:
         """The leg a resolver is compared on: UDP unless only TCP was asked."""
@@ -126,25 +128,30 @@ class ResolverEvidence:
     def answered(self) -> bool:
         return any(g.answering for g in self.legs)
 
+    @property
+    def queries(self) -> int:
+        """The queries sent for the other resolvers and transports (the path's own leg counts none: its
+        queries are the run's)."""
+        return sum(g.queries for g in self.legs)
+
+    def by_pod(self, fqdns: dict[str, str]) -> dict[str, dict[str, str]]:
+        """pod -> resolver label -> what it answered for the pod's name (A), when any two resolvers answer
+        some pod differently; empty when they all agree (the table then needs no column per resolver)."""
+        primary = [(r.label, g) for r in self.resolvers if (g := self.primary(r)) is not None]
+        out: dict[str, dict[str, str]] = {}
+        differ = False
+        for pod, fqdn in fqdns.items():
+            cells = {}
+            for label, g in primary:
+                lk = g.lookups.get((fqdn.lower(), "A"))
+                cells[label] = "-" if lk is None else (", ".join(lk.values) if lk.values else lk.outcome.value.upper())
+            differ = differ or len(set(cells.values())) > 1
+            out[pod] = cells
+        return out if differ else {}
+
     def to_dict(self) -> dict:
         return {"transport": self.transport, "resolvers": [r.to_dict() for r in self.resolvers],
                 "legs": [g.to_dict() for g in self.legs], "warnings": list(self.warnings)}
-
-
-@dataclass(frozen=True)
-class ResolverChoice:
-    """--resolvers, --transport, --dns-service, --nodelocal as given."""
-
-    mode: str = "path"  # path | all | list
-    listed: tuple[Nameserver, ...] = ()
-    transport: str = "udp"
-    dns_service: tuple[str, str] = DNS_SERVICE_DEFAULT
-    nodelocal: Nameserver | None = None  # given with --nodelocal; else detected from resolv.conf
-
-    @property
-    def active(self) -> bool:
-        """Anything beyond today's single path over UDP: then the resolver checks run."""
-        return self.mode != "path" or self.transport == "both"
 
 
 def parse_resolvers(text: str) -> tuple[str, tuple[Nameserver, ...]]:
@@ -235,3 +242,58 @@ async def ask_all(resolvers: list[Resolver], path_leg: Leg, questions: list[tupl
     legs = await asyncio.gather(*(leg(r, t) for r, t in jobs))
     order = {(r.label, t): i for i, (r, t) in enumerate((r, t) for r in resolvers for t in wanted)}
     return sorted([path_leg, *legs], key=lambda g: order.get((g.resolver.label, g.transport), -1))
+
+
+async def gather(target: Target, api: ApiOptions, obs: Observations, deadline: float,
+                 resolv: tuple[Nameserver, ...] = ()) -> ResolverEvidence:
+    """The resolvers of --resolvers (the replicas found through the API with `all`), each asked every
+    question the path was asked."""
+    choice = target.resolvers
+    warnings: list[str] = []
+    replicas: list[Resolver] = []
+    if choice.mode == "all":
+        replicas = await discover(choice.dns_service, api, deadline, warnings)
+    resolvers = plan(target.nameservers, choice, replicas, resolv)
+    path_transport = "tcp" if choice.transport == "tcp" else "udp"
+    path_leg = Leg(resolvers[0], path_transport, {(lk.name, lk.rdtype): lk for lk in obs.lookups})
+    questions = [(lk.name, lk.rdtype, len(lk.values)) for lk in obs.lookups]
+    legs = await ask_all(resolvers, path_leg, questions, choice.transport, deadline)
+    return ResolverEvidence(tuple(resolvers), choice.transport, tuple(legs),
+                            tuple((n, t) for n, t, _ in questions), tuple(warnings), "/".join(choice.dns_service))
+
+
+GRANT = ("apply the resolvers component (k8s/resolvers/: a Role in {ns} granting list on "
+         "endpointslices.discovery.k8s.io, bound to the ssdns ServiceAccount)")
+
+
+async def discover(dns_service: tuple[str, str], api: ApiOptions, deadline: float,
+                   warnings: list[str]) -> list[Resolver]:
+    """The cluster DNS Service's ready endpoints, each named by its pod and node. What stops it (no API,
+    a refused list, no endpoints) is a warning, and the run asks the path and NodeLocal only."""
+    from ssdns import kube
+    from ssdns.errors import ApiError, ApiUnavailable
+
+    ns, name = dns_service
+    lost = "; asked the path (and NodeLocal) only"
+    if api.mode == "off" or not kube.credentials_available(api):
+        warnings.append(f"the replicas of {ns}/{name} were not asked: they are found through the Kubernetes API, "
+                        f"which this run does not use (--api off, or no credentials){lost}")
+        return []
+    try:
+        client = kube.api_client(api, deadline)
+        try:
+            found = await kube.dns_endpoints(client, ns, name, deadline)
+        finally:
+            client.close()
+    except ApiError as exc:
+        fix = GRANT.format(ns=ns) if exc.status == 403 else "check API access"
+        warnings.append(f"cannot list the EndpointSlices of {ns}/{name} ({exc}): {fix}{lost}")
+        return []
+    except ApiUnavailable as exc:
+        warnings.append(f"cannot list the EndpointSlices of {ns}/{name}: {exc}{lost}")
+        return []
+    if not found:
+        warnings.append(f"{ns}/{name} has no ready endpoints in its EndpointSlices: no such Service, or none of "
+                        f"its pods is ready; give --dns-service NAMESPACE/NAME{lost}")
+    return [Resolver(pod or str(Nameserver(ip, port)), "replica", (Nameserver(ip, port),), pod=pod, node=node)
+            for pod, node, ip, port in found]

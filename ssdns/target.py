@@ -33,6 +33,22 @@ class Nameserver:
 
 
 @dataclass(frozen=True)
+class ResolverChoice:
+    """--resolvers, --transport, --dns-service, --nodelocal as given."""
+
+    mode: str = "path"  # path | all | list
+    listed: tuple[Nameserver, ...] = ()
+    transport: str = "udp"
+    dns_service: tuple[str, str] = ("kube-system", "kube-dns")
+    nodelocal: Nameserver | None = None  # given with --nodelocal; else detected from resolv.conf
+
+    @property
+    def active(self) -> bool:
+        """Anything beyond today's single path over UDP: then the resolver checks run."""
+        return self.mode != "path" or self.transport == "both"
+
+
+@dataclass(frozen=True)
 class Target:
     """Everything a check needs to know about what it checks and how."""
 
@@ -53,6 +69,7 @@ class Target:
     http: bool = True
     timeout: float = 10.0
     deadline: float | None = None  # time.monotonic() the whole run ends by (the CLI's start + timeout)
+    resolvers: ResolverChoice = ResolverChoice()  # --resolvers, --transport (ssdns/resolvers.py)
 
     @property
     def service_fqdn(self) -> str:

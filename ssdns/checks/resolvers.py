@@ -87,6 +87,8 @@ def _right(ev: Evidence, q: Question, said: dict[Resolver, Answer]) -> tuple[Ans
 def resolver_agreement(ev: Evidence) -> Iterator[Verdict]:
     rev = ev.resolvers
     assert rev is not None
+    for w in rev.warnings:  # `all` could not find the replicas: the run asked fewer resolvers
+        yield warned(rev.dns_service, w)
     legs = {r: g for r in rev.resolvers if (g := rev.primary(r)) is not None}
     wrong: dict[Resolver, list[str]] = {r: [] for r in legs}
     split: list[str] = []
