@@ -29,6 +29,14 @@ ssdns_last_run_timestamp_seconds                          when the run was rende
 ssdns_restart_ready_seconds         ordinal               restart test: restart to pod Ready
 ssdns_restart_dns_seconds           ordinal               restart test: restart to the pod's DNS right
 ssdns_restart_http_seconds          ordinal               restart test: restart to the pod's HTTP identity
+ssdns_resolver_ok                   resolver, transport   --resolvers/--transport both: 1 unless the
+                                                          resolver's dns.resolver or dns.transport finding
+                                                          failed; resolver is a slot (path, nodelocal,
+                                                          replica-<k>, listed-<k>), never a pod name or IP
+ssdns_resolver_answered_ratio       resolver, transport   the share of questions the resolver answered
+ssdns_resolver_latency_seconds      resolver, transport,  the resolver's p50 and p99 answer time
+                                    quantile
+ssdns_resolver_slow_answers         resolver, transport   answers slower than 4.5 s (the conntrack race)
 ==================================  ====================  ===============================================
 
 Series without a value (a pod whose HTTP was not asked, a convergence time that is None) are left out.
@@ -112,6 +120,7 @@ class _ResultCollector(Collector):
         yield from self._run()
         yield from self._latencies()
         yield from self._restart()
+        yield from self._resolvers()
 
     def _checks(self) -> GaugeMetricFamily:
         """One series per (check, ordinal), in the registry's order: the worst status wins."""
@@ -170,6 +179,34 @@ class _ResultCollector(Collector):
                     fam.add_metric(self._values(str(c.ordinal)), float(value))
             if fam.samples:
                 yield fam
+
+
+    def _resolvers(self) -> Iterator[GaugeMetricFamily]:
+        """Per resolver and transport, labelled by slot: bounded by the resolvers asked, stable across a
+        DNS rollout (a replica's pod name changes; its slot does not)."""
+        ev = self.result.resolvers
+        if ev is None:
+            return
+        bad = {(f.subject, f.check) for f in self.result.findings if f.status is Status.FAIL}
+        labels = ("resolver", "transport")
+        ok = self._family("ssdns_resolver_ok", "1 unless the resolver disagreed, did not answer, or its UDP and "
+                          "TCP answers differed", labels)
+        ratio = self._family("ssdns_resolver_answered_ratio", "Share of the questions the resolver answered", labels)
+        lat = self._family("ssdns_resolver_latency_seconds", "The resolver's p50 and p99 answer time",
+                           (*labels, "quantile"))
+        slow = self._family("ssdns_resolver_slow_answers", "Answers slower than 4.5 s (the conntrack race)", labels)
+        for leg in ev.legs:
+            r = leg.resolver
+            values = self._values(r.slot or r.kind, leg.transport)
+            failed = (r.label, "dns.resolver") in bad or (r.label, "dns.transport") in bad
+            ok.add_metric(values, 0.0 if failed else 1.0)
+            ratio.add_metric(values, round(len(leg.answering) / len(leg.lookups), 6) if leg.lookups else 0.0)
+            q = leg.latency()
+            for quantile, ms in (("0.5", q.p50_ms), ("0.99", q.p99_ms)):
+                if ms is not None:
+                    lat.add_metric([*values, quantile], round(ms / 1000, 6))
+            slow.add_metric(values, float(q.slow))
+        yield from (f for f in (ok, ratio, lat, slow) if f.samples)
 
 
 def build_registry(result: Result, extra: dict | None = None, *,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ssdns.target import Nameserver, ResolverChoice
@@ -41,6 +41,7 @@ class Resolver:
     servers: tuple[Nameserver, ...]
     pod: str | None = None  # a replica's pod, from its EndpointSlice endpoint
     node: str | None = None
+    slot: str = ""  # a bounded metric label: path, nodelocal, replica-<k>, listed-<k> (set by plan())
 
     def describe(self) -> str:
         """For a person: `coredns-7d8-abc (10.244.1.3 on node-b)`."""
@@ -55,7 +56,7 @@ class Resolver:
 
     def to_dict(self) -> dict:
         return {"label": self.label, "kind": self.kind, "servers": [str(s) for s in self.servers],
-                "pod": self.pod, "node": self.node}
+                "pod": self.pod, "node": self.node, "slot": self.slot}
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,9 @@ class _Plan:
         """A server already asked under another name is not asked twice (the path wins)."""
         seen = {s for x in self.resolvers for s in x.servers}
         if not any(s in seen for s in r.servers):
-            self.resolvers.append(r)
+            same = sum(1 for x in self.resolvers if x.kind == r.kind)
+            slot = r.kind if r.kind in ("path", "nodelocal") else f"{r.kind}-{same}"
+            self.resolvers.append(replace(r, slot=slot))
 
 
 def plan(path: tuple[Nameserver, ...], choice: ResolverChoice, replicas: list[Resolver],

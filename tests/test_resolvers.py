@@ -230,3 +230,22 @@ def test_the_resolvers_role_grants_exactly_the_recorded_calls_in_kube_system(san
     # the read-only Role of k8s/rbac.yaml lives in the app's namespace: it cannot cover kube-system
     assert all(d["metadata"].get("namespace") in (None, main_ns)
                for d in yaml.safe_load_all((ROOT / "k8s/rbac.yaml").read_text()) if d)
+
+
+def test_metrics_and_junit_carry_each_resolver_with_bounded_labels(sandbox_factory, tmp_path):
+    import re
+
+    sb = sandbox_factory(faults=["stale-replica:1"])
+    prom, xml = tmp_path / "ssdns.prom", tmp_path / "ssdns.xml"
+    code, _ = run_json([*replica_args(sb, tmp_path), "--metrics-file", str(prom), "--junit", str(xml)])
+    assert code == 1
+    text = prom.read_text()
+    ok = {m[0]: m[1] for m in re.findall(r'^ssdns_resolver_ok\{[^}]*resolver="([^"]+)"[^}]*\} (\S+)$', text, re.M)}
+    assert ok == {"path": "1.0", "replica-0": "1.0", "replica-1": "0.0", "replica-2": "1.0"}
+    assert re.search(r'^ssdns_resolver_latency_seconds\{[^}]*quantile="0.99"[^}]*resolver="replica-2"', text, re.M) \
+        or re.search(r'^ssdns_resolver_latency_seconds\{[^}]*resolver="replica-2"[^}]*quantile="0.99"', text, re.M)
+    labels = set(re.findall(r'resolver="([^"]+)"', text))
+    assert labels == {"path", "replica-0", "replica-1", "replica-2"}  # slots: no pod names, no IPs
+    junit = xml.read_text()
+    stale = sb.world.dns_replicas[1].name
+    assert f'classname="dns.resolver" name="{stale}"' in junit or f'name="{stale}" classname="dns.resolver"' in junit
