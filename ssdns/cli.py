@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(command=("check", "cmd_check"))
     c.add_argument("service_pos", nargs="?", metavar="SERVICE", help="shortcut for --service")
     add_target_args(c)
+    add_resolver_args(c)
     add_output_args(c)
     add_state_args(c)
     add_unattended_args(c)
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=FAULT_HELP + "\n\n" + EXIT_CODES, formatter_class=fmt)
     d.set_defaults(command=("demo", "cmd_demo"))
     add_sandbox_args(d)
+    add_resolver_args(d, demo=True)
     add_output_args(d)
     add_unattended_args(d)
     d.add_argument("--no-http", dest="http", action="store_false", help="check DNS only")
@@ -240,6 +242,24 @@ def add_state_args(c: argparse.ArgumentParser) -> None:
                    "in the namespace)")
     g.add_argument("--history", type=_count(1000), default=20, metavar="K",
                    help="snapshots to keep (default 20)")
+
+
+def add_resolver_args(c: argparse.ArgumentParser, demo: bool = False) -> None:
+    """--resolvers, --transport (issue 12: every resolver; see the README's 'Every resolver')."""
+    g = c.add_argument_group("every resolver")
+    g.add_argument("--resolvers", default="path", metavar="path|all|HOST[:PORT],...",
+                   help="ask every name of each resolver and compare: path (default: the resolv.conf path or "
+                   "--nameserver), all (also each endpoint of the cluster DNS Service, found through the API, and "
+                   "NodeLocal DNSCache), or a list of HOST[:PORT] (no API needed)")
+    g.add_argument("--transport", choices=("udp", "tcp", "both"), default="udp",
+                   help="udp (default: TCP only when truncated), tcp, or both (every resolver over each, compared)")
+    if demo:
+        return
+    g.add_argument("--dns-service", metavar="NS/NAME",
+                   help="with --resolvers all: the cluster DNS Service (default kube-system/kube-dns)")
+    g.add_argument("--nodelocal", metavar="ADDR",
+                   help="with --resolvers all: NodeLocal DNSCache's address (default: 169.254.20.10 when the "
+                   "resolv.conf lists it)")
 
 
 def add_sandbox_args(c: argparse.ArgumentParser) -> None:

@@ -39,9 +39,32 @@ def build_target(t: TargetArgs, timeout: float, deadline: float | None = None):
     target = Target(service=t.service, namespace=namespace, zone=zone, nameservers=nameservers,
                     statefulset=t.statefulset, replicas=t.replicas, first_ordinal=t.first_ordinal,
                     port=t.port, port_name=t.port_name, proto=t.protocol, path=t.path, expect=t.expect,
-                    match=t.match, http=t.http, timeout=timeout, deadline=deadline)
+                    match=t.match, http=t.http, timeout=timeout, deadline=deadline,
+                    resolvers=resolver_choice(t.resolvers, t.transport, t.dns_service, t.nodelocal))
     _check_expect(target)
     return target
+
+
+def resolver_choice(resolvers: str, transport: str, dns_service: str | None = None, nodelocal: str | None = None):
+    """--resolvers, --transport, --dns-service, --nodelocal as a ResolverChoice; one line for what is wrong."""
+    from dataclasses import replace
+
+    from ssdns.resolvers import parse_dns_service, parse_resolvers
+    from ssdns.target import ResolverChoice, parse_nameserver
+
+    mode, listed = parse_resolvers(resolvers)
+    if mode != "all" and (dns_service or nodelocal):
+        flag = "--dns-service" if dns_service else "--nodelocal"
+        raise UsageError(f"{flag} is used only with --resolvers all: add it, or drop {flag}")
+    choice = ResolverChoice(mode, listed, transport)
+    if dns_service:
+        choice = replace(choice, dns_service=parse_dns_service(dns_service))
+    if nodelocal:
+        try:
+            choice = replace(choice, nodelocal=parse_nameserver(nodelocal))
+        except UsageError as exc:
+            raise UsageError(f"--nodelocal: {exc}") from None
+    return choice
 
 
 def _check_names(t: TargetArgs) -> str:
@@ -277,7 +300,8 @@ def cmd_demo(opts: DemoOptions) -> int:
 
     async def go():
         async with Sandbox(world, api=use_api) as sb:
-            target = sb.target(http=opts.http, timeout=opts.timeout, deadline=opts.deadline)
+            target = sb.target(http=opts.http, timeout=opts.timeout, deadline=opts.deadline,
+                               resolvers=resolver_choice(opts.resolvers, opts.transport))
             if not use_api:
                 result = await run_check(target)
                 if opts.api:

@@ -34,6 +34,7 @@ EDNS_PAYLOAD = 1232  # the DNS Flag Day 2020 size: no IP fragmentation
 ATTEMPT_TIMEOUT = 2.0  # per send (a server gets TRIES_PER_SERVER sends); well under the 5 s conntrack-race stall (dns-spec.md §6.4)
 TRIES_PER_SERVER = 2
 MAX_CNAME_CHAIN = 8
+TCP_IN_FLIGHT = 16  # TCP connections open at once per client
 
 
 class Outcome(StrEnum):
@@ -174,10 +175,21 @@ class _Failed(Exception):
 class DnsClient:
     """Asks the configured nameservers, in order, until one gives a usable answer."""
 
-    def __init__(self, nameservers: tuple[Nameserver, ...], deadline: float, concurrency: int = 128):
+    def __init__(self, nameservers: tuple[Nameserver, ...], deadline: float, concurrency: int = 128,
+                 transport: str = "udp", patience: float = ATTEMPT_TIMEOUT * TRIES_PER_SERVER,
+                 memo: dict[bytes, Lookup] | None = None):
         self.nameservers = nameservers
         self.deadline = deadline  # time.monotonic() value
+        # udp: UDP, and TCP when the answer is truncated (as a glibc client); tcp: every query over TCP
+        self.transport = transport
+        self.patience = patience  # seconds one nameserver gets per question (less when less time is left)
+        # reply bytes (all but the ID) -> its classification: clients asking several servers the same questions
+        # (--resolvers) parse an answer once, however many servers give it byte for byte
+        self.memo = memo
         self._sem = asyncio.Semaphore(concurrency)  # bounds the outstanding queries (and IDs per socket)
+        # TCP: each query is a connection; a burst of connects past a server's listen backlog loses SYNs, and
+        # each lost one costs the 1 s SYN retransmit (knotd: p99 1.2 s at 64 connects at once).
+        self._tcp_sem = asyncio.Semaphore(TCP_IN_FLIGHT)
         self._cache: dict[tuple[str, str], asyncio.Task[Lookup]] = {}
         self._channels: dict[Nameserver, asyncio.Future[tuple[asyncio.DatagramTransport, _UdpChannel]]] = {}
         self.queries_sent = 0
@@ -189,7 +201,8 @@ class DnsClient:
         task = self._cache.get(key)
         if task is None:
             size = records * _RECORD_BYTES.get(rdtype, 16)
-            task = self._cache[key] = asyncio.ensure_future(self._lookup(*key, size > EDNS_PAYLOAD, size))
+            tcp_first = size > EDNS_PAYLOAD or self.transport == "tcp"
+            task = self._cache[key] = asyncio.ensure_future(self._lookup(*key, tcp_first, size))
         return task
 
     def pending(self) -> list[asyncio.Task[Lookup]]:
@@ -205,13 +218,13 @@ class DnsClient:
                 fut.result()[0].close()
 
     async def _lookup(self, name: str, rdtype: str, tcp_first: bool, size: int) -> Lookup:
-        start = time.monotonic()
         try:
             question = question_bytes(name, rdtype)
         except (dns.exception.DNSException, ValueError) as exc:
             return Lookup(name, rdtype, Outcome.ERROR, detail=f"cannot ask {name!r}: {exc}")
         said: list[Lookup] = []
         async with self._sem:
+            start = time.monotonic()  # the answer's time, not the wait for a slot (dns.latency judges it)
             for i, server in enumerate(self.nameservers):
                 left = self.deadline - time.monotonic()
                 if left <= 0.01:
@@ -219,7 +232,7 @@ class DnsClient:
                                        detail=f"{server}: not asked, deadline reached"))
                     break
                 # A silent server may not eat the time the next ones need: share what is left.
-                budget = min(ATTEMPT_TIMEOUT * TRIES_PER_SERVER, left / (len(self.nameservers) - i))
+                budget = min(self.patience, left / (len(self.nameservers) - i))
                 result = await self._ask(name, rdtype, question, server, budget, tcp_first, size)
                 assert result is not None
                 said.append(result)
@@ -244,11 +257,11 @@ class DnsClient:
             if not tcp_first:
                 wire = await self._udp(question, server, timeout)
                 if wire[2] & 0x02 == 0:  # TC clear: the whole answer
-                    return classify_wire(wire, name, rdtype, where, False)
+                    return self._classify(wire, name, rdtype, where, False)
                 tcp = True
                 timeout = max(0.01, min(ATTEMPT_TIMEOUT, self.deadline - time.monotonic()))
             wire = await self._tcp(question, server, timeout)
-            reply = classify_wire(wire, name, rdtype, where, True)
+            reply = self._classify(wire, name, rdtype, where, True)
             if wire[2] & 0x02:
                 return replace(reply, outcome=Outcome.ERROR, values=(),
                                detail=f"{where}: the answer is larger than DNS can carry (truncated even over "
@@ -263,6 +276,17 @@ class DnsClient:
             return reply
         except _Failed as exc:
             return Lookup(name, rdtype, exc.outcome, server=where, tcp=tcp or exc.tcp, detail=exc.detail)
+
+    def _classify(self, wire: bytes, name: str, rdtype: str, where: str, tcp: bool) -> Lookup:
+        if self.memo is None:
+            return classify_wire(wire, name, rdtype, where, tcp)
+        seen = self.memo.get(wire[2:])
+        if seen is None:
+            seen = classify_wire(wire, name, rdtype, where, tcp)
+            if seen.detail:  # worded for this server: not shared
+                return seen
+            self.memo[wire[2:]] = seen
+        return replace(seen, server=where, tcp=tcp)
 
     async def _channel(self, server: Nameserver) -> _UdpChannel:
         fut = self._channels.get(server)
@@ -311,7 +335,7 @@ class DnsClient:
         writer = None
         got = 0
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout), self._tcp_sem:
                 reader, writer = await asyncio.open_connection(server.host, server.port)
                 qid = random.getrandbits(16)
                 msg = query_bytes(qid, question)
@@ -330,8 +354,8 @@ class DnsClient:
             raise _Failed(Outcome.ERROR, f"{server}: TCP connection closed mid-answer ({len(exc.partial)} of "
                                          f"{exc.expected} bytes)", tcp=True) from None
         except ConnectionRefusedError:
-            raise _Failed(Outcome.ERROR, f"{server}: the answer was truncated over UDP and nothing listens "
-                                         "on TCP (connection refused)", tcp=True) from None
+            why = "nothing listens" if self.transport == "tcp" else "the answer was truncated over UDP and nothing listens"
+            raise _Failed(Outcome.ERROR, f"{server}: {why} on TCP (connection refused)", tcp=True) from None
         except OSError as exc:
             raise _Failed(Outcome.ERROR, f"{server}: TCP: {exc.strerror or exc}", tcp=True) from None
         finally:

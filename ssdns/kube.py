@@ -632,3 +632,30 @@ def _lines(raw, limit: int = 10_000):
                     return
     if buf.strip():
         yield buf
+
+
+# --resolvers all: the cluster DNS Service's replicas (the resolvers Role, k8s/resolvers/).
+
+DnsEndpoint = tuple[str | None, str | None, str, int]  # (pod, node, IP, DNS port)
+
+
+async def dns_endpoints(api: Api, namespace: str, service: str, deadline: float | None = None) -> list[DnsEndpoint]:
+    """The ready endpoints of a DNS Service's EndpointSlices, each with its pod and node: what
+    `--resolvers all` asks. One call: list endpointslices in that namespace, by the service-name label."""
+    doc = await arequest(api, "GET", f"{_ns(namespace, 'discovery.k8s.io/v1')}/endpointslices", verb="list",
+                         resource="endpointslices", namespace=namespace,
+                         params={"labelSelector": f"kubernetes.io/service-name={service}"}, deadline=deadline)
+    return [ep for eps in _shaped(_dns_slice, doc, "list", "endpointslices", api) for ep in eps]
+
+
+def _dns_slice(s: dict) -> list[DnsEndpoint]:
+    ports = list(map(_obj, _list(_obj(s).get("ports"))))
+    # The DNS port: the UDP one (CoreDNS's "dns"), else any, else 53.
+    udp = [p for p in ports if (_str(p.get("protocol")) or "TCP") == "UDP" and p.get("port") is not None]
+    port = _int((udp or [p for p in ports if p.get("port") is not None] or [{"port": 53}])[0]["port"], 53)
+    out = []
+    for raw in _list(s.get("endpoints")):
+        e = _endpoint(raw)
+        if e.ready and e.addresses:
+            out.append((e.pod, _str(_obj(raw).get("nodeName")), e.addresses[0], port))
+    return out

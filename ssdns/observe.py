@@ -87,10 +87,12 @@ def warn_if_short(pods: int, target: Target, left: float) -> None:
 
 
 async def observe(target: Target, deadline: float, expected: list[str] | None = None,
-                  api_port: int | None = None) -> Observations:
-    """api_port: the pods' port from the API (EndpointSlice), when it was read."""
+                  api_port: int | None = None, memo: dict | None = None) -> Observations:
+    """api_port: the pods' port from the API (EndpointSlice), when it was read. memo: parsed answers to share
+    with the resolver legs (resolvers.py)."""
     start = time.monotonic()
-    dns = DnsClient(target.nameservers, deadline)
+    transport = "tcp" if target.resolvers.transport == "tcp" else "udp"  # --transport both: UDP here, TCP after
+    dns = DnsClient(target.nameservers, deadline, transport=transport, memo=memo)
     stack = contextlib.AsyncExitStack()
     stack.callback(dns.close)  # its sockets, however the run ends
     svc = target.service_fqdn

@@ -52,6 +52,10 @@ class TargetArgs:
     expect: str = "{pod}"
     match: str = "exact"
     http: bool = True
+    resolvers: str = "path"  # --resolvers, --transport, --dns-service, --nodelocal (check only)
+    transport: str = "udp"
+    dns_service: str | None = None
+    nodelocal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ class DemoOptions:
     started: float
     http: bool = True
     api: bool = True
+    resolvers: str = "path"
+    transport: str = "udp"
 
     @property
     def deadline(self) -> float:
@@ -173,7 +179,10 @@ def target_args(ns: argparse.Namespace, service_pos: str | None = None) -> Targe
         service=service or service_pos, namespace=ns.namespace, statefulset=ns.statefulset, replicas=ns.replicas,
         first_ordinal=ns.first_ordinal, cluster_domain=ns.cluster_domain, nameservers=tuple(ns.nameserver or ()),
         api=_api(ns.api, ns.kubeconfig, ns.context), port_name=ns.port_name, protocol=ns.protocol,
-        port=ns.port, path=ns.path, expect=ns.expect, match=ns.match, http=ns.http)
+        port=ns.port, path=ns.path, expect=ns.expect, match=ns.match, http=ns.http,
+        # every resolver: on `check` only (restart-test and scale-test do not take these)
+        resolvers=getattr(ns, "resolvers", "path"), transport=getattr(ns, "transport", "udp"),
+        dns_service=getattr(ns, "dns_service", None), nodelocal=getattr(ns, "nodelocal", None))
 
 
 def world_args(ns: argparse.Namespace) -> WorldArgs:
@@ -191,7 +200,7 @@ def history(ns: argparse.Namespace, started: float) -> HistoryOptions:
 
 
 def demo(ns: argparse.Namespace, started: float) -> DemoOptions:
-    return DemoOptions(world_args(ns), outputs(ns), ns.timeout, started, ns.http, ns.api)
+    return DemoOptions(world_args(ns), outputs(ns), ns.timeout, started, ns.http, ns.api, ns.resolvers, ns.transport)
 
 
 def sandbox(ns: argparse.Namespace, started: float) -> SandboxOptions:

@@ -86,6 +86,12 @@ def _table(result: Result, s: Style, max_rows: int | None = None) -> list[str]:
     pods = _shown(result.pods, statuses, max_rows)
     rows = [["POD", "IP", *[label for label, _ in cols], "ANSWERED"]]
     rows += [_row(statuses, pod, [check for _, check in cols]) for pod in pods]
+    # --resolvers: a column per resolver (what it answered for the pod's name), only when they disagree
+    resolvers = next((list(p.by_resolver) for p in result.pods if p.by_resolver), [])
+    if resolvers:
+        rows[0] += resolvers
+        for row, pod in zip(rows[1:], pods, strict=True):
+            row += [pod.by_resolver.get(label, "-") for label in resolvers]
     lines = _layout(rows, len(cols), s)
     if not result.pods:
         lines.append("(no pods found)")
