@@ -94,27 +94,32 @@ def resolver_agreement(ev: Evidence) -> Iterator[Verdict]:
     split: list[str] = []
     for q in rev.questions:
         said = {r: _answer(lk) for r, g in legs.items() if (lk := g.lookups.get(q)) is not None and said_something(lk)}
-        if len(set(said.values())) < 2:
-            continue  # one voice (or none): nothing to compare
-        right, by_api = _right(ev, q, said)
-        if right is None:
-            split.append(f"{_short(ev, q[0])} {q[1]}: " + "; ".join(f"{r.label} says {_words(a)}"
-                                                                     for r, a in said.items()))
-            continue
-        ok = [r for r, a in said.items() if a == right]
-        for r, a in said.items():
-            if a != right:
-                others = len(said) - 1
-                agree = sum(1 for x in ok if x is not r)
-                tail = (f"the other {others} {'is' if others == 1 else 'are'} right" if agree == others
-                        else f"{agree} of the other {others} right")
-                wrong[r].append(f"{_short(ev, q[0])} {q[1]} with {_what(ev, a, right, by_api)}; {tail}")
+        if len(set(said.values())) > 1:  # one voice (or none): nothing to compare
+            _compare(ev, q, said, wrong, split)
     for r, g in legs.items():
         yield from _judge_one(r, g, wrong[r], len(rev.questions))
     if split:
         yield failed(ev.target.service_fqdn.rstrip("."),
                      f"the resolvers disagree on {len(split)} name(s) and neither the API nor a majority says "
                      f"which is right: {' | '.join(split[:EXAMPLES])}{_more(split)}", names=len(split))
+
+
+def _compare(ev: Evidence, q: Question, said: dict[Resolver, Answer], wrong: dict[Resolver, list[str]],
+             split: list[str]) -> None:
+    """Note, per resolver, how its answer to q differs from what is right (or that nobody can say)."""
+    right, by_api = _right(ev, q, said)
+    if right is None:
+        split.append(f"{_short(ev, q[0])} {q[1]}: " + "; ".join(f"{r.label} says {_words(a)}" for r, a in said.items()))
+        return
+    ok = [r for r, a in said.items() if a == right]
+    for r, a in said.items():
+        if a == right:
+            continue
+        others = len(said) - 1
+        agree = sum(1 for x in ok if x is not r)
+        tail = (f"the other {others} {'is' if others == 1 else 'are'} right" if agree == others
+                else f"{agree} of the other {others} right")
+        wrong[r].append(f"{_short(ev, q[0])} {q[1]} with {_what(ev, a, right, by_api)}; {tail}")
 
 
 def _judge_one(r: Resolver, g: Leg, wrong: list[str], questions: int) -> Iterator[Verdict]:
