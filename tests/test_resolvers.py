@@ -43,6 +43,11 @@ def test_a_stale_replica_is_named_by_pod_ip_and_node_against_the_api(sandbox_fac
     questions = legs[0]["questions"]
     assert all(leg["questions"] == questions and leg["answered"] == questions for leg in legs)
     assert report["stats"]["dns_queries"] >= 4 * questions
+    differing = {leg["resolver"]: leg["differing"] for leg in legs}
+    assert ("web-2.nginx.default.svc.cluster.local.", [old_ip]) in [(lk["name"], lk["values"])
+                                                                    for lk in differing[stale.name]]
+    assert {lk["type"] for lk in differing[stale.name]} == {"A", "PTR"}  # its pod name, Service name, reverse
+    assert all(not d for label, d in differing.items() if label != stale.name)
 
 
 def test_the_table_shows_a_column_per_resolver_only_when_they_disagree(sandbox_factory, tmp_path):

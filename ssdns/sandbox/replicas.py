@@ -21,12 +21,20 @@ def replica_view(replica: DnsReplica):
 
     def view(world: World) -> Records:
         recs = replica.frozen if replica.frozen is not None else records(world)
+        if replica.frozen is not None:  # frozen before the sandbox bound the pods' port: SRV gets today's
+            recs = {owner: {t: [_srv_port(v, world.port) for v in vs] if t == "SRV" else vs for t, vs in types.items()}
+                    for owner, types in recs.items()}
         if not replica.nxdomain:
             return recs
         gone = {world.pod_fqdn(p).lower() for p in replica.nxdomain}
         return {owner: types for owner, types in recs.items() if owner not in gone}
 
     return view
+
+
+def _srv_port(value: str, port: int) -> str:
+    prio, weight, _, target = value.split()
+    return f"{prio} {weight} {port} {target}"
 
 
 def servers(world: World, port: int) -> list[DnsServer]:
