@@ -29,7 +29,7 @@ NODELOCAL_DEFAULT = "169.254.20.10"  # node-local-dns's default listen address
 SLOW_MS = 4500.0  # the conntrack-race signature: a UDP answer that came only after a resend at 5 s
 P99_WARN_MS = 1000.0  # a healthy in-cluster resolver answers in milliseconds
 PATIENCE = 6.0  # seconds a resolver leg waits per question: long enough to see a 5 s answer
-PER_LEG = 64  # queries in flight per resolver over UDP
+PER_LEG = 32  # queries in flight per resolver over UDP
 # ... and over TCP, where each query is a connection: a burst of connects past a server's listen backlog
 # loses SYNs, and each lost one costs the 1 s SYN retransmit (knotd showed p99 1.2 s at 64 in flight).
 PER_LEG_TCP = 8
