@@ -359,6 +359,8 @@ def cmd_sandbox(opts: SandboxOptions) -> int:
                 extra = ["--kubeconfig", str(kubeconfig)]
             print("check it from another terminal with:\n  ssdns " + " ".join([*sb.check_args(), *extra]),
                   flush=True)
+            print(f"and its DNS replicas (kube-system/kube-dns, for --resolvers all or a list): "
+                  f"{', '.join(str(ns) for ns in sb.replica_nameservers)}", flush=True)
             try:
                 await asyncio.wait_for(stop.wait(), opts.duration)
             except TimeoutError:

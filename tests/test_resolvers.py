@@ -254,3 +254,21 @@ def test_metrics_and_junit_carry_each_resolver_with_bounded_labels(sandbox_facto
     junit = xml.read_text()
     stale = sb.world.dns_replicas[1].name
     assert f'classname="dns.resolver" name="{stale}"' in junit or f'name="{stale}" classname="dns.resolver"' in junit
+
+
+def test_the_plan_asks_each_server_once_and_finds_nodelocal_in_resolv_conf():
+    from ssdns.resolvers import Resolver, plan
+    from ssdns.target import Nameserver, ResolverChoice
+
+    path = (Nameserver("10.96.0.10"),)
+    replicas = [Resolver("coredns-a", "replica", (Nameserver("10.244.1.3"),), "coredns-a", "node-a"),
+                Resolver("coredns-b", "replica", (Nameserver("10.96.0.10"),), "coredns-b", "node-b")]
+    got = plan(path, ResolverChoice("all"), replicas, (Nameserver("169.254.20.10"),))
+    assert [(r.label, r.slot) for r in got] == [("path", "path"), ("coredns-a", "replica-0"),
+                                                ("nodelocal", "nodelocal")]  # coredns-b is the path's server
+    assert [r.label for r in plan(path, ResolverChoice("all"), [], (Nameserver("10.0.0.1"),))] == ["path"]
+    given = plan(path, ResolverChoice("all", nodelocal=Nameserver("127.0.0.9", 5353)), [])
+    assert given[-1].describe() == "NodeLocal DNSCache (127.0.0.9:5353)"
+    listed = plan(path, ResolverChoice("list", (Nameserver("10.0.0.1"), Nameserver("10.0.0.2", 5353))), replicas)
+    assert [(r.label, r.slot) for r in listed] == [("path", "path"), ("10.0.0.1:53", "listed-0"),
+                                                   ("10.0.0.2:5353", "listed-1")]
