@@ -418,3 +418,14 @@ def test_latency_warns_on_the_conntrack_race_signature_and_a_slow_p99():
     assert slow.details["slow"] == 3 and slow.details["p99_ms"] == 5100.0
     sluggish = by(judge(_resolver_evidence({"path": {}}, ms=1500.0)), "dns.latency")["path"]
     assert sluggish.status is Status.WARN and sluggish.message.endswith("slow, p50 1500 ms, p99 1500 ms over 3 answers")
+
+
+def test_questions_the_deadline_cut_off_are_not_blamed_on_the_resolver():
+    import dataclasses as dc
+
+    ev = _resolver_evidence({"path": {}, "r1": {"web-2": Outcome.TIMEOUT}})
+    leg = ev.resolvers.legs[1]
+    q = (T.pod_fqdn("web-2"), "A")
+    leg.lookups[q] = dc.replace(leg.lookups[q], detail="127.0.0.2:53: not asked, deadline reached")
+    got = by(judge(ev), "dns.resolver")["r1"]
+    assert got.status is Status.WARN and "was not asked 1 of 3 questions before the deadline" in got.message

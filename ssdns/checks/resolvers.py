@@ -123,21 +123,30 @@ def _compare(ev: Evidence, q: Question, said: dict[Resolver, Answer], wrong: dic
 
 
 def _judge_one(r: Resolver, g: Leg, wrong: list[str], questions: int) -> Iterator[Verdict]:
-    silent = [lk for lk in g.lookups.values() if not said_something(lk)]
-    if silent and len(silent) == len(g.lookups):
-        yield failed(r.label, f"{r.describe()} does not answer: {silent[0].detail or silent[0].outcome.value}",
-                     resolver=r.to_dict(), unanswered=len(silent))
-        return
+    late = [lk for lk in g.lookups.values() if lk.outcome is Outcome.TIMEOUT and "deadline reached" in lk.detail]
+    if late:  # the run's deadline, not the resolver: say so, and judge what was asked
+        yield warned(r.label, f"{r.describe()} was not asked {len(late)} of {len(g.lookups)} questions before the "
+                     "deadline: raise --timeout", resolver=r.to_dict(), not_asked=len(late))
+    silent = [lk for lk in g.lookups.values() if not said_something(lk) and lk not in late]
     if silent:
-        yield failed(r.label, f"{r.describe()} did not answer {len(silent)} of {len(g.lookups)} questions "
-                     f"(e.g. {silent[0].name} {silent[0].rdtype}: {silent[0].detail or silent[0].outcome.value})",
-                     resolver=r.to_dict(), unanswered=len(silent))
+        yield _silent(r, silent, len(g.lookups) - len(late))
+        if len(silent) == len(g.lookups) - len(late):
+            return
     if wrong:
         yield failed(r.label, f"{r.describe()} answers {' | '.join(wrong[:EXAMPLES])}{_more(wrong)}",
                      resolver=r.to_dict(), wrong=len(wrong))
-    elif not silent:
+    elif not silent and not late:
         yield passed(r.label, f"{r.describe()} answers all {questions} questions as the others and the API do",
                      resolver=r.to_dict())
+
+
+def _silent(r: Resolver, silent: list[Lookup], asked: int) -> Verdict:
+    first = silent[0]
+    why = first.detail or first.outcome.value
+    if len(silent) == asked:
+        return failed(r.label, f"{r.describe()} does not answer: {why}", resolver=r.to_dict(), unanswered=len(silent))
+    return failed(r.label, f"{r.describe()} did not answer {len(silent)} of {asked} questions "
+                  f"(e.g. {first.name} {first.rdtype}: {why})", resolver=r.to_dict(), unanswered=len(silent))
 
 
 def _more(items: list[str]) -> str:
