@@ -272,3 +272,17 @@ def test_the_plan_asks_each_server_once_and_finds_nodelocal_in_resolv_conf():
     listed = plan(path, ResolverChoice("list", (Nameserver("10.0.0.1"), Nameserver("10.0.0.2", 5353))), replicas)
     assert [(r.label, r.slot) for r in listed] == [("path", "path"), ("10.0.0.1:53", "listed-0"),
                                                    ("10.0.0.2:5353", "listed-1")]
+
+
+def test_the_resolvers_kustomization_renders_only_its_role_in_kube_system():
+    import shutil
+    import subprocess
+
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl not installed, so `kubectl kustomize k8s/resolvers` cannot render")
+    out = subprocess.run(["kubectl", "kustomize", str(ROOT / "k8s/resolvers")], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    objs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    assert sorted((o["kind"], o["metadata"]["name"], o["metadata"]["namespace"]) for o in objs) == [
+        ("Role", "ssdns-resolvers", "kube-system"), ("RoleBinding", "ssdns-resolvers", "kube-system")]
