@@ -64,20 +64,21 @@ async def gather(target: Target, api: ApiOptions = NO_API_OPTIONS) -> Run:
         want = {} if any(p.resource == "pods" for p in facts.problems) else expect(facts, target.service or "")
         api_ev = ApiEvidence(facts, want)
     others = target.resolvers.mode != "path"  # other resolvers may answer when the path does not
-    obs = await _observe(target, deadline, expected, _api_port(facts, target), must_answer=not others)
-    resolvers = await _ask_resolvers(target, api, obs, deadline) if target.resolvers.active else None
+    memo: dict | None = {} if target.resolvers.active else None  # the resolvers reuse the path's parsed answers
+    obs = await _observe(target, deadline, expected, _api_port(facts, target), must_answer=not others, memo=memo)
+    resolvers = await _ask_resolvers(target, api, obs, deadline, memo) if target.resolvers.active else None
     return Run(Evidence(target, obs, tuple(expected), api_ev, resolvers=resolvers),
                api.mode if facts is not None else "off", started, notes, gathered)
 
 
-async def _ask_resolvers(target: Target, api: ApiOptions, obs: Observations, deadline: float):
+async def _ask_resolvers(target: Target, api: ApiOptions, obs: Observations, deadline: float, memo: dict | None):
     """Every resolver of --resolvers asked what the path was asked; exit 3 only when none answered."""
     from ssdns import resolvers
     from ssdns.target import read_resolv_conf
 
     try:
         async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + GRACE):
-            ev = await resolvers.gather(target, api, obs, deadline, read_resolv_conf().nameservers)
+            ev = await resolvers.gather(target, api, obs, deadline, read_resolv_conf().nameservers, memo)
     except TimeoutError:
         raise CannotRun(f"the run did not finish within --timeout {target.timeout:g} s; raise it") from None
     if not ev.answered:
@@ -106,10 +107,10 @@ def _api_port(facts: ClusterFacts | None, target: Target) -> int | None:
 
 
 async def _observe(target: Target, deadline: float, expected: list[str], api_port: int | None,
-                   must_answer: bool = True) -> Observations:
+                   must_answer: bool = True, memo: dict | None = None) -> Observations:
     try:
         async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + GRACE):
-            obs = await observe(target, deadline, expected, api_port=api_port)
+            obs = await observe(target, deadline, expected, api_port=api_port, memo=memo)
     except TimeoutError:
         raise CannotRun(f"the run did not finish within --timeout {target.timeout:g} s; raise it") from None
     if must_answer and not any(lk.answered for lk in obs.lookups):  # the rule: README, exit codes

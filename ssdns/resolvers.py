@@ -235,7 +235,7 @@ def plan(path: tuple[Nameserver, ...], choice: ResolverChoice, replicas: list[Re
 
 
 async def ask_all(resolvers: list[Resolver], path_leg: Leg, questions: list[tuple[str, str, int]],
-                  transport: str, deadline: float) -> list[Leg]:
+                  transport: str, deadline: float, memo: dict | None = None) -> list[Leg]:
     """Every question of every resolver over each transport wanted; the path's own leg (the run's
     observation) is reused, not asked again. questions: (name, type, records the path's answer held)."""
     from ssdns.dnsquery import DnsClient
@@ -244,7 +244,7 @@ async def ask_all(resolvers: list[Resolver], path_leg: Leg, questions: list[tupl
     jobs: list[tuple[Resolver, str]] = [(r, t) for r in resolvers for t in wanted
                                         if not (r is path_leg.resolver and t == path_leg.transport)]
 
-    memo: dict = {}  # replicas serving the same records give the same bytes: parsed once
+    memo = {} if memo is None else memo  # replicas serving the same records give the same bytes: parsed once
 
     async def leg(r: Resolver, t: str) -> Leg:
         client = DnsClient(r.servers, deadline, concurrency=PER_LEG_TCP if t == "tcp" else PER_LEG, transport=t,
@@ -262,7 +262,7 @@ async def ask_all(resolvers: list[Resolver], path_leg: Leg, questions: list[tupl
 
 
 async def gather(target: Target, api: ApiOptions, obs: Observations, deadline: float,
-                 resolv: tuple[Nameserver, ...] = ()) -> ResolverEvidence:
+                 resolv: tuple[Nameserver, ...] = (), memo: dict | None = None) -> ResolverEvidence:
     """The resolvers of --resolvers (the replicas found through the API with `all`), each asked every
     question the path was asked."""
     choice = target.resolvers
@@ -274,7 +274,7 @@ async def gather(target: Target, api: ApiOptions, obs: Observations, deadline: f
     path_transport = "tcp" if choice.transport == "tcp" else "udp"
     path_leg = Leg(resolvers[0], path_transport, {(lk.name, lk.rdtype): lk for lk in obs.lookups})
     questions = [(lk.name, lk.rdtype, len(lk.values)) for lk in obs.lookups]
-    legs = await ask_all(resolvers, path_leg, questions, choice.transport, deadline)
+    legs = await ask_all(resolvers, path_leg, questions, choice.transport, deadline, memo)
     return ResolverEvidence(tuple(resolvers), choice.transport, tuple(legs),
                             tuple((n, t) for n, t, _ in questions), tuple(warnings), "/".join(choice.dns_service))
 
