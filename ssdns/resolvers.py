@@ -14,7 +14,6 @@ TCP query per question). Resends of lost UDP datagrams count as queries too.
 from __future__ import annotations
 
 import asyncio
-import statistics
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -76,6 +75,8 @@ class Leg:
         return [lk for lk in self.lookups.values() if said_something(lk)]
 
     def latency(self) -> Latency:
+        import statistics  # only when judged: the option parsing that imports this module stays light
+
         times = sorted(lk.elapsed_ms for lk in self.answering)
         if not times:
             return Latency(0, None, None, 0)
