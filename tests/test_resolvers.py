@@ -286,3 +286,20 @@ def test_the_resolvers_kustomization_renders_only_its_role_in_kube_system():
     objs = [d for d in yaml.safe_load_all(out.stdout) if d]
     assert sorted((o["kind"], o["metadata"]["name"], o["metadata"]["namespace"]) for o in objs) == [
         ("Role", "ssdns-resolvers", "kube-system"), ("RoleBinding", "ssdns-resolvers", "kube-system")]
+
+
+def test_nodelocal_given_is_asked_and_named(sandbox, tmp_path):
+    import socket
+
+    junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a NodeLocal that has stopped answering
+    junk.bind(("127.0.0.1", 0))
+    try:
+        where = f"127.0.0.1:{junk.getsockname()[1]}"
+        code, report = run_json(replica_args(sandbox, tmp_path, "--nodelocal", where, "--timeout", "3"))
+    finally:
+        junk.close()
+    assert code == 1
+    assert [(r["label"], r["kind"]) for r in report["resolvers"]["resolvers"]][-1] == ("nodelocal", "nodelocal")
+    [fail] = failures(report, "dns.resolver")
+    assert fail["subject"] == "nodelocal"
+    assert fail["message"].startswith(f"NodeLocal DNSCache ({where}) does not answer")
