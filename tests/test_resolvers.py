@@ -303,3 +303,17 @@ def test_nodelocal_given_is_asked_and_named(sandbox, tmp_path):
     [fail] = failures(report, "dns.resolver")
     assert fail["subject"] == "nodelocal"
     assert fail["message"].startswith(f"NodeLocal DNSCache ({where}) does not answer")
+
+
+@knot
+def test_a_resolver_that_refuses_is_named_with_what_it_said(sandbox):
+    """A real server for another zone answers REFUSED: the resolver is named, the run still judges."""
+    other = headless_zones([Pod("web-0", "127.30.0.1")], zone="example.local", port=sandbox.world.port)
+    with KnotServer(other, "127.53.0.14") as k:
+        code, report = run_json([*sandbox.args("--no-http"), "--resolvers", f"{k.host}:{k.port}"])
+    assert code == 1
+    fail = by_check(report, "dns.resolver")[f"{k.host}:{k.port}"]
+    # it refuses the cluster zone (7 questions) and knows 127.in-addr.arpa (its own): PTR says NXDOMAIN there
+    assert "did not answer 7 of 10 questions" in fail["message"] and "REFUSED" in fail["message"]
+    split = by_check(report, "dns.resolver")["nginx.default.svc.cluster.local"]["message"]
+    assert "the resolvers disagree on 3 name(s) and neither the API nor a majority says which is right" in split
