@@ -124,11 +124,7 @@ def conclude(run: Run, elapsed_ms: float | None = None) -> Result:
     ev = run.evidence
     judged = checks.judge(ev)
     notes = list(run.notes)
-    pods = [_pod_view(ev, name) for name in ev.pods]
-    if ev.resolvers is not None:
-        columns = ev.resolvers.by_pod({p.name: p.fqdn for p in pods})
-        for p in pods:
-            p.by_resolver = columns.get(p.name, {})
+    pods = _with_resolver_columns(ev, [_pod_view(ev, name) for name in ev.pods])
     discovered = sorted({p.source for p in pods} - {"expected"})
     if discovered and ev.target.replicas is None:
         notes.append(f"pods discovered from DNS ({' and '.join(s.upper() for s in discovered)}); "
@@ -152,6 +148,16 @@ def conclude(run: Run, elapsed_ms: float | None = None) -> Result:
         pods=pods, findings=[*run.findings, *judged.findings], notes=notes, stats=stats, lookups=list(obs.lookups),
         resolvers=ev.resolvers,
     )
+
+
+def _with_resolver_columns(ev: Evidence, pods: list[PodView]) -> list[PodView]:
+    """With --resolvers: what each resolver answered for each pod's name, when they disagree (the table's
+    columns per resolver)."""
+    if ev.resolvers is not None:
+        columns = ev.resolvers.by_pod({p.name: p.fqdn for p in pods})
+        for p in pods:
+            p.by_resolver = columns.get(p.name, {})
+    return pods
 
 
 def _scale_summary(ev: Evidence) -> ScaleSummary | None:
