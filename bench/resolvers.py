@@ -81,12 +81,15 @@ def bench(n: int, repeat: int, log) -> dict:
 
 
 def render(rows: list[dict]) -> str:
+    import importlib.util
     import os
     import platform
     import time
 
+    uv = "uvloop" if importlib.util.find_spec("uvloop") else "no uvloop"
+
     lines = [f"Every resolver at scale (`bench/resolvers.py`), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-             f"{os.cpu_count()} cores, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}: "
+             f"{os.cpu_count()} cores, Python {platform.python_version()} ({uv}), load {os.getloadavg()[0]:.1f}: "
              "4 knotd on loopback, DNS only, medians of alternating rounds.", "",
              "| N | questions | queries single | queries all (documented) | wall single | wall all | "
              "ratio (<= 2.5) | RSS single | RSS all (<= 100 MiB) | findings |",
