@@ -35,6 +35,7 @@ ATTEMPT_TIMEOUT = 2.0  # per send (a server gets TRIES_PER_SERVER sends); well u
 TRIES_PER_SERVER = 2
 MAX_CNAME_CHAIN = 8
 TCP_IN_FLIGHT = 16  # TCP connections open at once per client
+MAX_REOPENS = 64  # pipelined TCP: connections a client re-opens after the server closed one
 
 
 class Outcome(StrEnum):
@@ -164,6 +165,55 @@ class _UdpChannel(asyncio.DatagramProtocol):
         raise RuntimeError("no free query ID")  # unreachable: outstanding queries are bounded far below 65536
 
 
+class _TcpPipe:
+    """One TCP connection to one nameserver carrying many queries (RFC 7766 pipelining), for a client that
+    asks one server thousands of questions (the --resolvers legs): replies are taken in any order, by ID and
+    question, as over UDP. A connection the server closes fails what waits on it (they retry on their own)."""
+
+    def __init__(self) -> None:
+        self.writer: asyncio.StreamWriter | None = None
+        self.waiting: dict[int, tuple[bytes, asyncio.Future[bytes]]] = {}
+        self.closed = False
+        self._reading: asyncio.Task[None] | None = None
+
+    async def open(self, server: Nameserver) -> _TcpPipe:
+        reader, self.writer = await asyncio.open_connection(server.host, server.port)
+        self._reading = asyncio.ensure_future(self._read(reader))
+        return self
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                (size,) = struct.unpack("!H", await reader.readexactly(2))
+                wire = await reader.readexactly(size)
+                entry = self.waiting.get(int.from_bytes(wire[:2], "big")) if len(wire) >= 12 else None
+                if entry is not None and _matches(wire, entry[0]) and not entry[1].done():
+                    entry[1].set_result(wire)
+        except (asyncio.IncompleteReadError, OSError):
+            pass
+        finally:
+            self.closed = True
+            for _, fut in self.waiting.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionResetError("the server closed the connection"))
+
+    def send(self, qid: int, question: bytes) -> asyncio.Future[bytes]:
+        if self.closed or self.writer is None or qid in self.waiting:
+            raise ConnectionResetError("the connection is closed")
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.waiting[qid] = (question, fut)
+        msg = query_bytes(qid, question)
+        self.writer.write(struct.pack("!H", len(msg)) + msg)
+        return fut
+
+    def close(self) -> None:
+        self.closed = True
+        if self.writer is not None:
+            self.writer.close()
+        if self._reading is not None:
+            self._reading.cancel()
+
+
 class _Failed(Exception):
     """A try that ended without a usable reply; its message says why."""
 
@@ -177,7 +227,7 @@ class DnsClient:
 
     def __init__(self, nameservers: tuple[Nameserver, ...], deadline: float, concurrency: int = 128,
                  transport: str = "udp", patience: float = ATTEMPT_TIMEOUT * TRIES_PER_SERVER,
-                 memo: dict[bytes, Lookup] | None = None):
+                 memo: dict[bytes, Lookup] | None = None, pipeline: bool = False):
         self.nameservers = nameservers
         self.deadline = deadline  # time.monotonic() value
         # udp: UDP, and TCP when the answer is truncated (as a glibc client); tcp: every query over TCP
@@ -186,6 +236,10 @@ class DnsClient:
         # reply bytes (all but the ID) -> its classification: clients asking several servers the same questions
         # (--resolvers) parse an answer once, however many servers give it byte for byte
         self.memo = memo
+        # pipeline: TCP queries share one connection per server (see _TcpPipe), re-opened at most MAX_REOPENS times
+        self.pipeline = pipeline
+        self._pipes: dict[Nameserver, asyncio.Future[_TcpPipe]] = {}
+        self._reopens = 0
         self._sem = asyncio.Semaphore(concurrency)  # bounds the outstanding queries (and IDs per socket)
         # TCP: each query is a connection; a burst of connects past a server's listen backlog loses SYNs, and
         # each lost one costs the 1 s SYN retransmit (knotd: p99 1.2 s at 64 connects at once).
@@ -216,6 +270,9 @@ class DnsClient:
         for fut in self._channels.values():
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 fut.result()[0].close()
+        for pipe in self._pipes.values():
+            if pipe.done() and not pipe.cancelled() and pipe.exception() is None:
+                pipe.result().close()
 
     async def _lookup(self, name: str, rdtype: str, tcp_first: bool, size: int) -> Lookup:
         try:
@@ -332,6 +389,38 @@ class DnsClient:
             del chan.waiting[qid]
 
     async def _tcp(self, question: bytes, server: Nameserver, timeout: float) -> bytes:
+        if self.pipeline:
+            until = time.monotonic() + timeout
+            for _ in range(2):  # the server closed the shared connection: once more on a new one
+                try:
+                    async with asyncio.timeout(max(0.01, until - time.monotonic())):
+                        return await self._piped(question, server)
+                except TimeoutError:
+                    raise _Failed(Outcome.TIMEOUT, f"no complete reply from {server} over TCP", tcp=True) from None
+                except OSError:
+                    continue
+            timeout = max(0.01, until - time.monotonic())  # then a connection of its own, in what is left
+        return await self._tcp_alone(question, server, timeout)
+
+    async def _piped(self, question: bytes, server: Nameserver) -> bytes:
+        fut = self._pipes.get(server)
+        if fut is not None and fut.done() and (fut.cancelled() or fut.exception() is not None or fut.result().closed):
+            if self._reopens >= MAX_REOPENS:
+                raise ConnectionResetError("too many closed connections")
+            self._reopens += 1
+            fut = None
+        if fut is None:
+            fut = self._pipes[server] = asyncio.ensure_future(_TcpPipe().open(server))
+        pipe = await asyncio.shield(fut)
+        qid = next(q for q in (random.getrandbits(16) for _ in range(100)) if q not in pipe.waiting)
+        self.queries_sent += 1
+        reply = pipe.send(qid, question)
+        try:
+            return await reply
+        finally:
+            pipe.waiting.pop(qid, None)
+
+    async def _tcp_alone(self, question: bytes, server: Nameserver, timeout: float) -> bytes:
         writer = None
         got = 0
         try:

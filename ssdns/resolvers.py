@@ -29,9 +29,9 @@ SLOW_MS = 4500.0  # the conntrack-race signature: a UDP answer that came only af
 P99_WARN_MS = 1000.0  # a healthy in-cluster resolver answers in milliseconds
 PATIENCE = 6.0  # seconds a resolver leg waits per question: long enough to see a 5 s answer
 PER_LEG = 32  # queries in flight per resolver over UDP
-# ... and over TCP, where each query is a connection: a burst of connects past a server's listen backlog
-# loses SYNs, and each lost one costs the 1 s SYN retransmit (knotd showed p99 1.2 s at 64 in flight).
-PER_LEG_TCP = 8
+# ... and over TCP, all on one pipelined connection per server (RFC 7766; a connection per question cost
+# ~8,000 connects at 1,000 pods, and a burst of them past knotd's listen backlog 1 s SYN retransmits)
+PER_LEG_TCP = 32
 
 Question = tuple[str, str]  # (absolute name, lower case; record type)
 
@@ -249,7 +249,7 @@ async def ask_all(resolvers: list[Resolver], path_leg: Leg, questions: list[tupl
 
     async def leg(r: Resolver, t: str) -> Leg:
         client = DnsClient(r.servers, deadline, concurrency=PER_LEG_TCP if t == "tcp" else PER_LEG, transport=t,
-                           patience=PATIENCE, memo=memo)
+                           patience=PATIENCE, memo=memo, pipeline=t == "tcp")
         try:
             tasks = [client.lookup(name, rdtype, records) for name, rdtype, records in questions]
             done = await asyncio.gather(*tasks)

@@ -317,3 +317,17 @@ def test_a_resolver_that_refuses_is_named_with_what_it_said(sandbox):
     assert "did not answer 7 of 10 questions" in fail["message"] and "REFUSED" in fail["message"]
     split = by_check(report, "dns.resolver")["nginx.default.svc.cluster.local"]["message"]
     assert "the resolvers disagree on 3 name(s) and neither the API nor a majority says which is right" in split
+
+
+def test_tcp_legs_share_a_connection_and_reopen_when_the_server_closes_it(sandbox_factory):
+    """The sandbox's server closes a TCP connection after 100 queries: ~300 questions need reopens, and every
+    answer still arrives (a query in flight when the connection closed is sent again: counted)."""
+    sb = sandbox_factory(pods=150)
+    code, report = run_json([*sb.args("--no-http", "--timeout", "20"), "--transport", "both"])
+    assert code == 0, failures(report)
+    legs = report["resolvers"]["legs"]
+    [tcp] = [leg for leg in legs if leg["transport"] == "tcp"]
+    assert tcp["answered"] == tcp["questions"] > 300 and tcp["differing"] == []
+    single = run_json(sb.args("--no-http", "--timeout", "20"))[1]
+    extra = report["stats"]["dns_queries"] - single["stats"]["dns_queries"] - tcp["questions"]
+    assert 0 <= extra <= 3 * 32  # at most the queries in flight (32) at each of the ~3 closes
