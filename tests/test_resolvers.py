@@ -331,3 +331,12 @@ def test_tcp_legs_share_a_connection_and_reopen_when_the_server_closes_it(sandbo
     single = run_json(sb.args("--no-http", "--timeout", "20"))[1]
     extra = report["stats"]["dns_queries"] - single["stats"]["dns_queries"] - tcp["questions"]
     assert 0 <= extra <= 3 * 32  # at most the queries in flight (32) at each of the ~3 closes
+
+
+def test_dns_service_without_all_is_one_line_and_all_without_the_api_warns(sandbox):
+    code, out, err = run_cli([*sandbox.args("--no-http"), "--dns-service", "kube-system/kube-dns"])
+    assert code == 2 and out == "" and "--dns-service is used only with --resolvers all" in err
+    code, report = run_json([*sandbox.args("--no-http"), "--resolvers", "all"])  # sandbox.args: --api off
+    assert code == 0
+    warn = by_check(report, "dns.resolver")["kube-system/kube-dns"]
+    assert warn["status"] == "warn" and "found through the Kubernetes API, which this run does not use" in warn["message"]
