@@ -198,12 +198,16 @@ class _TcpPipe:
                     fut.set_exception(ConnectionResetError("the server closed the connection"))
 
     def send(self, qid: int, question: bytes) -> asyncio.Future[bytes]:
-        if self.closed or self.writer is None or qid in self.waiting:
+        if self.closed or self.writer is None or self.writer.is_closing() or qid in self.waiting:
             raise ConnectionResetError("the connection is closed")
+        msg = query_bytes(qid, question)
+        try:
+            self.writer.write(struct.pack("!H", len(msg)) + msg)
+        except RuntimeError:  # uvloop raises on a transport the server closed before our reader saw it
+            self.closed = True
+            raise ConnectionResetError("the connection is closed") from None
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.waiting[qid] = (question, fut)
-        msg = query_bytes(qid, question)
-        self.writer.write(struct.pack("!H", len(msg)) + msg)
         return fut
 
     def close(self) -> None:
