@@ -19,6 +19,16 @@ class StatefulSetFacts:
     claim_templates: list[str] = field(default_factory=list)
     ready_replicas: int = 0
     first_ordinal: int = 0  # spec.ordinals.start: pods are NAME-start .. NAME-(start+replicas-1)
+    # The rollout: status.currentRevision / updateRevision, spec.updateStrategy, status.updatedReplicas.
+    current_revision: str | None = None
+    update_revision: str | None = None
+    update_strategy: str = "RollingUpdate"
+    partition: int = 0  # spec.updateStrategy.rollingUpdate.partition
+    updated_replicas: int = 0
+    # spec.persistentVolumeClaimRetentionPolicy (both Retain when unset)
+    retain_when_scaled: str = "Retain"
+    retain_when_deleted: str = "Retain"
+    template_labels: dict[str, str] = field(default_factory=dict)  # spec.template.metadata.labels
 
     @property
     def ordinals(self) -> range:
@@ -34,6 +44,7 @@ class ServiceFacts:
     publish_not_ready: bool = False
     ports: list[tuple[str | None, int, str]] = field(default_factory=list)  # (name, port, protocol)
     ip_families: list[str] = field(default_factory=list)
+    selector: dict[str, str] | None = None  # spec.selector ({}: none, pods are not selected); None: not read
 
 
 @dataclass
@@ -48,6 +59,13 @@ class PodFacts:
     restarts: int
     hostname: str | None
     subdomain: str | None
+    labels: dict[str, str] = field(default_factory=dict)
+    host_network: bool = False  # spec.hostNetwork
+    containers: list[str] = field(default_factory=list)  # container and init container names
+    ready_since: float | None = None  # the Ready condition's lastTransitionTime (Unix seconds)
+    deleted_at: float | None = None  # metadata.deletionTimestamp (Unix seconds)
+    grace_seconds: int | None = None  # metadata.deletionGracePeriodSeconds
+    revision: str | None = None  # the controller-revision-hash label: the StatefulSet revision it runs
 
 
 @dataclass
@@ -100,6 +118,10 @@ class ClusterFacts:
     pvcs: dict[str, PvcFacts] = field(default_factory=dict)
     problems: list[ApiProblem] = field(default_factory=list)
     elapsed_ms: float = 0.0
+    read_at: float | None = None  # Unix time of the read: ages (not Ready since, terminating since) count to it
+    # The Service's v1 Endpoints object: its endpoints.kubernetes.io/over-capacity annotation ("truncated"
+    # when the Endpoints controller cut the object at 1000 addresses); None: not read or not set.
+    over_capacity: str | None = None
 
     def pvcs_of(self, pod: str) -> list[PvcFacts]:
         """The PVCs a StatefulSet pod owns: `<template>-<pod>` for each volumeClaimTemplate."""
@@ -111,3 +133,18 @@ class ClusterFacts:
     def volumes_of(self, pod: str) -> dict[str, str | None]:
         """claim -> the volume it is bound to, for one pod."""
         return {c.name: c.volume for c in self.pvcs_of(pod)}
+
+    def retained_claims(self) -> list[tuple[int, PvcFacts]]:
+        """(ordinal, claim) of the StatefulSet's claims whose ordinal it does not run now: what a
+        scale-up re-attaches (claims `<template>-<statefulset>-<ordinal>`, in ordinal order)."""
+        sts = self.statefulset
+        if sts is None:
+            return []
+        out = []
+        for t in sts.claim_templates:
+            prefix = f"{t}-{sts.name}-"
+            for name, claim in self.pvcs.items():
+                rest = name[len(prefix):] if name.startswith(prefix) else ""
+                if rest.isascii() and rest.isdigit() and int(rest) not in sts.ordinals:
+                    out.append((int(rest), claim))
+        return sorted(out, key=lambda oc: (oc[0], oc[1].name))

@@ -14,16 +14,22 @@ from ssdns.names import reverse_name
 from ssdns.observe import Observations, PodObservation
 from ssdns.target import Nameserver, Target
 
+NOW = 1_800_000_000.0  # when the API was read (ClusterFacts.read_at): ages count to it
+
 T = Target(service="nginx", namespace="default", zone="cluster.local", nameservers=(Nameserver("127.0.0.1"),),
            statefulset="web", replicas=3, http=False)
 
 
 def facts(**pod_changes) -> ClusterFacts:
-    f = ClusterFacts("default", StatefulSetFacts("web", 3, "nginx", "app=nginx", claim_templates=["www"]),
-                     ServiceFacts("nginx", ports=[("web", 80, "TCP")]))
+    f = ClusterFacts("default", StatefulSetFacts("web", 3, "nginx", "app=nginx", claim_templates=["www"],
+                                                      current_revision="web-1", update_revision="web-1",
+                                                      template_labels={"app": "nginx"}),
+                     ServiceFacts("nginx", ports=[("web", 80, "TCP")], selector={"app": "nginx"}), read_at=NOW)
     for i in range(3):
         name = f"web-{i}"
-        pod = PodFacts(name, f"uid-{i}", [f"10.0.0.{i + 1}"], True, False, "Running", "node-a", 0, name, "nginx")
+        pod = PodFacts(name, f"uid-{i}", [f"10.0.0.{i + 1}"], True, False, "Running", "node-a", 0, name, "nginx",
+                       labels={"app": "nginx", "controller-revision-hash": "web-1"}, containers=["nginx"],
+                       ready_since=NOW - 3600, revision="web-1")
         for k, v in pod_changes.get(name, {}).items():
             setattr(pod, k, v)
         f.pods[name] = pod

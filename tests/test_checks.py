@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from evidence_kit import T, by, evidence, facts, judge, lookup, observed, statuses
+from evidence_kit import NOW, T, by, evidence, facts, judge, lookup, observed, statuses
 
 from ssdns import checks
 from ssdns.converge import Convergence
 from ssdns.dnsquery import Outcome
 from ssdns.evidence import HistoryEvidence, RestartEvidence, ScaleEvidence
-from ssdns.facts import ApiProblem, PvcFacts
+from ssdns.facts import ApiProblem, EndpointFacts, PvcFacts, ServiceFacts
 from ssdns.httpprobe import HttpObservation
 from ssdns.model import Status
 
@@ -27,7 +27,8 @@ def test_a_healthy_statefulset_passes_every_check_that_has_its_evidence():
     judged = {x.check for x in out}
     assert judged == {"dns.service", "dns.pod", "dns.service-members", "dns.srv", "dns.ptr", "pods.ordinals",
                       "dns.schema", "http.identity", "api.statefulset", "api.service", "api.pod", "api.endpoints",
-                      "api.dns", "api.pvc"}
+                      "api.dns", "api.pvc", "wiring.selector", "wiring.name-length", "wiring.host-network",
+                      "wiring.over-capacity", "rollout.update", "api.pvc-retention"}
     # listed check by check, in catalogue order
     ranks = [[c.id for c in checks.catalogue()].index(x.check) for x in out]
     assert ranks == sorted(ranks)
@@ -230,6 +231,134 @@ def test_api_pvc_pending_and_missing():
     out = by(judge(evidence(f=f)), "api.pvc")
     assert out["web-0"].status is Status.PASS and "Pending" in out["web-1"].message
     assert "does not exist" in out["web-2"].message
+
+
+# --- wiring.*, rollout.*, api.pvc-retention, dns.ptr-count: the mistakes users make, each with a fix -------
+
+def test_service_name_empty_elsewhere_or_missing_says_what_to_change():
+    f = facts()
+    f.statefulset.service_name = ""
+    [x] = by(judge(evidence(f=f)), "api.statefulset").values()
+    assert "no spec.serviceName" in x.message and "fix: set spec.serviceName" in x.message
+    f = facts()
+    f.service = ServiceFacts("nginx.other", exists=False)
+    x = by(judge(evidence(f=f)), "api.service")["nginx.other"]
+    assert "in another namespace" in x.message and "serviceName to its plain name" in x.details["fix"]
+    f.service = ServiceFacts("nginx", exists=False)
+    x = by(judge(evidence(f=f)), "api.service")["nginx"]
+    assert "does not exist in namespace 'default'" in x.message
+    assert "kubectl get svc -A --field-selector metadata.name=nginx" in x.details["fix"]
+
+
+def test_selector_names_the_label_key_and_both_values():
+    f = facts(**{f"web-{i}": {"labels": {"app": "web"}} for i in range(3)})
+    [x] = by(judge(evidence(f=f)), "wiring.selector").values()
+    assert x.status is Status.FAIL
+    assert "selects app=nginx, but web-0 has app=web" in x.message
+    assert (x.details["key"], x.details["service_value"], x.details["pod_value"]) == ("app", "nginx", "web")
+    assert "spec.template.metadata.labels" in x.details["fix"]
+    f = facts()
+    f.service.selector = {}
+    assert by(judge(evidence(f=f)), "wiring.selector")["nginx"].status is Status.WARN
+    f = facts()
+    f.pods.clear()  # no pods yet: the template's labels are judged
+    f.statefulset.template_labels = {"tier": "db"}
+    [x] = by(judge(evidence(f=f)), "wiring.selector").values()
+    assert "web (pod template) has no label 'app'" in x.message
+
+
+def test_a_name_over_52_characters_fails_with_its_length():
+    f = facts()
+    f.statefulset.name = "x" * 53
+    x = by(judge(evidence(f=f)), "wiring.name-length")["x" * 53]
+    assert x.status is Status.FAIL and "53 characters" in x.message and x.details["length"] == 53
+    f.statefulset.name = "x" * 52
+    assert by(judge(evidence(f=f)), "wiring.name-length")["x" * 52].status is Status.PASS
+
+
+def test_host_network_pods_fail():
+    f = facts(**{"web-1": {"host_network": True}})
+    out = by(judge(evidence(f=f)), "wiring.host-network")
+    assert set(out) == {"web-1"} and "hostNetwork: true" in out["web-1"].message
+    assert out["web-1"].details["fix"] == "remove spec.template.spec.hostNetwork from web"
+
+
+def test_an_istio_sidecar_is_a_note():
+    f = facts(**{n: {"containers": ["nginx", "istio-proxy"]} for n in ("web-0", "web-2")})
+    [x] = by(judge(evidence(f=f)), "wiring.istio").values()
+    assert x.status is Status.WARN and x.details["pods"] == ["web-0", "web-2"] and "mTLS" in x.message
+    assert "wiring.istio" not in {y.check for y in judge(evidence(f=facts()))}
+
+
+def test_endpoints_over_capacity_and_over_1000_addresses_warn():
+    f = facts()
+    f.over_capacity = "truncated"
+    x = by(judge(evidence(f=f)), "wiring.over-capacity")["nginx"]
+    assert x.status is Status.WARN and "over-capacity: truncated" in x.message and "EndpointSlices" in x.details["fix"]
+    f = facts()
+    f.endpoints = [EndpointFacts([f"10.1.{i // 250}.{i % 250}"], None, True, True, False, None) for i in range(1001)]
+    x = by(judge(evidence(f=f)), "wiring.over-capacity")["nginx"]
+    assert x.status is Status.WARN and x.details["addresses"] == 1001
+
+
+def test_not_ready_for_long_with_nxdomain_hints_publish_not_ready_addresses():
+    long_ago, just_now = NOW - 900, NOW - 10
+    f = facts(**{"web-1": {"ready": False, "ready_since": long_ago}, "web-2": {"ready": False, "ready_since": just_now}})
+    obs = observed({"web-0": ["10.0.0.1"], "web-1": [], "web-2": []})
+    [x] = by(judge(evidence(obs, f=f)), "wiring.not-ready-dns").values()
+    assert x.details["pods"] == ["web-1"] and "web-1 (15 min)" in x.message
+    assert "publishNotReadyAddresses: true" in x.details["fix"]
+    f.service.publish_not_ready = True
+    assert "wiring.not-ready-dns" not in {y.check for y in judge(evidence(obs, f=f))}
+
+
+def _rolling(f, *, stuck_for: float, policy: str = "OrderedReady"):
+    f.statefulset.update_revision, f.statefulset.partition = "web-2", 1
+    f.statefulset.updated_replicas, f.statefulset.pod_management_policy = 1, policy
+    pod = f.pods["web-2"]
+    pod.revision, pod.ready, pod.ready_since = "web-2", False, NOW - stuck_for
+    return f
+
+
+def test_a_rolling_update_stuck_under_ordered_ready_is_the_rollback_trap():
+    out = by(judge(evidence(f=_rolling(facts(), stuck_for=3600))), "rollout.update")
+    x = out["web"]
+    assert x.status is Status.FAIL and "web-2 runs the update revision web-2" in x.message
+    assert "partition 1" in x.message and "kubernetes/kubernetes#67250" in x.message
+    assert "kubectl delete pod web-2 -n default" in x.details["fix"] and x.details["current_revision"] == "web-1"
+    parallel = by(judge(evidence(f=_rolling(facts(), stuck_for=3600, policy="Parallel"))), "rollout.update")["web"]
+    assert parallel.status is Status.FAIL and "67250" not in parallel.message
+    young = by(judge(evidence(f=_rolling(facts(), stuck_for=20))), "rollout.update")["web"]
+    assert young.status is Status.WARN and young.message.startswith("rolling update in progress: web-1 -> web-2")
+
+
+def test_a_pod_terminating_past_its_grace_fails_with_the_force_delete_step():
+    f = facts(**{"web-1": {"terminating": True, "deleted_at": NOW - 600, "grace_seconds": 30},
+                 "web-2": {"terminating": True, "deleted_at": NOW - 40, "grace_seconds": 30}})
+    out = by(judge(evidence(f=f)), "rollout.terminating")
+    assert set(out) == {"web-1"} and "terminating for 10 min (grace period 30 s)" in out["web-1"].message
+    assert "--grace-period=0 --force" in out["web-1"].details["fix"]
+
+
+def test_retention_policy_is_stated_and_retained_claims_listed_with_their_volumes():
+    f = facts()
+    f.pvcs["www-web-3"] = PvcFacts("www-web-3", "Bound", "pv-3")
+    f.pvcs["www-web-4"] = PvcFacts("www-web-4", "Bound", "pv-4")
+    out = [x for x in judge(evidence(f=f)) if x.check == "api.pvc-retention"]
+    assert out[0].message.startswith("claim retention: whenScaled Retain, whenDeleted Retain")
+    assert [(x.subject, x.details["volume"]) for x in out[1:]] == [("web-3", "pv-3"), ("web-4", "pv-4")]
+    assert "a scale-up to 4 re-attaches it" in out[1].message
+    f.statefulset.retain_when_scaled = "Delete"
+    assert by(judge(evidence(f=f)), "api.pvc-retention")["web-3"].status is Status.WARN
+
+
+def test_a_pod_ip_with_two_ptr_records_is_behind_another_service():
+    other = "10-0-0-2.cache.default.svc.cluster.local."
+    obs = observed(ptr={"10.0.0.2": [f"web-1.{SVC}.", other]})
+    out = judge(evidence(obs))
+    x = by(out, "dns.ptr-count")["web-1"]
+    assert x.status is Status.FAIL and other in x.message and "another headless Service" in x.message
+    assert "web-1" not in by(out, "dns.ptr")  # said once, with its cause
 
 
 # --- restart.*, scale.* ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ssdns.checks.registry import Verdict, check, failed, passed, warned
+from ssdns.checks.registry import Verdict, check, failed, fix, passed, warned
 from ssdns.checks.words import NameKind, why
 from ssdns.evidence import ApiEvidence, Evidence, Need
 from ssdns.expected import PodExpectation
@@ -37,9 +37,14 @@ def statefulset(ev: Evidence) -> Iterator[Verdict]:
     sts, service = _api(ev).facts.statefulset, ev.target.service
     if sts is None:
         return
-    if service and sts.service_name != service:
-        yield failed(sts.name, f"StatefulSet {sts.name}'s serviceName is {sts.service_name!r}, not {service!r}: "
-                     "its pods get DNS names under that Service", service_name=sts.service_name)
+    if not sts.service_name:
+        yield fix(failed(sts.name, f"StatefulSet {sts.name} has no spec.serviceName: its pods get no DNS names"),
+                  "set spec.serviceName to the name of a headless Service in the same namespace (serviceName "
+                  "cannot be changed in place: recreate the StatefulSet, e.g. kubectl delete --cascade=orphan)")
+    elif service and sts.service_name != service:
+        yield fix(failed(sts.name, f"StatefulSet {sts.name}'s serviceName is {sts.service_name!r}, not {service!r}: "
+                         "its pods get DNS names under that Service", service_name=sts.service_name),
+                  f"check --service {sts.service_name}, or recreate the StatefulSet with serviceName {service!r}")
     else:
         yield passed(sts.name, f"{sts.replicas} replicas, serviceName {sts.service_name!r}, "
                      f"{sts.pod_management_policy}")
@@ -51,12 +56,23 @@ def service(ev: Evidence) -> Iterator[Verdict]:
     if svc is None:
         return
     if not svc.exists:
-        yield failed(svc.name, f"the Service {svc.name!r} does not exist: the StatefulSet's pods get no DNS names; "
-                     "create a headless Service (clusterIP: None) with that name")
+        if "." in svc.name:
+            yield fix(failed(svc.name, f"serviceName {svc.name!r} names a Service in another namespace: a "
+                             "StatefulSet's governing Service must be in its own namespace; its pods get no DNS "
+                             "names"),
+                      f"create a headless Service in namespace {_api(ev).facts.namespace!r} and set serviceName to "
+                      "its plain name")
+        else:
+            yield fix(failed(svc.name, f"the Service {svc.name!r} does not exist in namespace "
+                             f"{_api(ev).facts.namespace!r}: the StatefulSet's pods get no DNS names (a Service of "
+                             "that name in another namespace does not count)"),
+                      f"create a headless Service (clusterIP: None) named {svc.name!r} in this namespace "
+                      f"(kubectl get svc -A --field-selector metadata.name={svc.name} finds one elsewhere)")
     elif not svc.headless:
-        yield failed(svc.name, f"the Service {svc.name!r} is not headless (clusterIP {svc.cluster_ip}): its name "
-                     "resolves to the ClusterIP and pods get no per-pod names; recreate it with clusterIP: None",
-                     cluster_ip=svc.cluster_ip)
+        yield fix(failed(svc.name, f"the Service {svc.name!r} is not headless (clusterIP {svc.cluster_ip}): its name "
+                         "resolves to the ClusterIP and pods get no per-pod names", cluster_ip=svc.cluster_ip),
+                  "clusterIP cannot be changed in place: delete the Service and create it again with "
+                  "spec.clusterIP: None")
     else:
         ports = ", ".join(f"{n or '(unnamed)'}:{p}/{proto}" for n, p, proto in svc.ports) or "none"
         pnr = ", publishes not-ready addresses" if svc.publish_not_ready else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from ssdns.checks.registry import Verdict, check, failed, passed, warned
+from ssdns.checks.registry import Verdict, check, failed, fix, passed, warned
 from ssdns.checks.words import NameKind, why
 from ssdns.dnsquery import Outcome
 from ssdns.evidence import Evidence, Need
@@ -65,6 +65,8 @@ def ptr(ev: Evidence) -> Iterator[Verdict]:
             if not lookup.ok:
                 yield failed(name, f"PTR for {ip}: {why(lookup, NameKind.REVERSE)}", ip=ip,
                              outcome=lookup.outcome.value)
+            elif want in lookup.values and len(lookup.values) > 1:
+                continue  # dns.ptr-count says why (the pod is behind another Service too)
             elif list(lookup.values) != [want]:
                 others = [o for v in lookup.values if (o := pod_from_fqdn(svc, v)) and o != name]
                 what = f"another pod's name ({', '.join(others)})" if others else "something else"
@@ -72,3 +74,19 @@ def ptr(ev: Evidence) -> Iterator[Verdict]:
                              ip=ip, ptr=list(lookup.values), other_pods=others)
             else:
                 yield passed(name, f"{ip} -> {want}")
+
+
+@check("dns.ptr-count", place=32, needs=(Need.DNS,),
+       title="each pod IP has one PTR record (more: the pod is also behind another Service)")
+def ptr_count(ev: Evidence) -> Iterator[Verdict]:
+    for name in ev.pods:
+        want = ev.target.pod_fqdn(name)
+        for ip in ev.dns.pods[name].ips:
+            values = list(ev.dns.ptr[ip].values)
+            if want in values and len(values) > 1:
+                others = [v for v in values if v != want]
+                yield fix(failed(name, f"{ip} has {len(values)} PTR records: {', '.join(values)}; the pod is also "
+                                 f"behind another headless Service ({', '.join(others)}), so a reverse lookup of "
+                                 "its IP gives either name", ip=ip, ptr=values),
+                          "give the other Service a selector that does not match this StatefulSet's pods (or "
+                          "make it a ClusterIP Service)")

@@ -51,6 +51,13 @@ def failed(subject: str, message: str, **details: Any) -> Verdict:
     return Verdict(Status.FAIL, subject, message, details)
 
 
+def fix(verdict: Verdict, hint: str) -> Verdict:
+    """The verdict with a fix a person can act on (the field to change, or the command to run): at the
+    end of its message, and as details["fix"] in JSON."""
+    return Verdict(verdict.status, verdict.subject, f"{verdict.message}; fix: {hint}",
+                   {**verdict.details, "fix": hint})
+
+
 Judge = Callable[[Evidence], Iterable[Verdict]]
 
 

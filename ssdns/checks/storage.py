@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ssdns.checks.registry import Verdict, check, failed, passed
+from ssdns.checks.registry import Verdict, check, failed, passed, warned
 from ssdns.evidence import Evidence, Need
 
 
@@ -25,6 +25,30 @@ def claims_bound(ev: Evidence) -> Iterator[Verdict]:
                 yield failed(name, f"PVC {pvc.name} is {pvc.phase}, not Bound", pvc=pvc.name, phase=pvc.phase)
             else:
                 yield passed(name, f"PVC {pvc.name} Bound to {pvc.volume}", pvc=pvc.name, volume=pvc.volume)
+
+
+@check("api.pvc-retention", place=71, needs=(Need.API,),
+       title="states the claims' retention policy; lists the retained claims a scale-up re-attaches")
+def retention(ev: Evidence) -> Iterator[Verdict]:
+    api = ev.api
+    assert api is not None
+    sts = api.facts.statefulset
+    if sts is None or not sts.claim_templates:
+        return
+    policy = f"whenScaled {sts.retain_when_scaled}, whenDeleted {sts.retain_when_deleted}"
+    yield passed(sts.name, f"claim retention: {policy} (spec.persistentVolumeClaimRetentionPolicy)",
+                 when_scaled=sts.retain_when_scaled, when_deleted=sts.retain_when_deleted)
+    if api.lost("persistentvolumeclaims"):
+        return
+    for ordinal, claim in api.facts.retained_claims():
+        pod = f"{sts.name}-{ordinal}"
+        kept = f"{claim.name} ({claim.phase or 'unknown'}, volume {claim.volume or 'none'}) is kept for {pod}"
+        if sts.retain_when_scaled == "Delete":
+            yield warned(pod, f"{kept} although whenScaled is Delete: the controller has not deleted it (yet); "
+                         "a scale-up re-attaches it, old data included", claim=claim.name, volume=claim.volume)
+        else:
+            yield passed(pod, f"{kept}: a scale-up to {ordinal + 1} re-attaches it, with its data",
+                         claim=claim.name, volume=claim.volume)
 
 
 @check("restart.volume", place=81, needs=(Need.RESTART,),
