@@ -136,7 +136,8 @@ def test_objects_parse_into_the_clients_models(sandbox_factory, api_for):
         assert [ip.ip for ip in p.status.pod_ips] == [p.status.pod_ip] == [w.pods[i].ip]
         assert (p.spec.hostname, p.spec.subdomain, p.spec.node_name) == (f"web-{i}", "nginx", f"node-{i % 3}")
         assert p.metadata.labels == {"app": "nginx", "statefulset.kubernetes.io/pod-name": f"web-{i}",
-                                     "apps.kubernetes.io/pod-index": str(i)}
+                                     "apps.kubernetes.io/pod-index": str(i),
+                                     "controller-revision-hash": sts.status.current_revision}
         assert p.status.phase == "Running" and p.metadata.deletion_timestamp is None
         assert {c.type: c.status for c in p.status.conditions}["Ready"] == "True"
         assert p.status.container_statuses[0].restart_count == 0 and p.status.container_statuses[0].ready

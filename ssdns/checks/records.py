@@ -65,7 +65,7 @@ def ptr(ev: Evidence) -> Iterator[Verdict]:
             if not lookup.ok:
                 yield failed(name, f"PTR for {ip}: {why(lookup, NameKind.REVERSE)}", ip=ip,
                              outcome=lookup.outcome.value)
-            elif want in lookup.values and len(lookup.values) > 1:
+            elif _elsewhere(ev, name, ip):
                 continue  # dns.ptr-count says why (the pod is behind another Service too)
             elif list(lookup.values) != [want]:
                 others = [o for v in lookup.values if (o := pod_from_fqdn(svc, v)) and o != name]
@@ -76,14 +76,23 @@ def ptr(ev: Evidence) -> Iterator[Verdict]:
                 yield passed(name, f"{ip} -> {want}")
 
 
+def _elsewhere(ev: Evidence, name: str, ip: str) -> bool:
+    """The IP's PTR records name the pod and, besides, only names outside this Service: it is also an
+    endpoint of another Service. (Another pod of this Service named is dns.ptr's: a shared IP.)"""
+    values = ev.dns.ptr[ip].values
+    svc = ev.target.service_fqdn
+    return (ev.target.pod_fqdn(name) in values and len(values) > 1
+            and all(v == ev.target.pod_fqdn(name) or pod_from_fqdn(svc, v) is None for v in values))
+
+
 @check("dns.ptr-count", place=32, needs=(Need.DNS,),
        title="each pod IP has one PTR record (more: the pod is also behind another Service)")
 def ptr_count(ev: Evidence) -> Iterator[Verdict]:
     for name in ev.pods:
         want = ev.target.pod_fqdn(name)
         for ip in ev.dns.pods[name].ips:
-            values = list(ev.dns.ptr[ip].values)
-            if want in values and len(values) > 1:
+            if _elsewhere(ev, name, ip):
+                values = list(ev.dns.ptr[ip].values)
                 others = [v for v in values if v != want]
                 yield fix(failed(name, f"{ip} has {len(values)} PTR records: {', '.join(values)}; the pod is also "
                                  f"behind another headless Service ({', '.join(others)}), so a reverse lookup of "

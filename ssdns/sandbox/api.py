@@ -7,6 +7,7 @@ KubeApi.start(): the DNS server and echo pods never load it.
 
 Served (GET unless said): /version, /api, /api/v1, /apis, /apis/{group}, /apis/{group}/{version};
 statefulsets (apps/v1), services, pods, endpointslices (discovery.k8s.io/v1),
+endpoints (v1, the Service's, with the over-capacity annotation): get;
 persistentvolumeclaims: list (namespaced and across namespaces, labelSelector, fieldSelector,
 limit/continue) and get by name (also the status subresource); watch (?watch=true) of every kind
 of those: newline-delimited JSON events, ADDED for what exists when no resourceVersion (or "0")
@@ -153,6 +154,7 @@ KINDS = {k.plural: k for k in (
     Kind("", "v1", "pods", "Pod", ("delete", "get", "list", "watch"), ("po",), POD_FIELDS),
     Kind("", "v1", "services", "Service", READ, ("svc",)),
     Kind("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", READ, ("pvc",)),
+    Kind("", "v1", "endpoints", "Endpoints", ("get",), ("ep",)),
     Kind("", "v1", "configmaps", "ConfigMap", ("create", "delete", "get", "list", "update", "watch"), ("cm",)),
     Kind("apps", "v1", "statefulsets", "StatefulSet", ("get", "list", "patch", "watch"), ("sts",)),
     Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", READ),
@@ -377,6 +379,8 @@ class KubeApi:
             return [(w.svc.name, w.svc)] if w.svc is not None else []
         if kind.plural == "persistentvolumeclaims":
             return [(c.name, c) for c in w.pvcs]
+        if kind.plural == "endpoints":
+            return [(w.svc.name, w.svc)] if w.svc is not None else []
         if kind.plural == "configmaps":
             return sorted(w.configmaps.items())
         if kind.plural == "statefulsets":

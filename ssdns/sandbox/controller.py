@@ -177,7 +177,7 @@ class Controller:
         w = self.world
         moved = False
         for pod in w.pods:  # the kubelet: whoever set deletionTimestamp, the pod goes after the grace
-            if pod.terminating and pod.uid not in self._removing:
+            if pod.terminating and pod.uid not in self._removing and not pod.stuck:
                 self._schedule_removal(pod, w.terminate_delay)
         ordered = w.sts.pod_management_policy == "OrderedReady"
         replicas = w.sts.replicas

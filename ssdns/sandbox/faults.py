@@ -10,12 +10,15 @@ controller re-creates (after a delete, or when a scaled-down ordinal comes back)
 from __future__ import annotations
 
 import ipaddress
+from datetime import timedelta
 
 from ssdns.errors import UsageError
-from ssdns.sandbox.world import CLUSTER_IP, World
+from ssdns.sandbox.world import CLUSTER_IP, World, now
 
 STALE_IP = "127.10.255.254"
-API_RESOURCES = ("pods", "endpointslices", "statefulsets", "services", "persistentvolumeclaims", "configmaps")
+API_RESOURCES = ("pods", "endpointslices", "statefulsets", "services", "persistentvolumeclaims", "configmaps",
+                 "endpoints")
+LONG_AGO = timedelta(hours=1)  # how long a stuck-* fault's pod has been stuck
 
 FAULTS = {
     "wrong-name": "wrong-name:POD=OTHER  POD answers HTTP with OTHER's name (an identity swap)",
@@ -50,8 +53,51 @@ FAULTS = {
     "tcp-differs": "tcp-differs           over TCP, a name with several addresses lacks its last one",
     "slow-replica": "slow-replica:K        DNS replica K answers every query after 5 s (the conntrack-race stall)",
     "dns-forbidden": "dns-forbidden         the API refuses to list kube-system's EndpointSlices (no resolvers Role)",
+    # Wiring and rollout mistakes (the wiring.* and rollout.* checks):
+    "selector-mismatch": "selector-mismatch     the Service selects app=<app>-other: no pod matches, no endpoints",
+    "host-network": "host-network          the pods run with hostNetwork: true",
+    "istio-sidecar": "istio-sidecar         the pods also run an istio-proxy container",
+    "stuck-rollout": "stuck-rollout:POD     a rollout to a new revision is stuck: POD runs it and has not been "
+                     "Ready for an hour",
+    "stuck-not-ready": "stuck-not-ready:POD   POD has not been Ready for an hour (its name answers NXDOMAIN)",
+    "stuck-terminating": "stuck-terminating:POD  POD has been terminating for an hour (its node is gone)",
+    "over-capacity": "over-capacity         the Service's Endpoints object says endpoints.kubernetes.io/over-capacity",
+    "second-ptr": "second-ptr:POD[=SERVICE]  another headless Service (default cache) selects POD: its IP has "
+                  "two PTR records",
+    "retention-delete": "retention-delete      the StatefulSet's claim retention policy is whenScaled: Delete",
 }
 REPLICA_FAULTS = ("stale-replica", "replica-down", "replica-nxdomain", "slow-replica")
+
+
+def _wiring_fault(world: World, kind: str, arg: str, spec: str) -> None:
+    """The faults of the wiring and rollout checks."""
+    if kind in ("selector-mismatch", "host-network", "istio-sidecar", "over-capacity", "retention-delete") and arg:
+        raise UsageError(f"fault {spec!r} takes no argument: give {kind}")
+    if kind == "selector-mismatch":
+        if world.svc is not None:
+            world.svc.selector = {"app": f"{world.app}-other"}
+    elif kind == "host-network":
+        world.sts.host_network = True
+    elif kind == "istio-sidecar":
+        world.sts.sidecar = True
+    elif kind == "over-capacity":
+        world.over_capacity = True
+    elif kind == "retention-delete":
+        world.sts.retain_when_scaled = "Delete"
+    elif kind == "stuck-rollout":
+        pod = _pod(world, arg, spec)
+        world.sts.update_revision = f"{world.statefulset}-5d8c7b9f4"
+        world.sts.partition = pod.ordinal
+        pod.revision, pod.ready, pod.ready_changed = world.sts.update_revision, False, now() - LONG_AGO
+    elif kind == "stuck-not-ready":
+        pod = _pod(world, arg, spec)
+        pod.ready, pod.ready_changed = False, now() - LONG_AGO
+    elif kind == "stuck-terminating":
+        pod = _pod(world, arg, spec)
+        pod.terminating, pod.deleted_at, pod.stuck = True, now() - LONG_AGO, True
+    elif kind == "second-ptr":
+        name, _, other = arg.partition("=")
+        _pod(world, name, spec).also_behind = other or "cache"
 
 
 def apply_fault(world: World, spec: str) -> None:
@@ -123,11 +169,17 @@ def apply_fault(world: World, spec: str) -> None:
         world.replacement_answer_as[pod.name] = other
     elif kind == "replacement-new-volume":
         world.replacement_new_volume.add(_pod(world, arg, spec).name)
+    elif kind in _WIRING:
+        _wiring_fault(world, kind, arg, spec)
     elif kind == "api-forbidden":
         if arg and arg not in API_RESOURCES:
             raise UsageError(f"fault {spec!r}: {arg!r} is not one of {', '.join(API_RESOURCES)}")
         world.api_forbidden.add(arg or "*")
     world.changed()
+
+
+_WIRING = ("selector-mismatch", "host-network", "istio-sidecar", "stuck-rollout", "stuck-not-ready",
+           "stuck-terminating", "over-capacity", "second-ptr", "retention-delete")
 
 
 def _pair(spec: str, arg: str) -> tuple[str, str]:

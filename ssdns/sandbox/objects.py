@@ -9,9 +9,12 @@ from __future__ import annotations
 import zlib
 from datetime import datetime, timezone
 
-from ssdns.sandbox.world import DNS_NAMESPACE, DNS_SERVICE, SERVICE_NAME_LABEL, World, statefulset_status
+from ssdns.sandbox.world import DNS_NAMESPACE, DNS_SERVICE, SERVICE_NAME_LABEL, World, endpoints, statefulset_status
 
 IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.53"
+REVISION_LABEL = "controller-revision-hash"
+OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"
+MAX_ENDPOINTS = 1000  # the Endpoints controller's cap (maxCapacity)
 
 
 class Rfc3339(datetime):
@@ -59,12 +62,25 @@ class Models:
             volume_mounts=[k.V1VolumeMount(name=w.sts.claim_template, mount_path="/usr/share/nginx/html")],
             termination_message_path="/dev/termination-log", termination_message_policy="File")
 
+    def revision(self) -> str:
+        """The StatefulSet's current revision: a hash of its template, as ControllerRevisions are named."""
+        w = self.world
+        return f"{w.statefulset}-{zlib.crc32(f'{w.port}/{w.port_name}/{w.app}'.encode()):08x}"[:63]
+
+    def _containers(self):
+        main = self._container()
+        if not self.world.sts.sidecar:
+            return [main]
+        return [main, self.k.V1Container(name="istio-proxy", image="docker.io/istio/proxyv2:1.24.0",
+                                         args=["proxy", "sidecar"])]
+
     def pods(self, p):
         k, w = self.k, self.world
         cond = "True" if p.ready else "False"
         started = ts(p.created)
         node_ip = f"127.54.1.{int(p.node.rpartition('-')[2]) + 1}" if p.node.rpartition("-")[2].isdigit() else None
-        meta = self._meta(p, p.name, generate_name=f"{w.statefulset}-", labels=dict(p.labels),
+        labels = {**p.labels, REVISION_LABEL: p.revision or self.revision()}
+        meta = self._meta(p, p.name, generate_name=f"{w.statefulset}-", labels=labels,
                           owner_references=self._owner_sts())
         if p.terminating:
             meta.deletion_timestamp, meta.deletion_grace_period_seconds = ts(p.deleted_at or p.ready_changed), 30
@@ -83,7 +99,8 @@ class Models:
         return k.V1Pod(
             api_version="v1", kind="Pod", metadata=meta,
             spec=k.V1PodSpec(
-                containers=[self._container()], hostname=p.hostname or None, subdomain=p.subdomain or None,
+                containers=self._containers(), hostname=p.hostname or None, subdomain=p.subdomain or None,
+                host_network=True if w.sts.host_network else None,
                 node_name=p.node or None, restart_policy="Always", dns_policy="ClusterFirst",
                 service_account_name="default", scheduler_name="default-scheduler",
                 termination_grace_period_seconds=30,
@@ -150,7 +167,9 @@ class Models:
         k, w = self.k, self.world
         replicas, ready, available = statefulset_status(w)
         template_labels = dict(w.selector)
-        revision = f"{w.statefulset}-{zlib.crc32(f'{w.port}/{w.port_name}/{w.app}'.encode()):08x}"
+        revision = self.revision()
+        update = sts.update_revision or revision
+        updated = sum(1 for p in w.pods if (p.revision or revision) == update)
         claim = k.V1PersistentVolumeClaim(
             api_version="v1", kind="PersistentVolumeClaim", metadata=k.V1ObjectMeta(name=sts.claim_template),
             spec=k.V1PersistentVolumeClaimSpec(
@@ -164,16 +183,18 @@ class Models:
                 replicas=sts.replicas, service_name=w.service, selector=k.V1LabelSelector(match_labels=dict(w.selector)),
                 pod_management_policy=sts.pod_management_policy, revision_history_limit=10,
                 update_strategy=k.V1StatefulSetUpdateStrategy(
-                    type="RollingUpdate", rolling_update=k.V1RollingUpdateStatefulSetStrategy(partition=0)),
+                    type="RollingUpdate", rolling_update=k.V1RollingUpdateStatefulSetStrategy(partition=sts.partition)),
                 persistent_volume_claim_retention_policy=k.V1StatefulSetPersistentVolumeClaimRetentionPolicy(
-                    when_deleted="Retain", when_scaled="Retain"),
+                    when_deleted=sts.retain_when_deleted, when_scaled=sts.retain_when_scaled),
                 template=k.V1PodTemplateSpec(metadata=k.V1ObjectMeta(labels=template_labels),
-                                             spec=k.V1PodSpec(containers=[self._container()])),
+                                             spec=k.V1PodSpec(containers=self._containers(),
+                                                              host_network=True if sts.host_network else None)),
                 volume_claim_templates=[claim]),
             status=k.V1StatefulSetStatus(
                 observed_generation=sts.generation, replicas=replicas, ready_replicas=ready or None,
-                current_replicas=replicas or None, updated_replicas=replicas or None,
-                available_replicas=available, current_revision=revision, update_revision=revision,
+                current_replicas=(replicas - updated if update != revision else replicas) or None,
+                updated_replicas=updated or None,
+                available_replicas=available, current_revision=revision, update_revision=update,
                 collision_count=0))
 
     def endpointslices(self, item):
@@ -219,6 +240,28 @@ class Models:
                  k.DiscoveryV1EndpointPort(name="metrics", port=9153, protocol="TCP")]
         return k.V1EndpointSlice(api_version="discovery.k8s.io/v1", kind="EndpointSlice", address_type="IPv4",
                                  metadata=meta, endpoints=endpoints or None, ports=ports)
+
+    def endpoints(self, svc):
+        """The v1 Endpoints object of the Service, as the Endpoints controller writes it: at most 1000
+        addresses, and the over-capacity annotation when it had to cut (or the fault says so)."""
+        k, w = self.k, self.world
+        eps = endpoints(w)
+        annotations = {OVER_CAPACITY: "truncated"} if len(eps) > MAX_ENDPOINTS or w.over_capacity else None
+        eps = eps[:MAX_ENDPOINTS]
+
+        def address(e):
+            ref = k.V1ObjectReference(kind="Pod", name=e.pod, namespace=w.namespace, uid=e.pod_uid)
+            return k.V1EndpointAddress(ip=e.ip, hostname=e.hostname, node_name=e.node or None, target_ref=ref)
+
+        ready = [address(e) for e in eps if e.ready]
+        not_ready = [address(e) for e in eps if not e.ready]
+        subsets = [k.V1EndpointSubset(addresses=ready or None, not_ready_addresses=not_ready or None,
+                                      ports=[k.CoreV1EndpointPort(name=w.port_name or None, port=w.port,
+                                                                  protocol=w.proto.upper())])] if eps else None
+        return k.V1Endpoints(api_version="v1", kind="Endpoints",
+                             metadata=self._meta(svc, svc.name, labels=dict(svc.labels) or None,
+                                                 annotations=annotations),
+                             subsets=subsets)
 
     def scale(self):
         k, w = self.k, self.world

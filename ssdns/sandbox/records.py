@@ -64,6 +64,7 @@ def records(world: World) -> Records:
         return out
 
     eps = published(world)
+    also_behind = {p.name: p.also_behind for p in world.pods if p.also_behind}
     targets = []
     for e in eps:
         ip = e.dns_ip
@@ -73,6 +74,10 @@ def records(world: World) -> Records:
         targets.append(name)
         if e.hostname:
             add(ipaddress.ip_address(ip).reverse_pointer + ".", "PTR", name)
+        if e.pod in also_behind:  # fault: a second headless Service selects the pod; there it has no
+            other = e.dns_ip.replace(".", "-").replace(":", "-")  # hostname, so CoreDNS names it by its IP
+            add(ipaddress.ip_address(ip).reverse_pointer + ".", "PTR",
+                f"{other}.{also_behind[e.pod]}.{world.namespace}.svc.{world.zone}.")
     for ip in world.extra_service_ips:
         add(svc_fqdn, _rdtype(ip), ip)
     if targets and srv_name:

@@ -80,6 +80,9 @@ class SandboxPod(Tracked):
     subdomain: str | None = None  # spec.subdomain; the StatefulSet sets its serviceName
     labels: dict[str, str] = field(default_factory=dict)
     ready_changed: datetime = field(default_factory=now)  # lastTransitionTime of the Ready condition
+    revision: str | None = None  # the StatefulSet revision it runs (controller-revision-hash); None: current
+    stuck: bool = field(default=False, metadata=HIDDEN)  # fault: its node is gone, a deletion never completes
+    also_behind: str | None = field(default=None, metadata=HIDDEN)  # fault: another headless Service selects it
 
     def __post_init__(self) -> None:
         if self.hostname is None:
@@ -117,6 +120,12 @@ class SandboxStatefulSet(Tracked):
     claim_template: str = "www"
     storage: str = "1Gi"
     generation: int = 1
+    update_revision: str | None = None  # a rollout in progress to this revision; None: none
+    partition: int = 0  # spec.updateStrategy.rollingUpdate.partition
+    retain_when_scaled: str = "Retain"  # spec.persistentVolumeClaimRetentionPolicy
+    retain_when_deleted: str = "Retain"
+    host_network: bool = False  # spec.template.spec.hostNetwork
+    sidecar: bool = False  # the pods also run an istio-proxy container
 
 
 @dataclass
@@ -230,6 +239,7 @@ class World:
     configmaps: dict[str, SandboxConfigMap] = field(default_factory=dict)  # by name, in `namespace`
     extra_service_ips: list[str] = field(default_factory=list)  # fault: stale IPs under the Service
     api_forbidden: set[str] = field(default_factory=set)  # fault: resources the API refuses ("*": all)
+    over_capacity: bool = False  # fault: the Endpoints object says over-capacity (as past 1000 addresses)
     version: int = 0  # bumped on every change: renderers cache on it; it is the API's resourceVersion
     svc: SandboxService | None = field(default=None, init=False)  # None: the Service does not exist
     sts: SandboxStatefulSet = field(init=False)
