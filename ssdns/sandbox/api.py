@@ -131,6 +131,14 @@ class ApiError(Exception):
 
 
 @dataclass(frozen=True)
+class Foreign:
+    """An object of a neighbour world (another StatefulSet of the sandbox): served, read-only."""
+
+    world: World
+    obj: Any
+
+
+@dataclass(frozen=True)
 class Kind:
     group: str
     version: str
@@ -178,6 +186,7 @@ class KubeApi:
         self._k: Any = None  # kubernetes.client, once started (an untyped library)
         self._serializer: Any = None
         self._models: Models | None = None  # the World as model objects, once started
+        self._neighbour_models: dict[int, Models] = {}  # id(neighbour world) -> its Models
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watchers: set[asyncio.Event] = set()  # one per open watch: set on every world change
         self._stopping = False
@@ -367,10 +376,17 @@ class KubeApi:
     # --- reads ----------------------------------------------------------------------------
 
     def _objects(self, kind: Kind, namespace: str | None) -> list:
-        """(name, world object) of one kind, in a namespace (None: every namespace)."""
+        """(name, world object) of one kind, in a namespace (None: every namespace): the world's, then
+        its neighbours' (wrapped in Foreign, rendered by their own Models)."""
         w = self.world
         if namespace == DNS_NAMESPACE and kind.plural == "endpointslices" and namespace != w.namespace:
             return [(w.dns_slice.name, w.dns_slice)]  # the cluster DNS's replicas (replicas.py)
+        out = self._objects_of(w, kind, namespace)
+        for n in w.neighbours:
+            out += [(name, Foreign(n, obj)) for name, obj in self._objects_of(n, kind, namespace)]
+        return out
+
+    def _objects_of(self, w: World, kind: Kind, namespace: str | None) -> list:
         if namespace is not None and namespace != w.namespace:
             return []
         if kind.plural == "pods":
@@ -400,7 +416,12 @@ class KubeApi:
                        kind=kind.plural)
 
     def _render(self, kind: Kind, obj, *, in_list: bool = False):
-        model = getattr(self.models, kind.plural)(obj)
+        models = self.models
+        if isinstance(obj, Foreign):
+            if id(obj.world) not in self._neighbour_models:
+                self._neighbour_models[id(obj.world)] = Models(obj.world, self._k)
+            models, obj = self._neighbour_models[id(obj.world)], obj.obj
+        model = getattr(models, kind.plural)(obj)
         if in_list:  # a real server's list items carry no apiVersion/kind
             model.api_version = model.kind = None
         return model
@@ -525,7 +546,7 @@ class KubeApi:
             raise ApiError(400, "BadRequest", f"the body of the request was of kind {body.get('kind')}, "
                            "expected DeleteOptions")
         pods = KINDS["pods"]
-        pod = self._find(pods, req.namespace, req.name)
+        pod = _own(self._find(pods, req.namespace, req.name))
         pre = body.get("preconditions") or {}
         if not isinstance(pre, dict):
             raise ApiError(400, "BadRequest", "preconditions must be an object")
@@ -553,7 +574,7 @@ class KubeApi:
     async def _patch_statefulset(self, request: web.Request, req: ApiRequest) -> web.Response:
         controller = self._need_controller()
         sts_kind = KINDS["statefulsets"]
-        self._find(sts_kind, req.namespace, req.name)
+        _own(self._find(sts_kind, req.namespace, req.name))
         replicas = self._patched_replicas(request, await self._patch_body(request), req.name, "StatefulSet.apps",
                                           strict=True)
         if replicas is not None:
@@ -564,7 +585,7 @@ class KubeApi:
         w = self.world
         if req.namespace is None:
             raise _not_found_path()
-        self._find(KINDS["statefulsets"], req.namespace, req.name)
+        _own(self._find(KINDS["statefulsets"], req.namespace, req.name))
         if req.verb == "get":
             return self._json(self.models.scale())
         controller = self._need_controller()
@@ -772,6 +793,14 @@ def _selectors(kind: Kind, req: ApiRequest):
                 parse_field_selector(req.query.get("fieldSelector", ""), kind.fields or COMMON_FIELDS))
     except ValueError as exc:
         raise ApiError(400, "BadRequest", str(exc)) from None
+
+
+def _own(obj):
+    """A world object the sandbox may change: its neighbours' are read-only."""
+    if isinstance(obj, Foreign):
+        raise ApiError(405, "MethodNotAllowed", "the sandbox's other StatefulSets are read-only: only the first "
+                       "StatefulSet's pods can be deleted or scaled")
+    return obj
 
 
 def _not_found_path() -> ApiError:

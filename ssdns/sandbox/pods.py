@@ -9,7 +9,7 @@ import socket
 
 from aiohttp import web
 
-from ssdns.sandbox.world import SandboxPod, World
+from ssdns.sandbox.world import SandboxPod, World, every_world
 
 
 HANG = 600.0  # seconds a hung pod holds a request: longer than any check waits
@@ -36,11 +36,13 @@ class EchoPods:
         if not self.world.port:
             self.world.port = free_port(self.world.pods[0].ip if self.world.pods else "127.10.0.1")
             self.world.changed()
+        for n in self.world.neighbours:  # one port for every StatefulSet the sandbox serves
+            n.port = self.world.port
         await self.sync()
 
     async def sync(self) -> None:
         """Listen on exactly the IPs of pods that are up: a pod that moved or went away stops answering."""
-        want = {p.ip for p in self.world.pods if p.http_up and p.phase == "Running"}
+        want = {p.ip for w in every_world(self.world) for p in w.pods if p.http_up and p.phase == "Running"}
         for ip in list(self._sites):
             if ip not in want:
                 await self._sites.pop(ip).stop()
@@ -57,7 +59,9 @@ class EchoPods:
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests += 1
         ip = request.transport.get_extra_info("sockname")[0] if request.transport else None
-        pod: SandboxPod | None = self.world.pod_by_ip(ip) if ip is not None else None
+        pod: SandboxPod | None = None
+        if isinstance(ip, str):
+            pod = next((p for w in every_world(self.world) if (p := w.pod_by_ip(ip)) is not None), None)
         if pod is None:
             return web.Response(status=503, text="no pod at this address")
         if pod.http_hang:

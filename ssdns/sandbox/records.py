@@ -41,6 +41,17 @@ def _rdtype(ip: str) -> str:
 
 
 def records(world: World) -> Records:
+    """The records of the world's Service and of its neighbours' (one DNS server serves them all)."""
+    out = _records(world)
+    for n in world.neighbours:
+        for owner, types in _records(n).items():
+            for rdtype, values in types.items():
+                have = out.setdefault(owner, {}).setdefault(rdtype, [])
+                have += [v for v in values if v not in have]
+    return out
+
+
+def _records(world: World) -> Records:
     out: Records = {}
 
     def add(name: str, rdtype: str, value: str) -> None:

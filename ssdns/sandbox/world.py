@@ -265,6 +265,10 @@ class World:
     tcp_differs: bool = False  # over TCP, a name with several addresses lacks its last one
     dns_forbidden: bool = False  # the API refuses to list kube-system's EndpointSlices (no resolvers Role)
     listeners: list = field(default_factory=list, init=False, repr=False, compare=False)  # called by changed()
+    # Other StatefulSets served by the same DNS server, API and echo pods (add_neighbour): static, for
+    # checks of many StatefulSets at once (no controller, no watch events); pod_net keeps their IPs apart.
+    neighbours: list[World] = field(default_factory=list, init=False, repr=False, compare=False)
+    pod_net: ipaddress.IPv4Network | ipaddress.IPv6Network = field(default=POD_NET, repr=False)
     _next_ip: int = 1
     _seen: dict = field(default_factory=dict, init=False, repr=False)  # uid -> (kind, snapshot, fingerprint)
 
@@ -316,9 +320,9 @@ class World:
         self._next_ip += 1
         if n % 256 == 0:  # skip .0 addresses
             return self.allocate_ip()
-        if n >= POD_NET.num_addresses - 1:
+        if n >= self.pod_net.num_addresses - 1:
             raise RuntimeError("sandbox pod network exhausted")
-        return str(POD_NET.network_address + n)
+        return str(self.pod_net.network_address + n)
 
     # --- mutations (each ends with changed()) ----------------------------------------------
 
@@ -591,3 +595,26 @@ def make_world(replicas: int = 3, **kw) -> World:
         world.pods.append(pod)
     world.changed()
     return world
+
+
+NEIGHBOUR_NETS = 64 * (255 - 11)  # /22 blocks of 127.11.0.0 .. 127.254.255.255
+
+
+def add_neighbour(world: World, statefulset: str, replicas: int = 3, **kw) -> World:
+    """Another StatefulSet in the same sandbox (its namespace, Service and app label default to the
+    StatefulSet's name; `namespace=` puts it elsewhere): pods on their own /22 of 127.11.0.0 and up."""
+    i = len(world.neighbours)
+    if i >= NEIGHBOUR_NETS:
+        raise ValueError(f"at most {NEIGHBOUR_NETS} neighbours")
+    net = ipaddress.ip_network(f"127.{11 + i // 64}.{(i % 64) * 4}.0/22")
+    kw = {"namespace": world.namespace, "service": statefulset, "app": statefulset, "zone": world.zone,
+          "port_name": world.port_name, **kw}
+    n = make_world(replicas, statefulset=statefulset, pod_net=net, **kw)
+    n.port = world.port
+    world.neighbours.append(n)
+    return n
+
+
+def every_world(world: World) -> list[World]:
+    """The world and its neighbours: what the DNS server, the API and the echo pods serve."""
+    return [world, *world.neighbours]
