@@ -383,6 +383,8 @@ async def load_facts(api: Api, namespace: str, statefulset: str | None, service:
         jobs["service"] = read("get", "services", f"{_ns(namespace)}/services/{service}", _service, name=service)
         jobs["slices"] = read("list", "endpointslices", f"{_ns(namespace, 'discovery.k8s.io/v1')}/endpointslices",
                               _slice, params={"labelSelector": f"kubernetes.io/service-name={service}"})
+        jobs["endpoints"] = read("get", "endpoints", f"{_ns(namespace)}/endpoints/{service}", _over_capacity,
+                                 name=service)
     if sts is not None:
         jobs["pods"] = read("list", "pods", f"{_ns(namespace)}/pods", _pod, params={"labelSelector": sts.selector})
         if sts.claim_templates:
@@ -391,9 +393,13 @@ async def load_facts(api: Api, namespace: str, statefulset: str | None, service:
     got = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
     if service:
         _add_service(facts, service, got["service"], got["slices"])
+        facts.over_capacity = got["endpoints"]
+        # No Endpoints object (no Service, or not written yet) is api.service's finding, not a refused read.
+        facts.problems = [p for p in facts.problems if not (p.resource == "endpoints" and p.status == 404)]
     facts.pods = {p.name: p for p in got.get("pods") or []}
     facts.pvcs = {c.name: c for c in got.get("pvcs") or []}
     facts.elapsed_ms = (time.monotonic() - start) * 1000
+    facts.read_at = time.time()
     return facts
 
 
@@ -430,6 +436,15 @@ def _add_service(facts: ClusterFacts, service: str, svc: ServiceFacts | None, sl
         for entry in ports:
             if entry[1] is not None and entry not in facts.endpoint_ports:
                 facts.endpoint_ports.append(entry)
+
+
+OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"
+
+
+def _over_capacity(d: dict) -> str | None:
+    """The v1 Endpoints object's over-capacity annotation ("truncated" past 1000 addresses), or None."""
+    value = _obj(_obj(_obj(d).get("metadata")).get("annotations")).get(OVER_CAPACITY)
+    return None if value is None else str(value)
 
 
 def _slice(s: dict) -> tuple[list[EndpointFacts], list[tuple[str | None, int | None, str]]]:
@@ -488,7 +503,7 @@ def _statefulset(d: dict) -> StatefulSetFacts:
         pod_management_policy=_str(spec.get("podManagementPolicy")) or "OrderedReady",
         claim_templates=[_name(t) for t in _list(spec.get("volumeClaimTemplates"))],
         ready_replicas=_int(status.get("readyReplicas"), 0),
-        first_ordinal=_int(_obj(spec.get("ordinals")).get("start"), 0))
+        first_ordinal=_int(_obj(spec.get("ordinals")).get("start"), 0), **_rollout(spec, status))
 
 
 def _service(d: dict) -> ServiceFacts:
@@ -498,7 +513,7 @@ def _service(d: dict) -> ServiceFacts:
         name=_name(d), headless=spec.get("clusterIP") in (None, "None"),
         cluster_ip=_str(spec.get("clusterIP")), publish_not_ready=bool(spec.get("publishNotReadyAddresses")),
         ports=[(_str(p.get("name")), _int(p.get("port"), 0), _str(p.get("protocol")) or "TCP") for p in ports],
-        ip_families=[_str(f) or "" for f in _list(spec.get("ipFamilies"))])
+        ip_families=[_str(f) or "" for f in _list(spec.get("ipFamilies"))], selector=_labels(spec.get("selector")))
 
 
 def _pod(d: dict) -> PodFacts:
@@ -512,7 +527,51 @@ def _pod(d: dict) -> PodFacts:
     return PodFacts(name=_name(d), uid=_str(meta.get("uid"), "") or "", ips=ips, ready=ready,
                     terminating=meta.get("deletionTimestamp") is not None,
                     phase=_str(status.get("phase")) or "Unknown", node=_str(spec.get("nodeName")),
-                    restarts=restarts, hostname=_str(spec.get("hostname")), subdomain=_str(spec.get("subdomain")))
+                    restarts=restarts, hostname=_str(spec.get("hostname")), subdomain=_str(spec.get("subdomain")),
+                    **_pod_more(meta, spec, conditions))
+
+
+def _rollout(spec: dict, status: dict) -> dict:
+    """The StatefulSet's rollout, claim retention and pod template labels (StatefulSetFacts fields)."""
+    strategy = _obj(spec.get("updateStrategy"))
+    retention = _obj(spec.get("persistentVolumeClaimRetentionPolicy"))
+    return {"current_revision": _str(status.get("currentRevision")),
+            "update_revision": _str(status.get("updateRevision")),
+            "update_strategy": _str(strategy.get("type")) or "RollingUpdate",
+            "partition": _int(_obj(strategy.get("rollingUpdate")).get("partition"), 0),
+            "updated_replicas": _int(status.get("updatedReplicas"), 0),
+            "retain_when_scaled": _str(retention.get("whenScaled")) or "Retain",
+            "retain_when_deleted": _str(retention.get("whenDeleted")) or "Retain",
+            "template_labels": _labels(_obj(_obj(spec.get("template")).get("metadata")).get("labels"))}
+
+
+def _pod_more(meta: dict, spec: dict, conditions: list[dict]) -> dict:
+    """What the wiring and rollout checks read of a pod (PodFacts fields)."""
+    ready = [c for c in conditions if c.get("type") == "Ready"]
+    labels = _labels(meta.get("labels"))
+    containers = [_obj(c) for c in [*_list(spec.get("containers")), *_list(spec.get("initContainers"))]]
+    grace = meta.get("deletionGracePeriodSeconds")
+    return {"labels": labels, "host_network": spec.get("hostNetwork") is True,
+            "containers": [_str(c.get("name")) or "" for c in containers],
+            "ready_since": _time(ready[0].get("lastTransitionTime")) if ready else None,
+            "deleted_at": _time(meta.get("deletionTimestamp")),
+            "grace_seconds": None if grace is None else _int(grace, 0),
+            "revision": labels.get("controller-revision-hash")}
+
+
+def _labels(v) -> dict[str, str]:
+    """A label map (a selector's too): {} when absent."""
+    return {str(k): _str(x) or "" for k, x in _obj(v).items()}
+
+
+def _time(v) -> float | None:
+    """An API time (RFC 3339, 2024-01-02T03:04:05Z) as Unix seconds; None when absent or malformed."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(v).timestamp() if isinstance(v, str) else None
+    except ValueError:
+        return None
 
 
 def _endpoint(e: dict) -> EndpointFacts:

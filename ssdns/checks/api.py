@@ -15,6 +15,7 @@ _NEEDED_FOR = {
     "statefulsets": "replicas and serviceName",
     "services": "whether the Service is headless and its named ports",
     "pods": "pod IPs and readiness",
+    "endpoints": "the Endpoints over-capacity annotation",
     "endpointslices": "endpoint hostnames and readiness",
     "persistentvolumeclaims": "PVC binding",
 }
