@@ -56,6 +56,20 @@ async def gather(target: Target, api: ApiOptions = NO_API_OPTIONS) -> Run:
     facts = None
     if api.mode != "off":
         facts, target = await _read_api(target, api, deadline, notes, gathered)
+    return await _gather_rest(target, api, facts, api.mode if facts is not None else "off", started, deadline,
+                              notes, gathered)
+
+
+async def gather_from(target: Target, api: ApiOptions, facts: ClusterFacts, started: float) -> Run:
+    """gather() for facts already read (check --all reads them through one client for many StatefulSets)."""
+    notes: list[str] = []
+    target = refine(target, facts, notes)
+    return await _gather_rest(target, api, facts, "on", started, target.deadline or started + target.timeout, notes,
+                              [])
+
+
+async def _gather_rest(target: Target, api: ApiOptions, facts: ClusterFacts | None, api_mode: str, started: float,
+                       deadline: float, notes: list[str], gathered: list[Finding]) -> Run:
     _require_service(target, facts)
     expected = expected_pods(target, facts)
     api_ev = None
@@ -67,8 +81,8 @@ async def gather(target: Target, api: ApiOptions = NO_API_OPTIONS) -> Run:
     memo: dict | None = {} if target.resolvers.active else None  # the resolvers reuse the path's parsed answers
     obs = await _observe(target, deadline, expected, _api_port(facts, target), must_answer=not others, memo=memo)
     resolvers = await _ask_resolvers(target, api, obs, deadline, memo) if target.resolvers.active else None
-    return Run(Evidence(target, obs, tuple(expected), api_ev, resolvers=resolvers),
-               api.mode if facts is not None else "off", started, notes, gathered)
+    return Run(Evidence(target, obs, tuple(expected), api_ev, resolvers=resolvers), api_mode, started, notes,
+               gathered)
 
 
 async def _ask_resolvers(target: Target, api: ApiOptions, obs: Observations, deadline: float, memo: dict | None):

@@ -26,7 +26,8 @@ EXIT_CODES = """exit codes:
   1  a check failed
   2  bad usage or input (the message says what to fix)
   3  could not run: no nameserver answered, the deadline passed, or an output or the sandbox failed
-  4  the Kubernetes API was required (--api on, restart-test, scale-test) but could not be used
+  4  the Kubernetes API was required (--api on, restart-test, scale-test, --all) but could not be used
+  5  nothing to check: --all, --selector or -A matched no StatefulSet (or every one was excluded)
   130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM: one line, and the outputs say 'could not run'"""
 
 
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_args(c)
     add_state_args(c)
     add_unattended_args(c)
+    add_fleet_args(c)
 
     hi = sub.add_parser("history", help="show the stored snapshots as a timeline", formatter_class=fmt,
                         description="Show what --state stored: one line per run, with restarts, moves, "
@@ -260,6 +262,17 @@ def add_resolver_args(c: argparse.ArgumentParser, demo: bool = False) -> None:
     g.add_argument("--nodelocal", metavar="ADDR",
                    help="with --resolvers all: NodeLocal DNSCache's address (default: 169.254.20.10 when the "
                    "resolv.conf lists it)")
+
+
+def add_fleet_args(c: argparse.ArgumentParser) -> None:
+    g = c.add_argument_group("many StatefulSets (through the API; one summary, the worst exit code)")
+    g.add_argument("--all", action="store_true", help="every StatefulSet in the namespace")
+    g.add_argument("-l", "--selector", metavar="SELECTOR",
+                   help="the StatefulSets with these labels (kubectl -l syntax: app=db,tier in (a,b),!legacy)")
+    g.add_argument("-A", "--all-namespaces", action="store_true",
+                   help="every StatefulSet in every namespace (needs the ClusterRole in k8s/cluster-wide/)")
+    g.add_argument("--exclude", action="append", default=[], metavar="NS/NAME",
+                   help="leave this StatefulSet out (repeatable); the annotation ssdns/skip: \"true\" does too")
 
 
 def add_sandbox_args(c: argparse.ArgumentParser) -> None:

@@ -232,6 +232,11 @@ def cmd_check(opts: CheckOptions) -> int:
     from ssdns.aio import run
     from ssdns.check import run_check
 
+    if opts.fleet is not None:
+        from ssdns.fleet_command import cmd_fleet
+
+        return cmd_fleet(opts)
+
     target = build_target(opts.target, opts.timeout, opts.deadline)
     check_output_options(opts.outputs)
     api = opts.target.api

@@ -55,7 +55,8 @@ UNREACHABLE, TIMEOUT, TLS, BAD_ANSWER = "unreachable", "timeout", "tls", "bad-an
 TRANSPORT = frozenset({UNREACHABLE, TIMEOUT, TLS, BAD_ANSWER, UNAUTHORIZED})
 
 _KINDS = {"statefulsets": "StatefulSet", "services": "Service", "pods": "pod", "configmaps": "ConfigMap",
-          "endpointslices": "EndpointSlice", "persistentvolumeclaims": "PVC", "statefulsets/scale": "StatefulSet"}
+          "endpointslices": "EndpointSlice", "persistentvolumeclaims": "PVC", "statefulsets/scale": "StatefulSet",
+          "endpoints": "Endpoints object"}
 
 
 def kind_of_status(status: int) -> str:

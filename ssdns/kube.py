@@ -48,6 +48,7 @@ SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 CONNECT_TIMEOUT = 3.0  # seconds, at most, to connect (less when less time is left)
 CALL_TIMEOUT = 10.0  # a call's whole bound when the caller gave no deadline
 MAX_BODY = 256 * 1024 * 1024  # a list of 20,000 pods is ~100 MiB; more is not an API answer
+POOL = 32  # connections kept to the API server (fleet.API_IN_FLIGHT StatefulSets x their concurrent reads)
 
 
 def credentials_available(opts: ApiOptions) -> bool:
@@ -125,6 +126,7 @@ def _load(opts: ApiOptions, deadline: float | None) -> Api:
         detail = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise ApiUnavailable(f"cannot load Kubernetes credentials ({where}): {detail}") from None
     cfg.retries = False  # no urllib3 retries behind the deadline's back (also passed per request)
+    cfg.connection_pool_maxsize = POOL  # check --all reads several StatefulSets at once through one client
     return Api(client.ApiClient(cfg), deadline)
 
 
@@ -587,6 +589,25 @@ def _endpoint(e: dict) -> EndpointFacts:
 
 def _pvc(d: dict) -> PvcFacts:
     return PvcFacts(_name(d), _str(_obj(d.get("status")).get("phase")), _str(_obj(d.get("spec")).get("volumeName")))
+
+
+async def list_statefulsets(api: Api, namespace: str | None, selector: str | None) -> list:
+    """The StatefulSets of a namespace (None: of every namespace), by label selector, as fleet.Listed.
+    An ApiError for a refused or failed list (a selector that does not parse is a 400)."""
+    from ssdns.fleet import Listed
+
+    path = f"{_ns(namespace, 'apps/v1')}/statefulsets" if namespace else "/apis/apps/v1/statefulsets"
+    doc = await arequest(api, "GET", path, verb="list", resource="statefulsets", namespace=namespace,
+                         params={"labelSelector": selector} if selector else None)
+
+    def listed(d: dict) -> Listed:
+        meta = _obj(d.get("metadata"))
+        sts = _statefulset(d)
+        annotations = {str(k): str(v) for k, v in _obj(meta.get("annotations")).items()}
+        return Listed(_str(meta.get("namespace")) or namespace or "", sts.name, sts.service_name, sts.replicas,
+                      annotations)
+
+    return _shaped(listed, doc, "list", "statefulsets", api)
 
 
 # Disruptive and polling calls, used only by restart-test and scale-test (the ssdns-disrupt Role).

@@ -71,6 +71,16 @@ class WorldArgs:
 
 
 @dataclass(frozen=True)
+class FleetArgs:
+    """check --all / -l / -A / --exclude: many StatefulSets in one run."""
+
+    all: bool = False
+    selector: str | None = None
+    all_namespaces: bool = False
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CheckOptions:
     target: TargetArgs
     outputs: Outputs
@@ -78,6 +88,7 @@ class CheckOptions:
     started: float
     state: str | None = None
     history: int = 20
+    fleet: FleetArgs | None = None  # None: one StatefulSet or Service
 
     @property
     def deadline(self) -> float:
@@ -191,7 +202,11 @@ def world_args(ns: argparse.Namespace) -> WorldArgs:
 
 
 def check(ns: argparse.Namespace, started: float) -> CheckOptions:
-    return CheckOptions(target_args(ns, ns.service_pos), outputs(ns), ns.timeout, started, ns.state, ns.history)
+    fleet = None
+    if ns.all or ns.selector is not None or ns.all_namespaces or ns.exclude:
+        fleet = FleetArgs(ns.all, ns.selector, ns.all_namespaces, tuple(ns.exclude))
+    return CheckOptions(target_args(ns, ns.service_pos), outputs(ns), ns.timeout, started, ns.state, ns.history,
+                        fleet)
 
 
 def history(ns: argparse.Namespace, started: float) -> HistoryOptions:

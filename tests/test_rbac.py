@@ -59,7 +59,16 @@ def recorded_read_run(sandbox, tmp_path):
         code, report = run_json(args)
         assert code == 0, [f for f in report["findings"] if f["status"] == "fail"]
     run_json(sandbox.api_args(tmp_path))
+    for many in (["--all"], ["-l", "app=nginx"]):  # check --all / --selector: the same Role, plus list
+        code, report = run_json(fleet_args(sandbox, tmp_path, *many))
+        assert code == 0, report["summary"]
     return [r for r in sandbox.sandbox.api.requests if r.rule]
+
+
+def fleet_args(sandbox, tmp_path, *extra: str) -> list[str]:
+    kubeconfig = sandbox.sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+    return ["check", *extra, "--kubeconfig", str(kubeconfig), "--nameserver", str(sandbox.sandbox.nameserver),
+            "--cluster-domain", sandbox.world.zone, "--timeout", "10"]
 
 
 def test_read_only_account_is_granted_exactly_what_check_uses(recorded_read_run):
@@ -108,3 +117,30 @@ def test_disruptive_account_is_granted_exactly_what_restart_and_scale_tests_use(
 def test_read_only_account_cannot_disrupt(recorded_disruptive_run):
     writes = [r for r in recorded_disruptive_run if r.verb in ("delete", "patch")]
     assert writes and len(uncovered(writes, roles_for("ssdns", "k8s/rbac.yaml"))) == len(writes)
+
+
+def cluster_roles(path: str) -> list[dict]:
+    docs = [d for d in yaml.safe_load_all((ROOT / path).read_text()) if d]
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
+    bound = [d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"
+             and any(s["kind"] == "ServiceAccount" and s["name"] == "ssdns" for s in d["subjects"])]
+    return [roles[name] for name in bound]
+
+
+def test_all_namespaces_is_granted_exactly_by_the_cluster_wide_component(sandbox_factory, tmp_path):
+    """check -A reads every namespace: its ClusterRole (k8s/cluster-wide/) grants exactly the recorded
+    calls, nothing more, and removing any verb leaves a call uncovered; the namespaced Role cannot do it."""
+    from ssdns.sandbox.world import add_neighbour
+
+    sb = sandbox_factory()
+    sb.change(lambda w: add_neighbour(w, "cache", 2, namespace="other"))
+    code, report = run_json(fleet_args(sb, tmp_path, "-A"))
+    assert code == 0 and report["summary"]["statefulsets"] == 2
+    calls = [r for r in sb.sandbox.api.requests if r.rule]
+    assert {r.namespace for r in calls} == {None, "default", "other"}  # the list at cluster scope, then each
+    roles = cluster_roles("k8s/cluster-wide/clusterrole.yaml")
+    assert not uncovered(calls, roles)
+    assert granted(roles) == {r.rule for r in calls}
+    for group, resource, verb in sorted(granted(roles)):
+        assert uncovered(calls, without(roles, group, resource, verb)), (group, resource, verb)
+    assert all(rule["verbs"] and set(rule["verbs"]) <= {"get", "list"} for role in roles for rule in role["rules"])

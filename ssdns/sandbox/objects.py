@@ -178,7 +178,8 @@ class Models:
             status=k.V1PersistentVolumeClaimStatus(phase="Pending"))
         return k.V1StatefulSet(
             api_version="apps/v1", kind="StatefulSet",
-            metadata=self._meta(sts, w.statefulset, generation=sts.generation, labels=dict(w.selector)),
+            metadata=self._meta(sts, w.statefulset, generation=sts.generation, labels=dict(w.selector),
+                                annotations=dict(sts.annotations) or None),
             spec=k.V1StatefulSetSpec(
                 replicas=sts.replicas, service_name=w.service, selector=k.V1LabelSelector(match_labels=dict(w.selector)),
                 pod_management_policy=sts.pod_management_policy, revision_history_limit=10,

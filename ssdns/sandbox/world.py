@@ -126,6 +126,7 @@ class SandboxStatefulSet(Tracked):
     retain_when_deleted: str = "Retain"
     host_network: bool = False  # spec.template.spec.hostNetwork
     sidecar: bool = False  # the pods also run an istio-proxy container
+    annotations: dict[str, str] = field(default_factory=dict)  # metadata.annotations (ssdns/skip: "true")
 
 
 @dataclass

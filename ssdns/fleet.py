@@ -1,0 +1,265 @@
+"""Many StatefulSets in one run: `check --all`, `-l/--selector`, `-A/--all-namespaces`, `--exclude NS/NAME`.
+
+The StatefulSets come from one list call (namespaced, or cluster-wide with -A); each is then checked as
+a single check would check it (its API facts, DNS, HTTP, the registry's checks), all under one deadline
+and one budget of pods in flight (the DNS queries and HTTP requests of several StatefulSets never add
+up past it). The API is read through one client with at most API_IN_FLIGHT StatefulSets' reads at once.
+A StatefulSet that cannot be checked (no serviceName, the deadline passed before its turn) is an entry
+that says why, never a crash of the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from ssdns.errors import (
+    API_UNAVAILABLE,
+    CANNOT_RUN,
+    FAILED,
+    OK,
+    ApiError,
+    ApiUnavailable,
+    CannotRun,
+    SsdnsError,
+    UsageError,
+)
+from ssdns.model import Finding, Result, Status
+
+SCHEMA = "ssdns.fleet/v1"
+OPT_OUT = "ssdns/skip"  # annotation: "true" leaves a StatefulSet out of --all, --selector and -A
+BUDGET = 256  # pods in flight across StatefulSets (a single check's own bound)
+API_IN_FLIGHT = 4  # StatefulSets whose API reads run at once
+NOTHING_TO_CHECK = 5  # the exit code when the selection matched no StatefulSet
+
+
+class NothingToCheck(SsdnsError):
+    """The selection matched no StatefulSet (or excluded every one): not a pass."""
+
+    exit_code = NOTHING_TO_CHECK
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which StatefulSets: in one namespace (None: every namespace, -A), by label selector, minus excluded."""
+
+    namespace: str | None
+    selector: str | None = None
+    exclude: frozenset[str] = frozenset()  # NS/NAME
+
+    def describe(self) -> str:
+        where = "every namespace" if self.namespace is None else f"namespace {self.namespace!r}"
+        return f"{where}, selector {self.selector!r}" if self.selector else where
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One StatefulSet the list call returned."""
+
+    namespace: str
+    name: str
+    service: str
+    replicas: int
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One StatefulSet's outcome: its Result, or why it could not be checked (error, exit code)."""
+
+    namespace: str
+    statefulset: str
+    service: str
+    replicas: int
+    result: Result | None = None
+    error: str | None = None
+    exit_code: int = OK
+
+    @property
+    def verdict(self) -> str:
+        if self.result is None:
+            return "error"
+        if not self.result.ok:
+            return "fail"
+        return "warn" if self.result.count(Status.WARN) else "pass"
+
+    @property
+    def worst(self) -> Finding | None:
+        """The first finding of the worst status, in the registry's order."""
+        if self.result is None:
+            return None
+        for status in (Status.FAIL, Status.WARN):
+            hit = next((f for f in self.result.findings if f.status is status), None)
+            if hit is not None:
+                return hit
+        return None
+
+    @property
+    def code(self) -> int:
+        if self.result is None:
+            return self.exit_code
+        return OK if self.result.ok else FAILED
+
+
+@dataclass(frozen=True)
+class FleetResult:
+    selection: Selection
+    entries: list[Entry]
+    skipped: list[tuple[str, str, str]]  # (namespace, name, why)
+    elapsed_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(e.verdict in ("pass", "warn") for e in self.entries)
+
+    @property
+    def exit_code(self) -> int:
+        """The worst: the API unusable (4) over could not run (3) over failed (1) over passed (0)."""
+        codes = {e.code for e in self.entries}
+        for code in (API_UNAVAILABLE, CANNOT_RUN, FAILED):
+            if code in codes:
+                return code
+        return max(codes, default=OK)
+
+    def count(self, verdict: str) -> int:
+        return sum(1 for e in self.entries if e.verdict == verdict)
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "ok": self.ok,
+            "summary": {"statefulsets": len(self.entries), **{v: self.count(v) for v in
+                                                              ("pass", "warn", "fail", "error")},
+                        "skipped": len(self.skipped), "exit_code": self.exit_code},
+            "selection": {"namespace": self.selection.namespace, "selector": self.selection.selector,
+                          "exclude": sorted(self.selection.exclude)},
+            "results": [e.result.to_dict() for e in self.entries if e.result is not None],
+            "errors": [{"namespace": e.namespace, "statefulset": e.statefulset, "service": e.service,
+                        "message": e.error, "exit_code": e.exit_code} for e in self.entries if e.result is None],
+            "skipped": [{"namespace": ns, "statefulset": n, "reason": why} for ns, n, why in self.skipped],
+            "stats": {"elapsed_ms": round(self.elapsed_ms, 1),
+                      "dns_queries": sum(e.result.stats.dns_queries for e in self.entries if e.result),
+                      "http_requests": sum(e.result.stats.http_requests for e in self.entries if e.result)},
+        }
+
+
+def choose(listed: list[Listed], sel: Selection) -> tuple[list[Listed], list[tuple[str, str, str]]]:
+    """The StatefulSets to check, in (namespace, name) order, and those left out with why."""
+    keep, skipped = [], []
+    for item in sorted(listed, key=lambda s: (s.namespace, s.name)):
+        key = f"{item.namespace}/{item.name}"
+        if key in sel.exclude:
+            skipped.append((item.namespace, item.name, "--exclude"))
+        elif item.annotations.get(OPT_OUT, "").strip().lower() == "true":
+            skipped.append((item.namespace, item.name, f"annotation {OPT_OUT}: \"true\""))
+        else:
+            keep.append(item)
+    return keep, skipped
+
+
+def nothing_to_check(sel: Selection, listed: int, skipped: int) -> NothingToCheck:
+    """The one line (exit NOTHING_TO_CHECK) when the selection leaves nothing: not a pass."""
+    if listed:
+        msg = f"all {listed} StatefulSets in {sel.describe()} are excluded (--exclude or {OPT_OUT}): nothing to check"
+    elif sel.selector:
+        msg = f"no StatefulSet in {sel.describe()} matches: nothing to check (kubectl get sts -l '{sel.selector}')"
+    elif sel.namespace is not None:
+        msg = (f"no StatefulSet in namespace {sel.namespace!r}: nothing to check (does the namespace exist? "
+               f"kubectl get namespace {sel.namespace})")
+    else:
+        msg = "no StatefulSet in any namespace: nothing to check"
+    return NothingToCheck(msg)
+
+
+class Budget:
+    """A weighted semaphore: a StatefulSet takes as many units as it has pods (at most the whole budget),
+    so the pods in flight across StatefulSets stay within BUDGET."""
+
+    def __init__(self, units: int = BUDGET):
+        self.units = units
+        self.free = units
+        self._cond = asyncio.Condition()
+
+    async def take(self, n: int) -> int:
+        n = max(1, min(n, self.units))
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.free >= n)
+            self.free -= n
+        return n
+
+    async def give(self, n: int) -> None:
+        async with self._cond:
+            self.free += n
+            self._cond.notify_all()
+
+
+async def run_fleet(base, api_opts, sel: Selection, deadline: float) -> FleetResult:
+    """List, choose and check every StatefulSet of the selection; base is the Target every check starts from
+    (zone, nameservers, HTTP options), refined per StatefulSet by its API facts."""
+    from ssdns import kube
+
+    started = time.monotonic()
+    client = kube.api_client(api_opts, deadline)
+    try:
+        try:
+            listed = await kube.list_statefulsets(client, sel.namespace, sel.selector)
+        except ApiError as exc:
+            raise _list_failed(exc, sel) from None
+        chosen, skipped = choose(listed, sel)
+        if not chosen:
+            raise nothing_to_check(sel, len(listed), len(skipped))
+        budget = Budget()
+        reads = asyncio.Semaphore(API_IN_FLIGHT)
+        entries = await asyncio.gather(*(_one(client, api_opts, base, item, deadline, budget, reads)
+                                         for item in chosen))
+    finally:
+        client.close()
+    return FleetResult(sel, list(entries), skipped, (time.monotonic() - started) * 1000)
+
+
+def _list_failed(exc: ApiError, sel: Selection) -> SsdnsError:
+    if exc.status == 400 and sel.selector:
+        return UsageError(f"--selector {sel.selector!r} does not parse: {exc.reason}; use the kubectl -l syntax "
+                          "(app=db, tier in (a,b), !legacy)")
+    if exc.status == 403:
+        role = "the ClusterRole in k8s/cluster-wide/" if sel.namespace is None else "k8s/rbac.yaml"
+        return ApiUnavailable(f"{exc}; grant verb 'list' on 'statefulsets' ({role})")
+    return ApiUnavailable(str(exc))
+
+
+async def _one(client, api_opts, base, item: Listed, deadline: float, budget: Budget,
+               reads: asyncio.Semaphore) -> Entry:
+    """Check one StatefulSet; whatever stops it becomes its entry, never the run's end."""
+    from ssdns import kube
+    from ssdns.check import gather_from
+
+    entry = Entry(item.namespace, item.name, item.service, item.replicas)
+    target = base.with_(namespace=item.namespace, statefulset=item.name, service=None, replicas=None,
+                        port_name=base.port_name)
+    try:
+        async with reads:
+            if time.monotonic() >= deadline:
+                raise CannotRun("not checked: the deadline passed before its turn; raise --timeout")
+            facts = await kube.load_facts(client, item.namespace, item.name, None)
+        if facts.statefulset is not None and not facts.statefulset.service_name:
+            return _replace(entry, error="spec.serviceName is empty: its pods get no DNS names; set it to a "
+                            "headless Service in the same namespace", exit_code=FAILED)
+        units = await budget.take(item.replicas + 1)
+        try:
+            if time.monotonic() >= deadline:
+                raise CannotRun("not checked: the deadline passed before its turn; raise --timeout")
+            run = await gather_from(target, api_opts, facts, time.monotonic())
+        finally:
+            await budget.give(units)
+        from ssdns.check import conclude
+
+        return _replace(entry, result=conclude(run))
+    except SsdnsError as exc:
+        return _replace(entry, error=str(exc), exit_code=exc.exit_code)
+
+
+def _replace(entry: Entry, **changes) -> Entry:
+    from dataclasses import replace
+
+    return replace(entry, **changes)

@@ -1,0 +1,100 @@
+"""`ssdns check --all | -l SELECTOR | -A [--exclude NS/NAME]`: options in, one FleetResult, its outputs, the
+worst exit code. Every way it cannot start is one line with a documented exit code: options that do not
+go together (2), no API (4), a selector the API refuses (2), nothing selected (5)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+
+from ssdns.errors import ApiUnavailable, UsageError
+from ssdns.options import CheckOptions, Outputs
+
+
+def selection(opts: CheckOptions):
+    """The Selection the options ask for; every combination that makes no sense is a UsageError."""
+    from ssdns.fleet import Selection
+    from ssdns.target import check_label, default_namespace
+
+    f, t = opts.fleet, opts.target
+    assert f is not None
+    single = [flag for flag, given in (("--service", t.service), ("--statefulset", t.statefulset),
+                                       ("--replicas", t.replicas is not None)) if given]
+    if single:
+        raise UsageError(f"--all, --selector and -A check the StatefulSets they select: drop {', '.join(single)}")
+    if not (f.all or f.selector is not None or f.all_namespaces):
+        raise UsageError("--exclude leaves StatefulSets out of --all, --selector or -A: give one of those")
+    if t.api.mode == "off":
+        raise UsageError("--all, --selector and -A find the StatefulSets through the Kubernetes API: drop --api off")
+    if opts.state is not None:
+        raise UsageError("--state keeps one StatefulSet's history: run it per StatefulSet, not with --all, "
+                         "--selector or -A")
+    if f.all_namespaces and t.namespace:
+        raise UsageError("-A checks every namespace: drop -n/--namespace (or -A)")
+    if f.selector is not None and not f.selector.strip():
+        raise UsageError("--selector '' selects nothing: give labels (app=db), or use --all")
+    namespace = None if f.all_namespaces else check_label(t.namespace or default_namespace(), "namespace")
+    exclude = set()
+    for item in f.exclude:
+        ns, _, name = item.rpartition("/")
+        if not ns:
+            if namespace is None:
+                raise UsageError(f"--exclude {item!r}: with -A give NAMESPACE/NAME")
+            ns = namespace
+        check_label(ns, "--exclude namespace")
+        check_label(name, "--exclude StatefulSet name")
+        exclude.add(f"{ns}/{name}")
+    return Selection(namespace, f.selector.strip() if f.selector else None, frozenset(exclude))
+
+
+def cmd_fleet(opts: CheckOptions) -> int:
+    import asyncio
+
+    from ssdns import kube
+    from ssdns.commands import build_target, check_output_options
+    from ssdns.fleet import run_fleet
+    from ssdns.target import ApiOptions
+
+    sel = selection(opts)
+    check_output_options(opts.outputs)
+    # The other options (zone, nameservers, HTTP) are validated as for one StatefulSet; the name is each one's.
+    base = build_target(replace(opts.target, statefulset="any", namespace=sel.namespace or "default"),
+                        opts.timeout, opts.deadline).with_(statefulset=None)
+    api = ApiOptions("on", opts.target.api.kubeconfig, opts.target.api.context)
+    if not kube.credentials_available(api):
+        raise ApiUnavailable("--all, --selector and -A need the Kubernetes API: no in-cluster service account and "
+                             "no kubeconfig (give --kubeconfig, or run in a pod with the ssdns ServiceAccount)")
+    fr = asyncio.run(run_fleet(base, api, sel, opts.deadline))
+    emit_fleet(fr, opts.outputs, opts.deadline)
+    return fr.exit_code
+
+
+def emit_fleet(fr, out: Outputs, deadline: float) -> None:
+    from ssdns.commands import use_colour
+    from ssdns.fleet_report import render_fleet_json, render_fleet_text
+
+    if out.format == "json":
+        print(render_fleet_json(fr), flush=True)
+    else:
+        print(render_fleet_text(fr, use_colour(out.color, sys.stdout), max_rows=out.rows), flush=True)
+    if out.junit:
+        from ssdns.fleet_report import write_fleet_junit
+
+        write_fleet_junit(fr, out.junit)
+    if out.metrics_file:
+        from ssdns.fleet_report import write_fleet_metrics
+
+        write_fleet_metrics(fr, out.metrics_file)
+    if out.pushgateway:
+        from ssdns.commands import PUSH_FLOOR, within
+        from ssdns.fleet_report import push_fleet_metrics
+
+        left = max(PUSH_FLOOR, deadline - time.monotonic())
+        within(left, f"push metrics to the Pushgateway at {out.pushgateway.split('@')[-1]}", push_fleet_metrics,
+               fr, out.pushgateway, timeout=left)
+    if out.termination_log:
+        from ssdns.fleet_report import summary_line
+        from ssdns.termination import write_line
+
+        write_line(summary_line(fr), out.termination_log)

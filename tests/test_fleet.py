@@ -1,0 +1,162 @@
+"""check --all / -l / -A / --exclude: the real CLI against one sandbox serving several StatefulSets (and
+namespaces) over real sockets: one summary, details of the failing ones, JSON, JUnit, metrics, exit codes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import run_cli
+
+from ssdns.sandbox import apply_fault
+from ssdns.sandbox.world import add_neighbour
+
+
+@pytest.fixture
+def cluster(sandbox_factory, tmp_path):
+    """web (3 pods, default) + db (2, default) + cache (2, namespace other), healthy; returns (sandbox, args)."""
+    sb = sandbox_factory()
+
+    def grow(w):
+        add_neighbour(w, "db", 2)
+        add_neighbour(w, "cache", 2, namespace="other")
+
+    sb.change(grow)
+    kubeconfig = sb.sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+
+    def args(*extra: str) -> list[str]:
+        return ["check", *extra, "--kubeconfig", str(kubeconfig), "--nameserver", str(sb.sandbox.nameserver),
+                "--cluster-domain", sb.world.zone, "--timeout", "10"]
+    return sb, args
+
+
+def neighbour(sb, name):
+    return next(n for n in sb.world.neighbours if n.statefulset == name)
+
+
+def run_json(argv):
+    code, out, err = run_cli([*argv, "-o", "json"])
+    assert out, err
+    return code, json.loads(out)
+
+
+def test_all_checks_every_statefulset_of_the_namespace(cluster):
+    sb, args = cluster
+    code, doc = run_json(args("--all"))
+    assert code == 0 and doc["ok"] is True and doc["schema"] == "ssdns.fleet/v1"
+    assert [(r["target"]["namespace"], r["target"]["statefulset"]) for r in doc["results"]] == [
+        ("default", "db"), ("default", "web")]
+    for r in doc["results"]:  # each in the single check's schema, API cross-check included
+        assert r["schema"] == "ssdns.check/v1" and r["ok"] and r["target"]["api"] == "on"
+    assert doc["summary"] == {"statefulsets": 2, "pass": 2, "warn": 0, "fail": 0, "error": 0, "skipped": 0,
+                              "exit_code": 0}
+    assert {r["target"]["service"] for r in doc["results"]} == {"nginx", "db"}
+    assert doc["stats"]["http_requests"] == 5
+
+
+def test_one_report_summary_then_details_of_the_failing_only_worst_exit_code(cluster):
+    sb, args = cluster
+
+    def break_db(w):
+        apply_fault(neighbour(sb, "db"), "no-service")
+        add_neighbour(w, "queue", 2)
+        apply_fault(neighbour(sb, "queue"), "not-headless")
+    sb.change(break_db)
+    code, out, err = run_cli(args("--all"))
+    assert code == 1, err
+    lines = out.splitlines()
+    assert lines[0].startswith("ssdns check: 3 StatefulSets in namespace 'default': 2 failed")
+    header = lines[2].split()
+    assert header == ["NAMESPACE", "STATEFULSET", "SERVICE", "PODS", "VERDICT", "WORST", "FINDING"]
+    rows = {line.split()[1]: line for line in lines[3:6]}
+    assert "FAIL" in rows["db"] and "api.service db: the Service 'db' does not exist" in rows["db"]
+    assert "FAIL" in rows["queue"] and "not headless" in rows["queue"]
+    assert rows["web"].split()[3:5] == ["3/3", "ok"]
+    assert "=== default/db ===" in out and "=== default/queue ===" in out and "=== default/web ===" not in out
+    assert lines[-1].startswith("FAIL: 3 StatefulSets in namespace 'default': 2 failed") and "(exit 1)" in lines[-1]
+
+
+def test_selector_picks_statefulsets_by_label(cluster):
+    sb, args = cluster
+    code, doc = run_json(args("-l", "app=db"))
+    assert code == 0 and [r["target"]["statefulset"] for r in doc["results"]] == ["db"]
+    assert doc["selection"]["selector"] == "app=db"
+
+
+def test_all_namespaces_exclude_and_the_opt_out_annotation(cluster):
+    sb, args = cluster
+    sb.change(lambda w: neighbour(sb, "db").sts.annotations.update({"ssdns/skip": "true"}))
+    code, doc = run_json(args("-A", "--exclude", "default/web"))
+    assert code == 0
+    assert [(r["target"]["namespace"], r["target"]["statefulset"]) for r in doc["results"]] == [("other", "cache")]
+    assert doc["skipped"] == [{"namespace": "default", "statefulset": "db", "reason": 'annotation ssdns/skip: "true"'},
+                              {"namespace": "default", "statefulset": "web", "reason": "--exclude"}]
+
+
+def test_junit_has_one_suite_per_statefulset_and_metrics_are_labelled_by_it(cluster, tmp_path):
+    sb, args = cluster
+    sb.change(lambda w: apply_fault(neighbour(sb, "db"), "no-http:db-1"))
+    junit, prom = tmp_path / "j.xml", tmp_path / "m.prom"
+    code, out, err = run_cli(args("--all", "--junit", str(junit), "--metrics-file", str(prom)))
+    assert code == 1, err
+    from junitparser import JUnitXml
+
+    suites = {s.name: s for s in JUnitXml.fromfile(str(junit))}
+    assert set(suites) == {"default/db", "default/web"}
+    assert suites["default/db"].failures == 1 and suites["default/web"].failures == 0
+    text = prom.read_text()
+    assert 'ssdns_statefulset_ok{namespace="default",statefulset="db"} 0.0' in text
+    assert 'ssdns_statefulset_ok{namespace="default",statefulset="web"} 1.0' in text
+    assert 'ssdns_check_ok{check="http.identity",namespace="default",statefulset="db"} 0.0' in text
+    assert 'ordinal=' not in text  # bounded: no per-pod series across a fleet
+
+
+@pytest.mark.parametrize("extra, code, words", [
+    (("-l", "app=nothing"), 5, "no StatefulSet in namespace 'default', selector 'app=nothing' matches"),
+    (("--all", "-n", "nope"), 5, "no StatefulSet in namespace 'nope': nothing to check (does the namespace exist?"),
+    (("-l", "app in (db"), 2, "--selector 'app in (db' does not parse"),
+    (("--all", "--exclude", "default/web", "--exclude", "db"), 5, "all 2 StatefulSets in namespace 'default' are "
+     "excluded"),
+    (("--all", "--api", "off"), 2, "drop --api off"),
+    (("--all", "--statefulset", "web"), 2, "drop --statefulset"),
+    (("-A", "-n", "default"), 2, "-A checks every namespace"),
+    (("--exclude", "default/web"), 2, "give one of those"),
+    (("--all", "--state", "s.json"), 2, "--state keeps one StatefulSet's history"),
+])
+def test_bad_input_is_one_line_with_its_exit_code(cluster, extra, code, words):
+    sb, args = cluster
+    got, out, err = run_cli(args(*extra))
+    assert (got, out) == (code, "") and words in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_all_without_api_access_exits_4(sandbox, tmp_path):
+    code, out, err = run_cli(["check", "--all", "--nameserver", str(sandbox.sandbox.nameserver)])
+    assert code == 4 and "need the Kubernetes API" in err and len(err.strip().splitlines()) == 1
+    sandbox.change(lambda w: w.api_forbidden.add("statefulsets"))
+    kubeconfig = sandbox.sandbox.write_kubeconfig(tmp_path / "kc")
+    code, out, err = run_cli(["check", "--all", "--kubeconfig", str(kubeconfig), "--nameserver",
+                              str(sandbox.sandbox.nameserver)])
+    assert code == 4 and "grant verb 'list' on 'statefulsets' (k8s/rbac.yaml)" in err
+
+
+def test_one_deadline_for_the_whole_run(sandbox_factory, tmp_path):
+    """Forty StatefulSets whose pods all hang on HTTP: the run ends at --timeout, not forty times it."""
+    sb = sandbox_factory()
+
+    def grow(w):
+        for i in range(40):
+            n = add_neighbour(w, f"s{i}", 2)
+            for pod in n.pods:
+                pod.http_hang = True
+    sb.change(grow)
+    kubeconfig = sb.sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+    start = time.monotonic()
+    code, out, err = run_cli(["check", "--all", "--kubeconfig", str(kubeconfig), "--nameserver",
+                              str(sb.sandbox.nameserver), "--timeout", "3", "-o", "json"])
+    took = time.monotonic() - start
+    assert took < 3 + 2.0, took
+    doc = json.loads(out)
+    assert code in (1, 3) and doc["summary"]["statefulsets"] == 41
+    assert doc["summary"]["pass"] <= 1  # web's pods answer; every s* pod hangs until the deadline
