@@ -27,9 +27,6 @@ def selection(opts: CheckOptions):
         raise UsageError("--exclude leaves StatefulSets out of --all, --selector or -A: give one of those")
     if t.api.mode == "off":
         raise UsageError("--all, --selector and -A find the StatefulSets through the Kubernetes API: drop --api off")
-    if opts.state is not None:
-        raise UsageError("--state keeps one StatefulSet's history: run it per StatefulSet, not with --all, "
-                         "--selector or -A")
     if f.all_namespaces and t.namespace:
         raise UsageError("-A checks every namespace: drop -n/--namespace (or -A)")
     if f.selector is not None and not f.selector.strip():
@@ -65,7 +62,17 @@ def cmd_fleet(opts: CheckOptions) -> int:
     if not kube.credentials_available(api):
         raise ApiUnavailable("--all, --selector and -A need the Kubernetes API: no in-cluster service account and "
                              "no kubeconfig (give --kubeconfig, or run in a pod with the ssdns ServiceAccount)")
+    store = None
+    if opts.state is not None:  # one history per StatefulSet, in the run's namespace (-A: ssdns's own)
+        from ssdns.state import open_store
+        from ssdns.target import default_namespace
+
+        store = open_store(opts.state, sel.namespace or default_namespace(), api, opts.deadline)
     fr = asyncio.run(run_fleet(base, api, sel, opts.deadline))
+    if store is not None:
+        from ssdns.fleet_state import apply_fleet_state
+
+        fr = apply_fleet_state(fr, store, max(1, opts.history))
     emit_fleet(fr, opts.outputs, opts.deadline)
     return fr.exit_code
 

@@ -122,7 +122,6 @@ def test_junit_has_one_suite_per_statefulset_and_metrics_are_labelled_by_it(clus
     (("--all", "--statefulset", "web"), 2, "drop --statefulset"),
     (("-A", "-n", "default"), 2, "-A checks every namespace"),
     (("--exclude", "default/web"), 2, "give one of those"),
-    (("--all", "--state", "s.json"), 2, "--state keeps one StatefulSet's history"),
 ])
 def test_bad_input_is_one_line_with_its_exit_code(cluster, extra, code, words):
     sb, args = cluster
@@ -160,3 +159,39 @@ def test_one_deadline_for_the_whole_run(sandbox_factory, tmp_path):
     doc = json.loads(out)
     assert code in (1, 3) and doc["summary"]["statefulsets"] == 41
     assert doc["summary"]["pass"] <= 1  # web's pods answer; every s* pod hangs until the deadline
+
+
+def test_state_keeps_one_history_per_statefulset_in_one_store(cluster, tmp_path):
+    sb, args = cluster
+    state = tmp_path / "fleet-state.json"
+    code, doc = run_json(args("--all", "--state", str(state)))
+    assert code == 0
+    stored = json.loads(state.read_text())
+    assert stored["schema"] == "ssdns.fleet-state/v1"
+    assert sorted(stored["statefulsets"]) == ["default/db", "default/web"]
+    assert all(len(s["history"]) == 1 for s in stored["statefulsets"].values())
+    sb.change(lambda w: w.replace_pod("web-1"))  # web-1 restarts on a new IP: identity holds
+    code, doc = run_json(args("--all", "--state", str(state)))
+    assert code == 0, [f for r in doc["results"] for f in r["findings"] if f["status"] == "fail"]
+    web = next(r for r in doc["results"] if r["target"]["statefulset"] == "web")
+    held = {f["subject"]: f for f in web["findings"] if f["check"] == "identity.held"}
+    assert "restarted" in held["web-1"]["message"] and held["web-1"]["status"] == "pass"
+    stored = json.loads(state.read_text())
+    assert [len(s["history"]) for s in stored["statefulsets"].values()] == [2, 2]
+    # -l app=db keeps web's history as it was
+    run_json(args("-l", "app=db", "--state", str(state)))
+    stored = json.loads(state.read_text())
+    assert len(stored["statefulsets"]["default/db"]["history"]) == 3
+    assert len(stored["statefulsets"]["default/web"]["history"]) == 2
+
+
+def test_a_single_check_state_is_not_taken_for_a_fleet_one(cluster, tmp_path):
+    sb, args = cluster
+    state = tmp_path / "one.json"
+    state.write_text('{"schema": "ssdns.state/v1", "target": {}, "history": []}')
+    before = state.read_bytes()
+    code, doc = run_json(args("--all", "--state", str(state)))
+    assert code == 1 and state.read_bytes() == before
+    for r in doc["results"]:
+        [f] = [f for f in r["findings"] if f["check"] == "state.store"]
+        assert "is not a state of check --all" in f["message"]
