@@ -37,7 +37,9 @@ FAULT_HELP = """faults (--fault, repeatable):
   pvc-pending:POD, api-forbidden[:RESOURCE], wrong-subdomain:POD, no-service, dns-servfail, dns-stuck,
   replacement-wrong-name:POD[=OTHER], replacement-new-volume:POD,
   stale-replica:K, replica-down:K, replica-nxdomain:K:POD, udp-only, tcp-differs, slow-replica:K,
-  dns-forbidden  (see the README for what each does)"""
+  dns-forbidden, selector-mismatch, host-network, istio-sidecar, stuck-rollout:POD, stuck-not-ready:POD,
+  stuck-terminating:POD, over-capacity, second-ptr:POD[=SERVICE], retention-delete
+  (see the README for what each does)"""
 
 
 class _Parser(argparse.ArgumentParser):
