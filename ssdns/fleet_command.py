@@ -17,6 +17,14 @@ def selection(opts: CheckOptions):
     from ssdns.fleet import Selection
     from ssdns.target import check_label, default_namespace
 
+    f = opts.fleet
+    assert f is not None
+    _refuse_combinations(opts)
+    namespace = None if f.all_namespaces else check_label(opts.target.namespace or default_namespace(), "namespace")
+    return Selection(namespace, f.selector.strip() if f.selector else None, _excluded(f.exclude, namespace))
+
+
+def _refuse_combinations(opts: CheckOptions) -> None:
     f, t = opts.fleet, opts.target
     assert f is not None
     single = [flag for flag, given in (("--service", t.service), ("--statefulset", t.statefulset),
@@ -31,9 +39,14 @@ def selection(opts: CheckOptions):
         raise UsageError("-A checks every namespace: drop -n/--namespace (or -A)")
     if f.selector is not None and not f.selector.strip():
         raise UsageError("--selector '' selects nothing: give labels (app=db), or use --all")
-    namespace = None if f.all_namespaces else check_label(t.namespace or default_namespace(), "namespace")
-    exclude = set()
-    for item in f.exclude:
+
+
+def _excluded(items: tuple[str, ...], namespace: str | None) -> frozenset[str]:
+    """--exclude NS/NAME (NAME alone: the run's namespace), each part a valid name."""
+    from ssdns.target import check_label
+
+    out = set()
+    for item in items:
         ns, _, name = item.rpartition("/")
         if not ns:
             if namespace is None:
@@ -41,8 +54,8 @@ def selection(opts: CheckOptions):
             ns = namespace
         check_label(ns, "--exclude namespace")
         check_label(name, "--exclude StatefulSet name")
-        exclude.add(f"{ns}/{name}")
-    return Selection(namespace, f.selector.strip() if f.selector else None, frozenset(exclude))
+        out.add(f"{ns}/{name}")
+    return frozenset(out)
 
 
 def cmd_fleet(opts: CheckOptions) -> int:

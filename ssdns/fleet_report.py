@@ -48,24 +48,7 @@ def _pods(e: Entry) -> str:
 def render_fleet_text(fr: FleetResult, colour: bool = False, max_rows: int | None = None) -> str:
     """The summary table (failing first when it is cut at max_rows), then each failing StatefulSet's own report."""
     s = Style(colour)
-    rank = {"error": 0, "fail": 1, "warn": 2, "pass": 3}
-    entries = fr.entries
-    if max_rows is not None and len(entries) > max_rows:
-        entries = sorted(entries, key=lambda e: rank[e.verdict])[:max_rows]
-    rows = [["NAMESPACE", "STATEFULSET", "SERVICE", "PODS", "VERDICT", "WORST FINDING"]]
-    rows += [[e.namespace, e.statefulset, e.service or "-", _pods(e), _VERDICT[e.verdict][0], _worst(e)]
-             for e in entries]
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = [s(headline(fr), "bold"), ""]
-    for i, row in enumerate(rows):
-        cells = [c.ljust(w) for c, w in zip(row[:5], widths, strict=True)]
-        if i:
-            cells[4] = s(cells[4], _VERDICT[entries[i - 1].verdict][1])
-        line = "  ".join([*cells, row[5]]).rstrip()
-        lines.append(s(line, "dim") if i == 0 else line)
-    if len(entries) < len(fr.entries):
-        lines.append(s(f"... and {len(fr.entries) - len(entries)} more StatefulSets not shown (--rows all, or "
-                       "-o json)", "dim"))
+    lines = [s(headline(fr), "bold"), "", *_summary_table(fr, s, max_rows)]
     for ns, name, why in fr.skipped:
         lines.append(s(f"skipped {ns}/{name}: {why}", "dim"))
     for e in fr.entries:
@@ -78,6 +61,28 @@ def render_fleet_text(fr: FleetResult, colour: bool = False, max_rows: int | Non
     lines += ["", f"{s(verdict, Status.PASS if fr.ok else Status.FAIL)}: {headline(fr).split(': ', 1)[1]} in "
               f"{fr.elapsed_ms / 1000:.2f} s (exit {fr.exit_code})"]
     return "\n".join(lines)
+
+
+def _summary_table(fr: FleetResult, s: Style, max_rows: int | None) -> list[str]:
+    rank = {"error": 0, "fail": 1, "warn": 2, "pass": 3}
+    entries = fr.entries
+    if max_rows is not None and len(entries) > max_rows:
+        entries = sorted(entries, key=lambda e: rank[e.verdict])[:max_rows]
+    rows = [["NAMESPACE", "STATEFULSET", "SERVICE", "PODS", "VERDICT", "WORST FINDING"]]
+    rows += [[e.namespace, e.statefulset, e.service or "-", _pods(e), _VERDICT[e.verdict][0], _worst(e)]
+             for e in entries]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = []
+    for i, row in enumerate(rows):
+        cells = [c.ljust(w) for c, w in zip(row[:5], widths, strict=True)]
+        if i:
+            cells[4] = s(cells[4], _VERDICT[entries[i - 1].verdict][1])
+        line = "  ".join([*cells, row[5]]).rstrip()
+        lines.append(s(line, "dim") if i == 0 else line)
+    if len(entries) < len(fr.entries):
+        lines.append(s(f"... and {len(fr.entries) - len(entries)} more StatefulSets not shown (--rows all, or "
+                       "-o json)", "dim"))
+    return lines
 
 
 def summary_line(fr: FleetResult) -> str:

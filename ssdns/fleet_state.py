@@ -59,24 +59,10 @@ def apply_fleet_state(fr: FleetResult, store, keep: int, taken_at: str | None = 
     added: dict[str, tuple[list[Finding], list[str]]] = {}
     saving: dict[str, tuple[dict, dict]] = {}  # key -> (target key, snapshot)
     for e in checked:
-        assert e.result is not None
-        key, tkey = _key(e), target_key(e.result)
-        where = f"{store.where} [{key}]"
-        try:
-            sub = validate(stored[key], tkey, where) if key in stored else None
-        except SsdnsError as exc:
-            added[key] = ([store_failed(where, exc)], [])
-            continue
-        cur = snapshot(e.result, taken_at)
-        prev = sub["history"][-1] if sub and sub["history"] else None
-        found: list[Finding] = []
-        if prev is not None:
-            found = compare_snapshots(prev, cur)
-            cur["changes"] = changes(prev, cur)
-            cur["broken"] = [f.subject for f in found if f.status is Status.FAIL]
-        notes = [] if prev is not None else [f"first run with {where}: identity is compared from the next run on"]
-        added[key] = (found, notes)
-        saving[key] = (tkey, cur)
+        key = _key(e)
+        added[key], save = _compare(e, stored.get(key), f"{store.where} [{key}]", taken_at)
+        if save is not None:
+            saving[key] = save
 
     def merge(latest: dict | None) -> dict:
         base: dict = {"schema": SCHEMA, "statefulsets": {}} if latest is None else _validate_fleet(latest, store.where)
@@ -98,6 +84,26 @@ def apply_fleet_state(fr: FleetResult, store, keep: int, taken_at: str | None = 
     summaries = {k: StoreSummary(f"{store.where} [{k}]", len(saved["statefulsets"][k]["history"]), keep)
                  for k in saving}
     return _with(fr, added, summaries)
+
+
+def _compare(e: Entry, sub, where: str, taken_at: str):
+    """(findings, notes) for one StatefulSet against its stored history, and (target key, snapshot) to save;
+    None to save when its entry is corrupt or foreign (left as it is)."""
+    assert e.result is not None
+    tkey = target_key(e.result)
+    try:
+        sub = validate(sub, tkey, where) if sub is not None else None
+    except SsdnsError as exc:
+        return ([store_failed(where, exc)], []), None
+    cur = snapshot(e.result, taken_at)
+    prev = sub["history"][-1] if sub and sub["history"] else None
+    found: list[Finding] = []
+    if prev is not None:
+        found = compare_snapshots(prev, cur)
+        cur["changes"] = changes(prev, cur)
+        cur["broken"] = [f.subject for f in found if f.status is Status.FAIL]
+    notes = [] if prev is not None else [f"first run with {where}: identity is compared from the next run on"]
+    return (found, notes), (tkey, cur)
 
 
 def _key(e: Entry) -> str:

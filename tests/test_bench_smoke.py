@@ -23,3 +23,16 @@ def test_bench_runs_and_writes_tables(tmp_path):
     text = results.read_text()
     assert text.startswith("# notes kept") and "bench:begin" in text and "bench:end" in text
 
+
+
+def test_fleet_bench_runs_and_writes_its_block(tmp_path):
+    """bench/fleet.py at 3 StatefulSets of 2 pods against one of 6: its table and its RESULTS.md block."""
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# notes kept\n")
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "fleet.py"), "--statefulsets", "3", "--pods", "2",
+                          "--repeat", "1", "--results", str(results)], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "| `check --all` | 3 x 2 |" in run.stdout and "| `check --statefulset big` | 1 x 6 |" in run.stdout
+    text = results.read_text()
+    assert text.startswith("# notes kept") and "fleet:begin" in text and "fleet:end" in text

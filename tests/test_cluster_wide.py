@@ -44,3 +44,17 @@ def test_without_the_component_nothing_is_cluster_scoped():
     proc = subprocess.run([KUBECTL, "kustomize", str(ROOT / "k8s")], capture_output=True, text=True, timeout=60)
     kinds = {d["kind"] for d in yaml.safe_load_all(proc.stdout) if d}
     assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
+
+
+def test_the_documented_cronjob_all_variant_parses():
+    """k8s/cronjob.yaml documents replacing --statefulset web --service nginx by --all."""
+    from ssdns.cli import build_parser
+
+    [cron] = [d for d in yaml.safe_load_all((ROOT / "k8s/cronjob.yaml").read_text()) if d]
+    args = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    i = args.index("--statefulset")
+    assert args[i:i + 4] == ["--statefulset", "web", "--service", "nginx"]
+    variant = [*args[:i], "--all", *args[i + 4:]]
+    ns = build_parser().parse_args(variant)
+    assert ns.all and ns.state == "configmap:ssdns-state"
+    assert "--all" in (ROOT / "k8s/cronjob.yaml").read_text()

@@ -118,8 +118,9 @@ def test_api_auto_fault_degrades_to_dns_and_http(mode, dns, tmp_path):
     assert "Traceback" not in run.stderr and run.stderr == ""
     report = json.loads(run.stdout)
     warnings = [f for f in report["findings"] if f["check"] == "api.access"]
-    # The API unusable as a whole is one warning; a server error is one per read it failed.
-    assert len(warnings) == (3 if mode == "500" else 1), warnings
+    # The API unusable as a whole is one warning; a server error is one per read it failed (the
+    # StatefulSet, the Service, its EndpointSlices and its Endpoints object).
+    assert len(warnings) == (4 if mode == "500" else 1), warnings
     for w in warnings:
         assert w["status"] == "warn" and AUTO_CASES[mode] in w["message"], w
     assert any(f["check"] == "http.identity" and f["status"] == "pass" for f in report["findings"])
