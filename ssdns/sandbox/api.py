@@ -36,7 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ssdns.sandbox.objects import Models
+from ssdns.sandbox.objects import REVISION_LABEL, Models
 from ssdns.sandbox.selectors import parse_field_selector, parse_label_selector
 from ssdns.sandbox.world import (
     DNS_NAMESPACE,
@@ -415,12 +415,29 @@ class KubeApi:
         raise ApiError(404, "NotFound", f'{qualified} "{name}" not found', name=name, group=kind.group,
                        kind=kind.plural)
 
+    def _labels(self, kind: Kind, obj) -> dict[str, str] | None:
+        """The labels an object will be rendered with, without rendering it (pods, claims, slices); None:
+        render to know."""
+        models = self.models
+        if isinstance(obj, Foreign):
+            models, obj = self._models_for(obj.world), obj.obj
+        if kind.plural == "pods":
+            return {**obj.labels, REVISION_LABEL: obj.revision or models.revision()}
+        if kind.plural == "persistentvolumeclaims":
+            return dict(obj.labels)
+        if kind.plural == "endpointslices":
+            return models.slice_labels() if models.world.svc is not None else {}
+        return None
+
+    def _models_for(self, world: World) -> Models:
+        if id(world) not in self._neighbour_models:
+            self._neighbour_models[id(world)] = Models(world, self._k)
+        return self._neighbour_models[id(world)]
+
     def _render(self, kind: Kind, obj, *, in_list: bool = False):
         models = self.models
         if isinstance(obj, Foreign):
-            if id(obj.world) not in self._neighbour_models:
-                self._neighbour_models[id(obj.world)] = Models(obj.world, self._k)
-            models, obj = self._neighbour_models[id(obj.world)], obj.obj
+            models, obj = self._models_for(obj.world), obj.obj
         model = getattr(models, kind.plural)(obj)
         if in_list:  # a real server's list items carry no apiVersion/kind
             model.api_version = model.kind = None
@@ -431,6 +448,9 @@ class KubeApi:
         labels, fields = _selectors(kind, req)
         items = []
         for _, obj in self._objects(kind, req.namespace):
+            raw = self._labels(kind, obj)
+            if raw is not None and not labels(raw):  # not selected: skip rendering it (hundreds of StatefulSets)
+                continue
             model = self._render(kind, obj, in_list=True)
             if not labels(model.metadata.labels):
                 continue

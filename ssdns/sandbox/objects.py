@@ -205,10 +205,7 @@ class Models:
         ident, eps = item
         svc = w.svc
         # endpoint_slices() yields nothing without a Service, so svc is set here
-        labels = {**svc.labels, SERVICE_NAME_LABEL: svc.name,
-                  "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
-        if svc.cluster_ip is None:
-            labels["service.kubernetes.io/headless"] = ""
+        labels = self.slice_labels()
         owner = [k.V1OwnerReference(api_version="v1", kind="Service", name=svc.name, uid=svc.uid, controller=True,
                                     block_owner_deletion=True)]
         endpoints = [k.V1Endpoint(
@@ -263,6 +260,16 @@ class Models:
                              metadata=self._meta(svc, svc.name, labels=dict(svc.labels) or None,
                                                  annotations=annotations),
                              subsets=subsets)
+
+    def slice_labels(self) -> dict[str, str]:
+        """The labels of the Service's EndpointSlices (the Service exists)."""
+        svc = self.world.svc
+        assert svc is not None
+        labels = {**svc.labels, SERVICE_NAME_LABEL: svc.name,
+                  "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
+        if svc.cluster_ip is None:
+            labels["service.kubernetes.io/headless"] = ""
+        return labels
 
     def scale(self):
         k, w = self.k, self.world
