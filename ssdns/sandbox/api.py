@@ -425,7 +425,7 @@ class KubeApi:
             return {**obj.labels, REVISION_LABEL: obj.revision or models.revision()}
         if kind.plural == "persistentvolumeclaims":
             return dict(obj.labels)
-        if kind.plural == "endpointslices":
+        if kind.plural == "endpointslices" and obj is not models.world.dns_slice:  # kube-dns's: render to know
             return models.slice_labels() if models.world.svc is not None else {}
         return None
 
