@@ -38,7 +38,8 @@ FAULT_HELP = """faults (--fault, repeatable):
   replacement-wrong-name:POD[=OTHER], replacement-new-volume:POD,
   stale-replica:K, replica-down:K, replica-nxdomain:K:POD, udp-only, tcp-differs, slow-replica:K,
   dns-forbidden, selector-mismatch, host-network, istio-sidecar, stuck-rollout:POD, stuck-not-ready:POD,
-  stuck-terminating:POD, over-capacity, second-ptr:POD[=SERVICE], retention-delete
+  stuck-terminating:POD, over-capacity, second-ptr:POD[=SERVICE], retention-delete,
+  negative-cache[:S], stale-ip[:S], watch-drop[:S], watch-expire[:S]
   (see the README for what each does)"""
 
 

@@ -510,12 +510,12 @@ class KubeApi:
                 for _, obj in self._objects(kind, req.namespace):
                     await send("ADDED", obj)
             elif since < w.compacted:
-                status = self._k.V1Status(
-                    api_version="v1", kind="Status", metadata=self._k.V1ListMeta(), status="Failure",
-                    message=f"too old resource version: {since} ({w.compacted + 1})", reason="Expired", code=410)
-                line = {"type": "ERROR", "object": self._serializer.sanitize_for_serialization(status)}
-                await resp.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+                await self._gone(resp, since, w.compacted + 1)
                 return resp
+            # Faults for ssdns watch: a stream cut without its last chunk, or ended by a 410 Gone.
+            started = time.monotonic()
+            drop_at = started + w.watch_drop_after if w.watch_drop_after > 0 else None
+            expire_at = started + w.watch_expire_after if w.watch_expire_after > 0 else None
             for _ in range(int(timeout / WATCH_TICK) + 2 * WATCH_MAX):  # bounded by the deadline below
                 if self._stopping:
                     break
@@ -523,7 +523,16 @@ class KubeApi:
                 events, since = self._events_after(since, kind, req.namespace)
                 for ev in events:
                     await send(ev.type, ev.obj)
-                left = deadline - time.monotonic()
+                now = time.monotonic()
+                if expire_at is not None and now >= expire_at:
+                    w.compacted = max(w.compacted, since)  # what this stream saw is gone from the watch cache
+                    await self._gone(resp, since, since + 1)
+                    break
+                if drop_at is not None and now >= drop_at:
+                    if request.transport is not None:
+                        request.transport.close()
+                    return resp
+                left = min(t for t in (deadline, drop_at, expire_at) if t is not None) - now
                 if left <= 0 or self._stopping:
                     break
                 try:
@@ -536,6 +545,14 @@ class KubeApi:
         finally:
             self._watchers.discard(wake)
         return resp
+
+    async def _gone(self, resp: web.StreamResponse, since: int, oldest: int) -> None:
+        """The ERROR event a real server sends for a resourceVersion out of its watch cache."""
+        status = self._k.V1Status(
+            api_version="v1", kind="Status", metadata=self._k.V1ListMeta(), status="Failure",
+            message=f"too old resource version: {since} ({oldest})", reason="Expired", code=410)
+        line = {"type": "ERROR", "object": self._serializer.sanitize_for_serialization(status)}
+        await resp.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
 
     def _events_after(self, since: int, kind: Kind, namespace: str | None) -> tuple[list[Event], int]:
         """The journal's events of `kind` after resourceVersion `since`, oldest first; and the new `since`."""

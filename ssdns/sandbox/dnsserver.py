@@ -11,11 +11,17 @@ Every world change is rendered at once and held back until it is due; the state 
 at once (CoreDNS syncs before it serves), and `catch_up()` (what Sandbox.sync() calls after a test
 changed the world by hand) serves the current state at once. With the fault dns-stuck it serves
 what it served when the fault was applied, forever.
+
+In front of it, when the world asks for one, sits a caching resolver (ResolverCache) as NodeLocal
+DNSCache or an application's own cache does: an NXDOMAIN is kept for `negative_ttl` seconds (the
+SOA minimum, RFC 2308), even after the name exists; a positive answer for `stale_for` seconds, so
+an old IP outlives its pod. Only names that were asked are cached, as in a real cache.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import struct
 import time
 from collections import deque
@@ -35,6 +41,36 @@ from ssdns.sandbox.world import World
 
 MAX_UDP = 4096
 MAX_PENDING = 4096  # world changes waiting out dns_delay; beyond that the oldest is skipped
+MAX_CACHED = 100_000  # resolver cache entries; past this the expired ones go, then all
+
+
+class ResolverCache:
+    """A caching resolver's memory: (answer RRset or None, NXDOMAIN) per name and type."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self._entries: dict[tuple, tuple[float, tuple]] = {}
+
+    def through(self, qname: dns.name.Name, qtype: int, fresh: tuple) -> tuple:
+        """The answer a client gets: a cached one while it lives, else `fresh` (remembered)."""
+        w = self.world
+        if w.negative_ttl <= 0 and w.stale_for <= 0:
+            return fresh
+        now = time.monotonic()
+        for key in ((qname, None), (qname, qtype)):  # an NXDOMAIN covers every type of the name (RFC 2308)
+            hit = self._entries.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        rrset, nx = fresh
+        if len(self._entries) >= MAX_CACHED:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            if len(self._entries) >= MAX_CACHED:
+                self._entries.clear()
+        if nx and w.negative_ttl > 0:
+            self._entries[(qname, None)] = (now + w.negative_ttl, fresh)
+        elif rrset is not None and w.stale_for > 0:
+            self._entries[(qname, qtype)] = (now + w.stale_for, fresh)
+        return fresh
 
 
 class Answerer:
@@ -53,6 +89,7 @@ class Answerer:
         self._fresh = False  # in live mode, the served view was rendered by a query (not ahead of one)
         self._started = False
         self.queries = 0
+        self.cache = ResolverCache(world)
 
     # --- the lagging view ------------------------------------------------------------------
 
@@ -121,8 +158,12 @@ class Answerer:
         self.zone = dns.name.from_text(w.zone + ".")
         self.soa = dns.rrset.from_text(
             self.zone, w.ttl, "IN", "SOA",
-            f"ns.dns.{w.zone}. hostmaster.{w.zone}. {version + 1} 7200 1800 86400 {w.ttl}")
+            f"ns.dns.{w.zone}. hostmaster.{w.zone}. {version + 1} 7200 1800 86400 {self._minimum()}")
         self._version = version
+
+    def _minimum(self) -> int:
+        """The SOA minimum: how long resolvers may cache an NXDOMAIN (the negative cache's, when on)."""
+        return max(1, math.ceil(self.world.negative_ttl)) if self.world.negative_ttl > 0 else self.world.ttl
 
     def _refresh(self) -> None:
         if not self._started:  # answering without start(): the world as it is (no lag)
@@ -162,6 +203,8 @@ class Answerer:
             rrset = self._rrsets.get((q.name, q.rdtype))
             if rrset is not None and max_size is None and self.world.tcp_differs and len(rrset) > 1:
                 rrset = _without_last(rrset)  # fault tcp-differs: TCP answers lack one address
+            nx = rrset is None and q.name not in self._names and not self._has_children(q.name)
+            rrset, nx = self.cache.through(q.name, q.rdtype, (rrset, nx))
             if rrset is not None:
                 resp.answer.append(rrset)
                 if q.rdtype == dns.rdatatype.SRV:
@@ -170,7 +213,7 @@ class Answerer:
                         if extra is not None:
                             resp.additional.append(extra)
             else:
-                if q.name not in self._names and not self._has_children(q.name):
+                if nx:
                     resp.set_rcode(dns.rcode.NXDOMAIN)
                 resp.authority.append(self._soa_for(apex))
         # TCP: the whole answer up to 64 KiB (dnspython would otherwise cap at the EDNS payload).

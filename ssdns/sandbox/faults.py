@@ -65,8 +65,19 @@ FAULTS = {
     "second-ptr": "second-ptr:POD[=SERVICE]  another headless Service (default cache) selects POD: its IP has "
                   "two PTR records",
     "retention-delete": "retention-delete      the StatefulSet's claim retention policy is whenScaled: Delete",
+
+    # For ssdns watch: a resolver cache in front of DNS, and watch streams that break.
+    "negative-cache": "negative-cache[:S]    a resolver cache keeps an NXDOMAIN S seconds (default 5, the SOA minimum), "
+                      "even after the name exists",
+    "stale-ip": "stale-ip[:S]          a resolver cache keeps a positive answer S seconds (default 5): an old IP "
+                "outlives its pod",
+    "watch-drop": "watch-drop[:S]        the API cuts every pod watch stream after S seconds (default 10)",
+    "watch-expire": "watch-expire[:S]      the API ends every watch stream with 410 Gone after S seconds (default 10)",
 }
 REPLICA_FAULTS = ("stale-replica", "replica-down", "replica-nxdomain", "slow-replica")
+
+TIMED = {"negative-cache": ("negative_ttl", 5.0), "stale-ip": ("stale_for", 5.0),
+         "watch-drop": ("watch_drop_after", 10.0), "watch-expire": ("watch_expire_after", 10.0)}
 
 
 def _wiring_fault(world: World, kind: str, arg: str, spec: str) -> None:
@@ -108,7 +119,9 @@ def apply_fault(world: World, spec: str) -> None:
         _dns_fault(world, spec, kind, arg)
         world.changed()
         return
-    if kind == "extra-ip":
+    if kind in TIMED:
+        setattr(world, TIMED[kind][0], _seconds(spec, arg, TIMED[kind][1]))
+    elif kind == "extra-ip":
         ip = arg or STALE_IP
         try:
             ipaddress.ip_address(ip)
@@ -180,6 +193,18 @@ def apply_fault(world: World, spec: str) -> None:
 
 _WIRING = ("selector-mismatch", "host-network", "istio-sidecar", "stuck-rollout", "stuck-not-ready",
            "stuck-terminating", "over-capacity", "second-ptr", "retention-delete")
+
+
+def _seconds(spec: str, arg: str, default: float) -> float:
+    if not arg:
+        return default
+    try:
+        value = float(arg)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise UsageError(f"fault {spec!r}: give a number of seconds from 0 to 3600, e.g. {spec.partition(':')[0]}:2")
+    return value
 
 
 def _pair(spec: str, arg: str) -> tuple[str, str]:

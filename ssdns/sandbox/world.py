@@ -265,6 +265,12 @@ class World:
     udp_only: bool = False  # no DNS server listens on TCP
     tcp_differs: bool = False  # over TCP, a name with several addresses lacks its last one
     dns_forbidden: bool = False  # the API refuses to list kube-system's EndpointSlices (no resolvers Role)
+    # A caching resolver in front of DNS (NodeLocal DNSCache, an application's cache), for ssdns watch:
+    negative_ttl: float = 0.0  # > 0: an NXDOMAIN is cached this long (the SOA minimum), even after the name exists
+    stale_for: float = 0.0  # > 0: a positive answer is cached this long, so an old IP outlives its pod
+    # The API's watch streams (ssdns watch): 0 means never.
+    watch_drop_after: float = 0.0  # each watch stream is cut (no last chunk) after this many seconds
+    watch_expire_after: float = 0.0  # each watch stream ends with a 410 Gone ERROR event after this many seconds
     listeners: list = field(default_factory=list, init=False, repr=False, compare=False)  # called by changed()
     # Other StatefulSets served by the same DNS server, API and echo pods (add_neighbour): static, for
     # checks of many StatefulSets at once (no controller, no watch events); pod_net keeps their IPs apart.
@@ -274,7 +280,8 @@ class World:
     _seen: dict = field(default_factory=dict, init=False, repr=False)  # uid -> (kind, snapshot, fingerprint)
 
     def __post_init__(self) -> None:
-        for name in ("terminate_delay", "start_delay", "ready_delay", "dns_delay"):
+        for name in ("terminate_delay", "start_delay", "ready_delay", "dns_delay", "negative_ttl", "stale_for",
+                     "watch_drop_after", "watch_expire_after"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number of seconds >= 0, not {value!r}")
