@@ -182,7 +182,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write the kubeconfig for the sandbox's API (default %(default)s)")
     s.add_argument("--duration", type=_positive_float, default=None,
                    help="stop after this many seconds (default: run until interrupted)")
+    add_watch_parser(sub, fmt)
     return p
+
+
+def add_watch_parser(sub, fmt) -> None:
+    """ssdns watch: the long-running probe (watch.py)."""
+    w = sub.add_parser("watch", help="run until stopped: time how identity comes back on every pod restart, "
+                       "check every --interval, serve metrics", epilog=EXIT_CODES, formatter_class=fmt,
+                       description="Watch the StatefulSet's pods through the Kubernetes API. When a pod is replaced "
+                       "(new UID) or changes IP, ask its names every --probe-interval until DNS and HTTP identity "
+                       "have been right for --settle, and time each stage from the moment the old pod went. Run "
+                       "the full check every --interval, keep --state, and serve /metrics, /healthz, /readyz, "
+                       "/report and a small page on --listen. SIGTERM or Ctrl-C stop it (exit 0).")
+    w.set_defaults(command=("watch", "cmd_watch"))
+    add_target_args(w)
+    add_state_args(w)
+    g = w.add_argument_group("watch")
+    g.add_argument("--interval", type=_positive_float, default=60.0, metavar="SECONDS",
+                   help="run the full check this often (default 60)")
+    g.add_argument("--probe-interval", type=_positive_float, default=0.25, metavar="SECONDS",
+                   help="ask a replaced pod's names this often (default 0.25)")
+    g.add_argument("--settle", type=_seconds, default=2.0, metavar="SECONDS",
+                   help="a replaced pod's DNS and HTTP identity must stay right this long (default 2)")
+    g.add_argument("--give-up", type=_positive_float, default=300.0, metavar="SECONDS",
+                   help="past this, a replacement whose identity is not right is a failure (default 300)")
+    g.add_argument("--listen", default=":9798", metavar="HOST:PORT",
+                   help="serve /metrics, /healthz, /readyz, /report and / here (default :9798, every address)")
+    g.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
+                   help="deadline of each full check, and of the start-up (default 10)")
 
 
 def add_target_args(c: argparse.ArgumentParser) -> None:

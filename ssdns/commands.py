@@ -14,6 +14,7 @@ import time
 from ssdns.errors import OK, CannotRun, UsageError
 from ssdns.options import (
     CheckOptions,
+    WatchOptions,
     DemoOptions,
     HistoryOptions,
     Options,
@@ -435,3 +436,45 @@ def cmd_scale_test(opts: ScaleOptions) -> int:
     target, api, progress = _disruptive("scale-test", opts)
     return emit(asyncio.run(scale_test(target, api, opts.to, opts.yes, progress)), opts.outputs,
                 deadline=opts.deadline)
+
+
+def cmd_watch(opts: WatchOptions) -> int:
+    """ssdns watch: runs until SIGTERM or Ctrl-C, then exits 0 (watch.py)."""
+    import asyncio
+    import importlib.util
+    import signal
+    from dataclasses import replace
+
+    from ssdns.watch import Watch, WatchSettings, parse_listen
+    from ssdns.watchprobe import ProbeOptions
+
+    t = opts.target
+    if not t.statefulset:
+        raise UsageError("ssdns watch needs --statefulset NAME: it watches that StatefulSet's pods")
+    if t.api.mode == "off":
+        raise UsageError("ssdns watch works through the Kubernetes API (it watches pods): drop --api off")
+    listen = parse_listen(opts.listen)
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise UsageError("ssdns watch serves metrics: pip install 'ssdns[metrics]'")
+    target = build_target(t, opts.timeout)
+    if opts.state is not None:
+        from ssdns.state import open_store
+
+        open_store(opts.state, target.namespace, t.api)  # a malformed --state is one line now, not later
+    settings = WatchSettings(target, replace(t.api, mode="on"), ProbeOptions(opts.probe_interval, opts.settle,
+                             opts.give_up), opts.interval, listen, opts.state, max(1, opts.history), opts.timeout)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)  # a graceful stop, instead of cli's Interrupted
+        try:
+            await Watch(settings).run(stop)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    asyncio.run(go())
+    print("ssdns watch: stopped", file=sys.stderr, flush=True)
+    return OK

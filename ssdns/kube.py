@@ -739,3 +739,70 @@ def _dns_slice(s: dict) -> list[DnsEndpoint]:
         if e.ready and e.addresses:
             out.append((e.pod, _str(_obj(raw).get("nodeName")), e.addresses[0], port))
     return out
+
+
+# ssdns watch: list, then watch the StatefulSet's pods from the list's resourceVersion (Role ssdns-watch:
+# get statefulsets, list and watch pods). The async side (watch.py) runs stream_pods in a daemon thread.
+
+WATCH_SECONDS = 240  # a watch request's timeoutSeconds: renewed from the last resourceVersion after it
+WATCH_READ_SLACK = 30.0  # seconds of silence past timeoutSeconds before the connection counts as dead
+
+
+async def read_statefulset(api: Api, namespace: str, name: str, deadline: float | None = None) -> StatefulSetFacts | None:
+    """The StatefulSet, or None when it does not exist (404); any other failure is an ApiError."""
+    try:
+        doc = await arequest(api, "GET", f"{_ns(namespace, 'apps/v1')}/statefulsets/{name}", verb="get",
+                             resource="statefulsets", name=name, namespace=namespace, deadline=deadline)
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return _shaped(_statefulset, doc, "get", "statefulsets", api, name)
+
+
+async def list_pods_versioned(api: Api, namespace: str, selector: str,
+                              deadline: float | None = None) -> tuple[dict[str, PodFacts], str]:
+    """The pods and the list's resourceVersion: where a watch that misses nothing starts."""
+    doc = await arequest(api, "GET", f"{_ns(namespace)}/pods", verb="list", resource="pods", namespace=namespace,
+                         params={"labelSelector": selector}, deadline=deadline)
+    pods = {p.name: p for p in _shaped(_pod, doc, "list", "pods", api)}
+    return pods, str(_obj(doc.get("metadata")).get("resourceVersion") or "")
+
+
+def stream_pods(api: Api, namespace: str, selector: str, version: str, on_event: Callable[[str, PodFacts | None, str], None],
+                stop: threading.Event, seconds: int = WATCH_SECONDS) -> None:
+    """One watch request from `version` (blocking: run it in a thread). on_event(type, pod, resourceVersion)
+    for each event (pod None for a BOOKMARK) until the server ends the stream, or `stop` is set. A 410
+    Gone (an ERROR event or the status) is an ApiError with status 410: list again. A stream that breaks
+    is an ApiError (unreachable): watch again from the last resourceVersion."""
+
+    def fail(kind: str, *, status: int | None = None, reason: str = "") -> ApiError:
+        return ApiError(kind, "watch", "pods", status=status, reason=reason, namespace=namespace, server=api.server)
+
+    params = {"watch": "true", "labelSelector": selector, "timeoutSeconds": str(seconds),
+              "allowWatchBookmarks": "true", "resourceVersion": version}
+    left = seconds + WATCH_READ_SLACK
+    try:
+        resp = _open(api, "GET", f"{_ns(namespace)}/pods", params, None, "", left)
+    except Exception as exc:  # noqa: BLE001 - translated into one ApiError
+        raise _translate(exc, fail, left) from None
+    try:
+        if resp.status != 200:
+            raise fail(kind_of_status(resp.status), status=resp.status,
+                       reason=_status_message(resp.read(65536)) or resp.reason or "")
+        for line in _lines(resp, limit=10**9):
+            if stop.is_set():
+                return
+            event = json.loads(line)
+            kind, obj = event.get("type"), _obj(event.get("object"))
+            if kind == "ERROR":
+                code = obj.get("code") if isinstance(obj.get("code"), int) else None
+                raise fail(kind_of_status(code or 500), status=code, reason=str(obj.get("message") or ""))
+            rv = str(_obj(obj.get("metadata")).get("resourceVersion") or "")
+            on_event(str(kind), None if kind == "BOOKMARK" else _pod(obj), rv)
+    except ApiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken stream or event: one ApiError
+        raise _translate(exc, fail, left) from None
+    finally:
+        resp.release_conn()

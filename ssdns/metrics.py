@@ -209,6 +209,11 @@ class _ResultCollector(Collector):
         yield from (f for f in (ok, ratio, lat, slow) if f.samples)
 
 
+def result_families(result: Result, timestamp: float, extra: dict | None = None) -> Iterator[Metric]:
+    """The Result's metric families, for a registry that lives longer than one run (ssdns watch)."""
+    yield from _ResultCollector(result, {**identity_labels(result), **_check_extra(extra)}, timestamp).collect()
+
+
 def build_registry(result: Result, extra: dict | None = None, *,
                    timestamp: float | None = None) -> CollectorRegistry:
     """A fresh registry holding the Result's metrics (see the module docstring)."""

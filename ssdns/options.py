@@ -164,7 +164,21 @@ class ScaleOptions:
         return self.started + self.timeout
 
 
-Options = CheckOptions | HistoryOptions | DemoOptions | SandboxOptions | RestartOptions | ScaleOptions
+@dataclass(frozen=True)
+class WatchOptions:
+    target: TargetArgs
+    timeout: float
+    started: float
+    interval: float
+    probe_interval: float
+    settle: float
+    give_up: float
+    listen: str
+    state: str | None = None
+    history: int = 20
+
+
+Options = WatchOptions | CheckOptions | HistoryOptions | DemoOptions | SandboxOptions | RestartOptions | ScaleOptions
 
 
 def _api(mode: str, kubeconfig: str | None = None, context: str | None = None) -> ApiOptions:
@@ -229,3 +243,8 @@ def restart(ns: argparse.Namespace, started: float) -> RestartOptions:
 
 def scale(ns: argparse.Namespace, started: float) -> ScaleOptions:
     return ScaleOptions(target_args(ns), outputs(ns), ns.timeout, started, ns.to, ns.yes)
+
+
+def watch(ns: argparse.Namespace, started: float) -> WatchOptions:
+    return WatchOptions(target_args(ns), ns.timeout, started, ns.interval, ns.probe_interval, ns.settle, ns.give_up,
+                        ns.listen, ns.state, ns.history)

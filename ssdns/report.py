@@ -162,23 +162,52 @@ def summary_line(result: Result) -> str:
 
 
 def render_history(doc: dict, where: str, last: int | None = None) -> str:
-    """A timeline of stored snapshots: when, verdict, and what changed per pod, so flapping shows."""
+    """A timeline of stored snapshots: when, verdict, and what changed per pod, so flapping shows; with
+    ssdns watch's convergence events (how each replaced pod's identity came back) in time order."""
     t = doc.get("target", {})
     snaps = doc["history"][-last:] if last else doc["history"]
     head = (f"ssdns history: {t.get('namespace')}/{t.get('statefulset') or t.get('service')} in {where}, "
             f"{len(snaps)} of {len(doc['history'])} snapshots")
-    lines = [head, ""]
-    for snap in snaps:
-        verdict = "PASS" if snap.get("ok") else "FAIL"
-        pods = snap.get("pods", {})
-        names = {o: p["name"] for o, p in pods.items()}
-        events = [f"{names.get(o, 'ordinal ' + o)} {', '.join(words)}" for o, words in snap.get("changes", {}).items()]
-        broken = snap.get("broken") or []
-        tail = "; ".join(events) if events else "no change"
-        if broken:
-            tail += f"; identity broke: {', '.join(broken)}"
-        lines.append(f"{snap['taken_at']}  {verdict}  {len(pods)} pods  {tail}")
-    return "\n".join(lines)
+    since = snaps[0]["taken_at"] if snaps and last else ""
+    events = [e for e in doc.get("events", []) if e["seen_at"] >= since]
+    if events:
+        head += f", {_plural(len(events), 'convergence event')}"
+    timeline = [(snap["taken_at"], 0, _snapshot_line(snap)) for snap in snaps]
+    timeline += [(e["seen_at"], 1, _event_line(e)) for e in events]
+    return "\n".join([head, "", *(line for _, _, line in sorted(timeline, key=lambda x: (x[0], x[1])))])
+
+
+def _snapshot_line(snap: dict) -> str:
+    verdict = "PASS" if snap.get("ok") else "FAIL"
+    pods = snap.get("pods", {})
+    names = {o: p["name"] for o, p in pods.items()}
+    events = [f"{names.get(o, 'ordinal ' + o)} {', '.join(words)}" for o, words in snap.get("changes", {}).items()]
+    broken = snap.get("broken") or []
+    tail = "; ".join(events) if events else "no change"
+    if broken:
+        tail += f"; identity broke: {', '.join(broken)}"
+    return f"{snap['taken_at']}  {verdict}  {len(pods)} pods  {tail}"
+
+
+def _event_line(e: dict) -> str:
+    """One convergence event of ssdns watch: the stage times from when the old pod went."""
+    stages = e.get("stages") or {}
+    times = ", ".join(f"{k} {v:.2f}s" for k, v in stages.items() if isinstance(v, (int, float)))
+    tail = f"{e['pod']} {e.get('cause', 'replaced')}"
+    if e.get("ok"):
+        tail += f": identity back ({times or 'at once'})"
+    else:
+        tail += f": {e.get('outcome', 'failed')} after {float(e.get('elapsed') or 0):.1f}s"
+        if e.get("still_wrong"):
+            tail += f", still wrong: {'; '.join(map(str, e['still_wrong']))}"
+        if times:
+            tail += f" (right: {times})"
+    if isinstance(e.get("nxdomain_window"), (int, float)):
+        tail += f"; NXDOMAIN for {e['nxdomain_window']:.2f}s"
+    if e.get("wrong"):
+        tail += f"; {e['wrong']} wrong-identity answers"
+    verdict = "CONV" if e.get("ok") else "FAIL"
+    return f"{e['seen_at']}  {verdict}  watch  {tail}"
 
 
 def _plural(n: int, word: str) -> str:

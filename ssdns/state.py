@@ -139,6 +139,10 @@ def validate(doc, target_key: dict | None, where: str) -> dict:
         problem = _snapshot_problem(snap)
         if problem:
             raise StateError(f"{where}: snapshot {i + 1} of {len(doc['history'])} {problem}: {_UNTOUCHED}")
+    events = doc.get("events", [])
+    if not isinstance(events, list) or not all(isinstance(e, dict) and isinstance(e.get("seen_at"), str)
+                                               and isinstance(e.get("pod"), str) for e in events):
+        raise StateError(f"{where} has 'events' of the wrong shape: {_UNTOUCHED}")
     if target_key is not None and doc.get("target") != target_key:
         raise StateError(f"{where} holds the history of {doc.get('target')}, not {target_key}: left untouched; "
                          "use one --state per target")
@@ -294,6 +298,17 @@ def open_store(spec: str, namespace: str, api_opts, deadline: float | None = Non
     if spec.endswith(("/", os.sep)) or os.path.isdir(spec):
         raise UsageError(f"--state {spec!r} is a directory: give a file path in it, e.g. {os.path.join(spec, 'ssdns-state.json')}")
     return FileStore(spec, deadline)
+
+
+def record_events(store, key: dict, events: list[dict], keep: int = 200) -> dict:
+    """Add ssdns watch's convergence events to the state's `events` (the newest `keep`), merging as
+    apply_state does; the snapshots are left as they are."""
+
+    def merge(latest: dict | None) -> dict:
+        base = new_doc(key) if latest is None else validate(latest, key, store.where)
+        return dict(base, events=[*base.get("events", []), *events][-keep:])
+
+    return store.update(merge)
 
 
 def target_key(result: Result) -> dict:

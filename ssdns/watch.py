@@ -1,0 +1,294 @@
+"""ssdns watch: a long-running probe. It watches the StatefulSet's pods (podwatch.py), measures how each
+replaced pod's identity comes back (watchprobe.py), runs the full check every --interval, keeps
+--state as `check` does (convergence events go into its history), and serves /metrics, /healthz,
+/readyz, /report and a small page (watchweb.py).
+
+Stopping (SIGTERM, Ctrl-C, or the `stop` event): probes in flight end at once (recorded as stopped),
+pending events are written to the state within STOP_FLUSH seconds, the server closes, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ssdns.errors import SsdnsError
+from ssdns.facts import PodFacts
+from ssdns.model import Result
+from ssdns.podwatch import Change, PodWatcher
+from ssdns.target import ApiOptions, Target
+from ssdns.watchprobe import ConvergenceEvent, ConvergenceProbe, ProbeOptions, Resolver, wall
+
+RECENT = 50  # convergence events kept for the page
+STOP_FLUSH = 1.5  # seconds for the last state write after a stop
+EVENTS_KEPT = 200  # convergence events kept in the state
+MAX_PROBES = 256  # probes at once; more replacements wait their turn (bounded concurrency)
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    target: Target
+    api: ApiOptions
+    probe: ProbeOptions
+    interval: float = 60.0
+    listen: tuple[str | None, int] = (None, 9798)
+    state: str | None = None
+    history: int = 20
+    timeout: float = 10.0  # each full check's deadline, and the start-up's
+
+
+class Watch:
+    """`await Watch(settings).run(stop)`. Its fields are what the endpoints render."""
+
+    def __init__(self, settings: WatchSettings, log: Callable[[str], None] | None = None):
+        self.s = settings
+        self.log = log or _stderr
+        self.last: Result | None = None  # the last full check
+        self.last_error: str | None = None  # the last full check could not run: why
+        self.last_check_at: float | None = None  # Unix time
+        self.checks = 0
+        self.recent: deque[ConvergenceEvent] = deque(maxlen=RECENT)
+        self.pending: list[dict] = []  # events not yet in the state
+        self.watcher: PodWatcher | None = None
+        self.probes: dict[str, asyncio.Task] = {}
+        self._probe_events: dict[str, ConvergenceEvent] = {}
+        self._probe_stop = asyncio.Event()
+        self._slots = asyncio.Semaphore(MAX_PROBES)
+        self.http_port: int | None = settings.target.port
+        self.started = time.time()
+        self.metrics: Any = None  # watchweb.WatchMetrics, once serving
+
+    @property
+    def ready(self) -> bool:
+        return self.checks > 0
+
+    def healthy(self, window: float) -> bool:
+        w = self.watcher
+        if w is None:
+            return False
+        return w.connected or (w.last_contact is not None and time.monotonic() - w.last_contact < window)
+
+    # --- life -------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, on_ready: Callable[[int], None] | None = None) -> None:
+        from ssdns import kube
+        from ssdns.watchweb import WatchMetrics, serve
+
+        t = self.s.target
+        assert t.statefulset, "watch needs --statefulset"
+        self.metrics = WatchMetrics(self)
+        runner = await serve(self, *self.s.listen)
+        try:
+            port = runner.addresses[0][1] if runner.addresses else 0
+            if on_ready is not None:
+                on_ready(port)
+            api = kube.api_client(self.s.api)
+            try:
+                self.watcher = PodWatcher(api, t.namespace, t.statefulset, self._changed, self.log, self.s.probe.give_up)
+                await self.watcher.start(time.monotonic() + self.s.timeout)
+                self.log(f"watch: {t.namespace}/{t.statefulset}: {len(self.watcher.pods)} pods, watching from "
+                         f"resourceVersion {self.watcher.version}; serving /metrics, /healthz, /readyz, /report "
+                         f"and / on {self.s.listen[0] or '*'}:{port}")
+                tasks = [asyncio.ensure_future(self.watcher.run(stop)), asyncio.ensure_future(self._checks(stop))]
+                await stop.wait()
+                await self._stop(tasks)
+            finally:
+                api.close()
+        finally:
+            await runner.cleanup()
+
+    async def _stop(self, tasks: list[asyncio.Task]) -> None:
+        self._probe_stop.set()
+        for task in [*tasks, *self.probes.values()]:
+            task.cancel()
+        await asyncio.gather(*tasks, *self.probes.values(), return_exceptions=True)
+        for name, ev in list(self._probe_events.items()):  # cancelled mid-round: record as stopped
+            if ev.outcome == "probing":
+                ev.outcome, ev.still_wrong = "stopped", ["the watch stopped"]
+                self._record(ev)
+            self._probe_events.pop(name, None)
+        if self.pending:
+            await self._flush(STOP_FLUSH)
+
+    # --- convergence probes -----------------------------------------------------------------
+
+    def _resolvers(self) -> list[Resolver]:
+        """Where probes ask: the target's nameservers, as one resolver (a list, for the resolvers fan-out)."""
+        return [Resolver("default", self.s.target.nameservers)]
+
+    def _changed(self, change: Change) -> None:
+        from ssdns.names import ordinal
+
+        t = self.s.target
+        old = self.probes.pop(change.pod, None)
+        if old is not None and not old.done():
+            old.cancel()
+            ev = self._probe_events.pop(change.pod, None)
+            if ev is not None and ev.outcome == "probing":
+                ev.outcome, ev.still_wrong = "superseded", ["replaced again before it converged"]
+                self._record(ev)
+        self.log(f"watch: {change.pod} {change.cause} (uid {change.old_uid[:8]}, was {', '.join(change.old_ips) or 'no IP'})")
+        target = t if self.watcher is None or t.service else t.with_(service=self.watcher.service)
+        for resolver in self._resolvers():
+            ev = ConvergenceEvent(change.pod, ordinal(change.pod, t.statefulset), change.cause, resolver.label,
+                                  change.old_uid, list(change.old_ips), wall(change.t0))
+            probe = ConvergenceProbe(target, ev, change.t0, self.s.probe, resolver, self._viewer(change.pod),
+                                     self._owners, self._port)
+            self._probe_events[change.pod] = ev
+            self.probes[change.pod] = asyncio.ensure_future(self._probe(probe))
+
+    def _viewer(self, name: str) -> Callable[[], PodFacts | None]:
+        return lambda: self.watcher.pods.get(name) if self.watcher is not None else None
+
+    def _port(self) -> int | None:
+        return self.http_port
+
+    def _owners(self) -> dict[str, str]:
+        return self.watcher.owners() if self.watcher is not None else {}
+
+    async def _probe(self, probe: ConvergenceProbe) -> None:
+        async with self._slots:
+            ev = await probe.run(self._probe_stop)
+        if self._probe_events.get(ev.pod) is ev:
+            del self._probe_events[ev.pod]
+            self.probes.pop(ev.pod, None)
+        self._record(ev)
+
+    def _record(self, ev: ConvergenceEvent) -> None:
+        self.recent.append(ev)
+        self.pending.append(ev.to_dict())
+        del self.pending[:-EVENTS_KEPT]
+        if self.metrics is not None:
+            self.metrics.observe(ev)
+        self.log(f"watch: {ev.summary()}")
+
+    # --- full checks ------------------------------------------------------------------------
+
+    async def _checks(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            began = time.monotonic()
+            await self.full_check()
+            left = self.s.interval - (time.monotonic() - began)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, left))
+
+    async def full_check(self) -> None:
+        from ssdns.check import run_check
+
+        t = self.s.target
+        deadline = time.monotonic() + self.s.timeout
+        try:
+            result = await run_check(t.with_(deadline=deadline, timeout=self.s.timeout), self.s.api)
+        except SsdnsError as exc:
+            self.last_error = str(exc)
+            self.log(f"watch: the full check could not run: {exc}")
+        else:
+            if result.target.http_port:
+                self.http_port = self.http_port or result.target.http_port
+            if self.s.state:
+                result = await _in_thread(self._save, result, deadline)
+            self.last, self.last_error = result, None
+            self.log(f"watch: full check {'PASS' if result.ok else 'FAIL'} "
+                     f"({sum(1 for f in result.findings if f.status.value == 'fail')} failed)")
+        self.last_check_at = time.time()
+        self.checks += 1
+        if self.pending and self.s.state and self.last_error is not None:
+            await self._flush(self.s.timeout)  # no check saved them this time
+
+    def _save(self, result: Result, deadline: float) -> Result:
+        """apply_state as `check` does, and the convergence events since the last save."""
+        from ssdns.state import apply_state, open_store, record_events, target_key
+
+        store = open_store(self.s.state or "", self.s.target.namespace, self.s.api, deadline)
+        result = apply_state(result, store, max(1, self.s.history))
+        events, self.pending = self.pending, []
+        if events:
+            try:
+                record_events(store, target_key(result), events, EVENTS_KEPT)
+            except SsdnsError as exc:
+                self.pending = events + self.pending
+                self.log(f"watch: convergence events not saved: {exc}")
+        return result
+
+    async def _flush(self, seconds: float) -> None:
+        """Write pending events to the state (on stop, or before the first check could save them)."""
+        if not self.s.state:
+            return
+        from ssdns.state import open_store, record_events
+
+        key = {"namespace": self.s.target.namespace, "statefulset": self.s.target.statefulset,
+               "service": self.s.target.service or (self.watcher.service if self.watcher else None)}
+        if self.last is not None:
+            from ssdns.state import target_key
+
+            key = target_key(self.last)
+        events, self.pending = self.pending, []
+        deadline = time.monotonic() + seconds
+
+        def write() -> None:
+            store = open_store(self.s.state or "", self.s.target.namespace, self.s.api, deadline)
+            record_events(store, key, events, EVENTS_KEPT)
+
+        try:
+            await _in_thread(write, deadline=deadline)
+        except (SsdnsError, TimeoutError) as exc:
+            self.pending = events + self.pending
+            self.log(f"watch: convergence events not saved: {exc or 'no time left'}")
+
+
+def parse_listen(text: str) -> tuple[str | None, int]:
+    """--listen: HOST:PORT, [IPv6]:PORT, :PORT or PORT; no host means every address. HOST is an IP address
+    or localhost. A UsageError (one line) otherwise."""
+    import ipaddress
+
+    from ssdns.errors import UsageError
+
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    bad = UsageError(f"--listen {text!r}: give HOST:PORT, [IPv6]:PORT or :PORT (every address), e.g. :9798")
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:  # 0: a free port
+        raise bad
+    if host and host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise bad from None
+    return host or None, int(port)
+
+
+async def _in_thread(fn, *args, deadline: float | None = None):
+    """fn(*args) in a daemon thread (a blocking state write), awaited without an executor thread, so a
+    stop never waits for it past `deadline` (TimeoutError)."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future = loop.create_future()
+
+    def settle(ok: bool, value) -> None:
+        if not fut.done():
+            (fut.set_result if ok else fut.set_exception)(value)
+
+    def work() -> None:
+        try:
+            value, ok = fn(*args), True
+        except BaseException as exc:  # noqa: BLE001 - carried to the loop
+            value, ok = exc, False
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, ok, value)
+
+    threading.Thread(target=work, name="ssdns-state", daemon=True).start()
+    if deadline is None:
+        return await fut
+    return await asyncio.wait_for(fut, max(0.0, deadline - time.monotonic()))
+
+
+def _stderr(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)

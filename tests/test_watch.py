@@ -1,0 +1,350 @@
+"""ssdns watch against the sandbox's StatefulSet controller, over real loopback sockets: a replacement is
+detected and timed within the sandbox's configured delays plus one probe interval; negative caching
+shows as an NXDOMAIN window; the watch survives cut streams and 410 Gone; the endpoints serve parseable
+metrics with the convergence histogram and the same report `check -o json` prints; SIGTERM stops it.
+
+Every wait is a bounded poll on an observable event (an HTTP endpoint, a recorded event)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("kubernetes")
+pytest.importorskip("prometheus_client")
+
+from conftest import run_json  # noqa: E402
+
+from ssdns.target import ApiOptions  # noqa: E402
+from ssdns.watch import Watch, WatchSettings  # noqa: E402
+from ssdns.watchprobe import ProbeOptions  # noqa: E402
+
+INTERVAL = 0.25  # --probe-interval in these tests
+SLACK = 0.4  # scheduling on a shared, loaded machine: an upper bound's slack, not a speed figure
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def until(fn, timeout: float = 10.0, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / every) + 2):
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(every)
+    raise AssertionError(f"not reached within {timeout} s: {getattr(fn, '__name__', fn)}")
+
+
+class Running:
+    """A Watch on its own loop in a thread, stopped by the test (or at teardown)."""
+
+    def __init__(self, sb, tmp_path, *, interval: float = 30.0, settle: float = 0.5, give_up: float = 20.0,
+                 state: str | None = None):
+        kubeconfig = sb.sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+        target = sb.sandbox.target(timeout=5.0, replicas=None)
+        self.settings = WatchSettings(target, ApiOptions("on", str(kubeconfig)), ProbeOptions(INTERVAL, settle, give_up),
+                                      interval, ("127.0.0.1", 0), state, 20, 5.0)
+        self.lines: list[str] = []
+        self.watch = Watch(self.settings, self.lines.append)
+        self.port = 0
+        self.error: BaseException | None = None
+        self.loop = asyncio.new_event_loop()
+        self.stop_event = asyncio.Event()
+        self.started = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        until(lambda: self.started.is_set() or self.error, 10)
+        assert self.error is None, self.error
+
+    def _run(self) -> None:
+        def ready(port: int) -> None:
+            self.port = port
+            self.started.set()
+
+        try:
+            self.loop.run_until_complete(self.watch.run(self.stop_event, ready))
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+        finally:
+            self.loop.close()
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:  # noqa: S310
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def events(self, pod: str | None = None):
+        return [e for e in list(self.watch.recent) if pod is None or e.pod == pod]
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.stop_event.set)
+            self.thread.join(10)
+
+
+@pytest.fixture
+def watching(tmp_path):
+    made: list[Running] = []
+
+    def start(sb, **kw) -> Running:
+        w = Running(sb, tmp_path, **kw)
+        made.append(w)
+        return w
+
+    yield start
+    for w in made:
+        w.stop()
+
+
+def delete(sb, name: str) -> None:
+    """An eviction: the pod is deleted through the controller (as the API's delete does), on the sandbox's loop."""
+    async def go():
+        sb.sandbox.controller.delete_pod(name)
+    sb.call(go())
+
+
+def test_a_replacement_is_timed_within_the_configured_delays(sandbox_factory, watching):
+    sb = sandbox_factory(terminate_delay=0.2, start_delay=0.05, ready_delay=0.3, dns_delay=0.3)
+    w = watching(sb)
+    until(lambda: w.get("/readyz")[0] == 200)
+    old = sb.world.pod("web-1")
+    delete(sb, "web-1")
+    ev = until(lambda: w.events("web-1"))[0]
+    assert ev.outcome == "converged" and ev.ok and ev.cause == "replaced", ev.to_dict()
+    assert ev.old_uid == old.uid and ev.old_ips == [old.ip]
+    new = sb.world.pod("web-1")
+    assert ev.new_uid == new.uid and ev.new_ips == [new.ip] and new.ip != old.ip
+    # The new pod is Ready after terminate + ready delay; DNS shows it dns_delay later.
+    dns_at = 0.2 + 0.3 + 0.3
+    for stage in ("dns", "ptr", "srv"):
+        assert dns_at - 0.1 <= ev.stages[stage] <= dns_at + INTERVAL + SLACK, (stage, ev.stages)
+    # The old IP left DNS dns_delay after the old pod turned terminating (its endpoint not ready).
+    assert 0.3 - 0.1 <= ev.stages["old_ip_gone"] <= 0.3 + INTERVAL + SLACK, ev.stages
+    # The new pod answers HTTP once it runs: terminate + start delay.
+    assert 0.25 - 0.1 <= ev.stages["http"] <= 0.25 + INTERVAL + SLACK, ev.stages
+    assert ev.nxdomain_window is not None and ev.nxdomain_window <= dns_at - 0.3 + INTERVAL + SLACK
+    assert ev.wrong == 0 and ev.still_wrong == []
+
+
+def test_negative_caching_shows_as_the_nxdomain_window(sandbox_factory, watching):
+    sb = sandbox_factory(terminate_delay=0.1, start_delay=0.05, ready_delay=0.2, dns_delay=0.1, negative_ttl=1.5)
+    w = watching(sb)
+    until(lambda: w.get("/readyz")[0] == 200)
+    delete(sb, "web-2")
+    ev = until(lambda: w.events("web-2"), 15)[0]
+    assert ev.ok, ev.to_dict()
+    # The name was asked while absent (from 0.1 s on): that NXDOMAIN is served for the SOA minimum.
+    assert 1.5 - 0.05 <= ev.nxdomain_window <= 1.5 + INTERVAL + SLACK, ev.to_dict()
+    assert ev.stages["dns"] >= 1.5 and ev.stages["dns"] <= 0.1 + 1.5 + INTERVAL + SLACK + INTERVAL
+
+
+def test_a_stale_old_ip_is_timed_until_it_is_gone(sandbox_factory, watching):
+    sb = sandbox_factory(terminate_delay=0.1, start_delay=0.05, ready_delay=0.2, dns_delay=0.1, stale_for=1.5)
+    w = watching(sb)
+    until(lambda: w.get("/readyz")[0] == 200)
+    delete(sb, "web-0")
+    ev = until(lambda: w.events("web-0"), 15)[0]
+    assert ev.ok, ev.to_dict()
+    # The first round asked while the old IP was still served: the cache keeps it 1.5 s.
+    assert 1.5 - 0.1 <= ev.stages["old_ip_gone"] <= 1.5 + INTERVAL + SLACK, ev.stages
+
+
+@pytest.mark.parametrize("fault, counter", [("watch_drop_after", "reconnects"), ("watch_expire_after", "relists")])
+def test_the_watch_survives_cut_streams_and_410_gone(sandbox_factory, watching, fault, counter):
+    sb = sandbox_factory(terminate_delay=0.1, start_delay=0.05, ready_delay=0.1, dns_delay=0.1, **{fault: 0.4})
+    w = watching(sb)
+    until(lambda: w.watch.watcher is not None and getattr(w.watch.watcher, counter) >= 2, 15)
+    delete(sb, "web-1")
+    ev = until(lambda: w.events("web-1"), 15)[0]
+    assert ev.ok and ev.cause == "replaced", ev.to_dict()
+    assert ev.new_uid == sb.world.pod("web-1").uid
+    verbs = [r.verb for r in sb.sandbox.api.requests if r.resource == "pods"]
+    assert verbs.count("watch") >= 3 and verbs.count("list") >= (3 if counter == "relists" else 1)
+
+
+def test_a_replacement_that_never_answers_as_itself_is_a_failure_naming_what_is_wrong(sandbox_factory, watching):
+    sb = sandbox_factory(faults=["replacement-wrong-name:web-1=web-2"], terminate_delay=0.1, ready_delay=0.1,
+                         dns_delay=0.1)
+    w = watching(sb, give_up=1.5)
+    until(lambda: w.get("/readyz")[0] == 200)
+    delete(sb, "web-1")
+    ev = until(lambda: w.events("web-1"), 15)[0]
+    assert not ev.ok and ev.outcome == "gave-up"
+    assert [s.split(":")[0] for s in ev.still_wrong] == ["http"] and "web-2" in ev.still_wrong[0]
+    assert ev.wrong > 0 and any("answered as web-2" in s for s in ev.wrong_seen)
+    assert ev.stages["dns"] is not None and ev.stages["http"] is None
+
+
+def test_metrics_parse_and_carry_the_convergence_histogram(sandbox_factory, watching):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sb = sandbox_factory(terminate_delay=0.1, ready_delay=0.1, dns_delay=0.1)
+    w = watching(sb)
+    until(lambda: w.get("/readyz")[0] == 200)
+    assert w.get("/healthz")[0] == 200
+    delete(sb, "web-0")
+    until(lambda: w.events("web-0"))
+    status, text = w.get("/metrics")
+    assert status == 200
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    hist = families["ssdns_convergence_seconds"]
+    assert hist.type == "histogram"
+    counts = {s.labels["stage"]: s.value for s in hist.samples if s.name.endswith("_count")}
+    assert counts["dns"] == 1 and counts["http"] == 1 and counts["old_ip_gone"] == 1 and counts["ptr"] == 1
+    assert all(s.labels["namespace"] == "default" and s.labels["statefulset"] == "web" for s in hist.samples)
+    assert families["ssdns_watch_replacements"].samples[0].value >= 0
+    converged = [s for s in families["ssdns_watch_replacements"].samples
+                 if s.labels.get("outcome") == "converged" and s.name.endswith("_total")]
+    assert converged[0].value == 1
+    assert {s.labels["check"] for s in families["ssdns_check_ok"].samples} >= {"dns.pod", "http.identity"}
+    labels = {k for f in families.values() for s in f.samples for k in s.labels}
+    assert labels <= {"namespace", "statefulset", "check", "ordinal", "stage", "outcome", "status", "le"}
+
+
+def _stable(report: dict) -> dict:
+    """A report without what differs between two runs of the same world (timings, counts of queries)."""
+    report = json.loads(json.dumps(report))
+    report.pop("stats")
+    report.pop("lookups")
+    for pod in report["pods"]:
+        if pod.get("http"):
+            pod["http"].pop("elapsed_ms", None)
+        pod.pop("dns_ms", None)
+    return report
+
+
+def test_report_is_what_check_json_prints_for_the_same_world(sandbox_factory, watching, tmp_path):
+    sb = sandbox_factory(faults=["wrong-name:web-2=web-0"])
+    w = watching(sb)
+    until(lambda: w.get("/readyz")[0] == 200)
+    status, body = w.get("/report")
+    assert status == 200
+    served = json.loads(body)
+    kubeconfig = sb.sandbox.write_kubeconfig(tmp_path / "kc")
+    args = [a for a in sb.sandbox.check_args() if a != "--replicas" and a != "3"]
+    code, printed = run_json([*args, "--timeout", "5", "--api", "on", "--kubeconfig", str(kubeconfig)])
+    assert code == 1 and served["ok"] is False
+    assert _stable(served) == _stable(printed)
+    page = w.get("/")[1]
+    assert "FAIL" in page and "web-2" in page and "http.identity" in page
+
+
+def test_events_go_into_the_state_and_ssdns_history_shows_them(sandbox_factory, watching, tmp_path):
+    from conftest import run_cli
+
+    state = str(tmp_path / "state.json")
+    sb = sandbox_factory(terminate_delay=0.1, ready_delay=0.1, dns_delay=0.1)
+    w = watching(sb, interval=0.5, state=state)
+    until(lambda: w.get("/readyz")[0] == 200)
+    delete(sb, "web-1")
+    until(lambda: w.events("web-1"))
+    until(lambda: Path(state).exists() and json.loads(Path(state).read_text()).get("events"))
+    doc = json.loads(Path(state).read_text())
+    assert doc["history"] and doc["events"][0]["pod"] == "web-1" and doc["events"][0]["ok"] is True
+    code, out, err = run_cli(["history", "--state", state])
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if "watch" in x)
+    assert "web-1 replaced: identity back (dns 0." in line and "CONV" in line and "old_ip_gone" in line
+
+
+def _ssdns(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "ssdns", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=ROOT, **kw)
+
+
+def test_sigterm_ends_the_probe_in_flight_flushes_state_and_exits_0(sandbox_factory, tmp_path):
+    import socket
+
+    sb = sandbox_factory(faults=["replacement-wrong-name:web-1=web-2"], terminate_delay=0.1, ready_delay=0.1,
+                         dns_delay=0.1)
+    kubeconfig = sb.sandbox.write_kubeconfig(tmp_path / "kc")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    state = tmp_path / "state.json"
+    args = [a for a in sb.sandbox.check_args()[1:] if a not in ("--replicas", "3")]
+    proc = _ssdns("watch", *args, "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{port}",
+                  "--state", str(state), "--interval", "600", "--give-up", "600")
+    try:
+        def ready():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:  # noqa: S310
+                    return r.status == 200
+            except OSError:
+                assert proc.poll() is None, proc.communicate()
+                return False
+        until(ready, 20)
+        delete(sb, "web-1")  # its replacement never answers as itself: a probe stays in flight
+        until(lambda: "web-1 replaced" in _page(port), 10)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert took < 2.0 + 0.5, took  # the probe in flight ends at once; the state write is bounded
+    doc = json.loads(state.read_text())
+    ev = doc["events"][-1]
+    assert ev["pod"] == "web-1" and ev["outcome"] == "stopped" and ev["ok"] is False
+
+
+def _page(port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:  # noqa: S310
+            text = r.read().decode()
+    except OSError:
+        return ""
+    return "web-1 replaced" if "ssdns_watch_probes_in_flight" in text and \
+        'ssdns_watch_probes_in_flight{namespace="default",statefulset="web"} 1.0' in text else ""
+
+
+@pytest.mark.parametrize("args, code, says", [
+    (["--interval", "0"], 2, "--interval: 0 is out of range"),
+    (["--probe-interval", "-1"], 2, "--probe-interval"),
+    (["--listen", "nowhere:x"], 2, "--listen 'nowhere:x'"),
+    (["--listen", "127.0.0.1:70000"], 2, "give HOST:PORT"),
+    (["--api", "off"], 2, "drop --api off"),
+])
+def test_bad_watch_options_are_one_line(args, code, says):
+    proc = _ssdns("watch", "--statefulset", "web", "--service", "nginx", "--nameserver", "127.0.0.1:53", *args)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == code and out == "", err
+    assert len(err.strip().splitlines()) == 1 and says in err, err
+
+
+def test_listen_in_use_and_no_api_access_are_one_line(sandbox_factory, tmp_path):
+    import socket
+
+    sb = sandbox_factory(faults=["api-forbidden:pods"])
+    kubeconfig = sb.sandbox.write_kubeconfig(tmp_path / "kc")
+    args = [a for a in sb.sandbox.check_args()[1:] if a not in ("--replicas", "3")]
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        proc = _ssdns("watch", *args, "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{port}")
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2 and "cannot listen there" in err and len(err.strip().splitlines()) == 1, err
+    t0 = time.monotonic()
+    proc = _ssdns("watch", *args, "--kubeconfig", str(kubeconfig), "--listen", "127.0.0.1:0", "--timeout", "3")
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 4, err
+    assert "grant verb 'list' on 'pods'" in err and len(err.strip().splitlines()) == 1, err
+    assert time.monotonic() - t0 < 3 + 5  # within --timeout (plus the interpreter's start)
