@@ -211,6 +211,8 @@ def add_watch_parser(sub, fmt) -> None:
                    help="serve /metrics, /healthz, /readyz, /report and / here (default :9798, every address)")
     g.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
                    help="deadline of each full check, and of the start-up (default 10)")
+    g.add_argument("--metric-label", action="append", default=[], metavar="KEY=VALUE",
+                   help="a constant label on every metric, repeatable (e.g. node=$(NODE_NAME) in a DaemonSet)")
 
 
 def add_target_args(c: argparse.ArgumentParser) -> None:

@@ -456,13 +456,15 @@ def cmd_watch(opts: WatchOptions) -> int:
     listen = parse_listen(opts.listen)
     if importlib.util.find_spec("prometheus_client") is None:
         raise UsageError("ssdns watch serves metrics: pip install 'ssdns[metrics]'")
+    labels = metric_labels(opts.labels)
     target = build_target(t, opts.timeout)
     if opts.state is not None:
         from ssdns.state import open_store
 
         open_store(opts.state, target.namespace, t.api)  # a malformed --state is one line now, not later
     settings = WatchSettings(target, replace(t.api, mode="on"), ProbeOptions(opts.probe_interval, opts.settle,
-                             opts.give_up), opts.interval, listen, opts.state, max(1, opts.history), opts.timeout)
+                             opts.give_up), opts.interval, listen, opts.state, max(1, opts.history), opts.timeout,
+                             labels)
 
     async def go() -> None:
         stop = asyncio.Event()
@@ -478,3 +480,18 @@ def cmd_watch(opts: WatchOptions) -> int:
     asyncio.run(go())
     print("ssdns watch: stopped", file=sys.stderr, flush=True)
     return OK
+
+
+def metric_labels(specs: tuple[str, ...]) -> dict[str, str]:
+    """--metric-label KEY=VALUE, each checked as metrics.py checks constant labels."""
+    from ssdns.metrics import _check_extra
+
+    labels: dict[str, str] = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep:
+            raise UsageError(f"--metric-label {spec!r}: give KEY=VALUE, e.g. node=worker-1")
+        if key in ("stage", "outcome", "le"):
+            raise UsageError(f"metric label {key!r} is set by ssdns watch itself: choose another name")
+        labels[key] = value
+    return _check_extra(labels)

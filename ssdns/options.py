@@ -176,6 +176,7 @@ class WatchOptions:
     listen: str
     state: str | None = None
     history: int = 20
+    labels: tuple[str, ...] = ()  # --metric-label KEY=VALUE
 
 
 Options = WatchOptions | CheckOptions | HistoryOptions | DemoOptions | SandboxOptions | RestartOptions | ScaleOptions
@@ -247,4 +248,4 @@ def scale(ns: argparse.Namespace, started: float) -> ScaleOptions:
 
 def watch(ns: argparse.Namespace, started: float) -> WatchOptions:
     return WatchOptions(target_args(ns), ns.timeout, started, ns.interval, ns.probe_interval, ns.settle, ns.give_up,
-                        ns.listen, ns.state, ns.history)
+                        ns.listen, ns.state, ns.history, tuple(ns.metric_label))

@@ -113,6 +113,29 @@ class PodWatcher:
                 self.log(f"watch: {exc}; again in {delay:.1f} s")
                 await _sleep(stop, delay)
 
+    async def refresh(self) -> None:
+        """Look at the StatefulSet again (before every full check): its deletion is reported once, and its
+        return; a new selector lists the pods again."""
+        from ssdns import kube
+
+        try:
+            sts = await kube.read_statefulset(self.api, self.namespace, self.statefulset, time.monotonic() + CALL_TIMEOUT)
+        except ApiError as exc:
+            self.log(f"watch: cannot read the StatefulSet: {exc}")
+            return
+        if sts is None:
+            if not self.sts_missing:
+                self.log(f"watch: StatefulSet {self.namespace}/{self.statefulset} was deleted; "
+                         "watching for it to come back")
+            self.sts_missing = True
+            return
+        if self.sts_missing:
+            self.log(f"watch: StatefulSet {self.namespace}/{self.statefulset} is back")
+        self.sts_missing = False
+        self.service = sts.service_name
+        if self.selector is not None and sts.selector != self.selector:
+            self.selector, self.version = sts.selector, None  # list again with the new selector
+
     # --- list -------------------------------------------------------------------------------
 
     async def _list(self, first: bool = False, deadline: float | None = None) -> None:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ssdns.errors import SsdnsError
@@ -42,6 +42,7 @@ class WatchSettings:
     state: str | None = None
     history: int = 20
     timeout: float = 10.0  # each full check's deadline, and the start-up's
+    labels: dict[str, str] = field(default_factory=dict)  # constant metric labels (--metric-label)
 
 
 class Watch:
@@ -183,6 +184,8 @@ class Watch:
         from ssdns.check import run_check
 
         t = self.s.target
+        if self.watcher is not None:
+            await self.watcher.refresh()
         deadline = time.monotonic() + self.s.timeout
         try:
             result = await run_check(t.with_(deadline=deadline, timeout=self.s.timeout), self.s.api)

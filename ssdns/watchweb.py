@@ -37,7 +37,7 @@ class WatchMetrics(Collector):
     def __init__(self, watch: Watch):
         self.watch = watch
         t = watch.s.target
-        self.base = {"namespace": t.namespace, "statefulset": t.statefulset or ""}
+        self.base = {"namespace": t.namespace, "statefulset": t.statefulset or "", **watch.s.labels}
         self.registry = CollectorRegistry(auto_describe=False)
         self.convergence = Histogram(
             "ssdns_convergence_seconds", "Seconds from the moment the watch saw the old pod go (its "
@@ -63,7 +63,7 @@ class WatchMetrics(Collector):
         labels = [*self.base]
         values = list(self.base.values())
         if w.last is not None and w.last_check_at is not None:
-            yield from result_families(w.last, w.last_check_at)
+            yield from result_families(w.last, w.last_check_at, w.s.labels)
         replacements = CounterMetricFamily("ssdns_watch_replacements", "Replacements and IP changes probed, per "
                                            "outcome", labels=[*labels, "outcome"])
         for outcome, n in self.outcomes.items():
@@ -142,7 +142,7 @@ async def _readyz(watch: Watch) -> web.Response:
 async def _report(watch: Watch) -> web.Response:
     from ssdns.report import render_json
 
-    if watch.last is None:
+    if watch.last is None or watch.last_error:
         why = f"the last full check could not run: {watch.last_error}" if watch.last_error else \
             "the first full check has not finished yet"
         return web.Response(status=503, text=why + "\n")
@@ -166,8 +166,10 @@ def page(watch: Watch) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='10'>"
              f"<title>{e(title)}</title><style>{_STYLE}</style></head><body><h1>{e(title)}</h1>"]
     r = watch.last
+    if watch.last_error:
+        parts.append(f"<p id='error' class='fail'>the last full check could not run: {e(watch.last_error)}</p>")
     if r is None:
-        parts.append(f"<p id='verdict'>{e(watch.last_error or 'the first full check has not finished yet')}</p>")
+        parts.append("<p id='verdict'>no full check has finished yet</p>")
     else:
         at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(watch.last_check_at or 0))
         verdict = "PASS" if r.ok else "FAIL"

@@ -51,11 +51,11 @@ class Running:
     """A Watch on its own loop in a thread, stopped by the test (or at teardown)."""
 
     def __init__(self, sb, tmp_path, *, interval: float = 30.0, settle: float = 0.5, give_up: float = 20.0,
-                 state: str | None = None):
+                 state: str | None = None, labels: dict | None = None):
         kubeconfig = sb.sandbox.write_kubeconfig(tmp_path / "kubeconfig")
         target = sb.sandbox.target(timeout=5.0, replicas=None)
         self.settings = WatchSettings(target, ApiOptions("on", str(kubeconfig)), ProbeOptions(INTERVAL, settle, give_up),
-                                      interval, ("127.0.0.1", 0), state, 20, 5.0)
+                                      interval, ("127.0.0.1", 0), state, 20, 5.0, labels or {})
         self.lines: list[str] = []
         self.watch = Watch(self.settings, self.lines.append)
         self.port = 0
@@ -193,7 +193,7 @@ def test_metrics_parse_and_carry_the_convergence_histogram(sandbox_factory, watc
     from prometheus_client.parser import text_string_to_metric_families
 
     sb = sandbox_factory(terminate_delay=0.1, ready_delay=0.1, dns_delay=0.1)
-    w = watching(sb)
+    w = watching(sb, labels={"node": "node-a"})  # --metric-label node=node-a, as the DaemonSet sets it
     until(lambda: w.get("/readyz")[0] == 200)
     assert w.get("/healthz")[0] == 200
     delete(sb, "web-0")
@@ -212,7 +212,8 @@ def test_metrics_parse_and_carry_the_convergence_histogram(sandbox_factory, watc
     assert converged[0].value == 1
     assert {s.labels["check"] for s in families["ssdns_check_ok"].samples} >= {"dns.pod", "http.identity"}
     labels = {k for f in families.values() for s in f.samples for k in s.labels}
-    assert labels <= {"namespace", "statefulset", "check", "ordinal", "stage", "outcome", "status", "le"}
+    assert labels <= {"namespace", "statefulset", "node", "check", "ordinal", "stage", "outcome", "status", "le"}
+    assert all(s.labels.get("node") == "node-a" for f in families.values() for s in f.samples)
 
 
 def _stable(report: dict) -> dict:
@@ -321,6 +322,9 @@ def _page(port: int) -> str:
     (["--listen", "nowhere:x"], 2, "--listen 'nowhere:x'"),
     (["--listen", "127.0.0.1:70000"], 2, "give HOST:PORT"),
     (["--api", "off"], 2, "drop --api off"),
+    (["--metric-label", "node"], 2, "give KEY=VALUE"),
+    (["--metric-label", "stage=x"], 2, "set by ssdns watch itself"),
+    (["--metric-label", "9x=y"], 2, "not a valid Prometheus label name"),
 ])
 def test_bad_watch_options_are_one_line(args, code, says):
     proc = _ssdns("watch", "--statefulset", "web", "--service", "nginx", "--nameserver", "127.0.0.1:53", *args)
@@ -348,3 +352,28 @@ def test_listen_in_use_and_no_api_access_are_one_line(sandbox_factory, tmp_path)
     assert proc.returncode == 4, err
     assert "grant verb 'list' on 'pods'" in err and len(err.strip().splitlines()) == 1, err
     assert time.monotonic() - t0 < 3 + 5  # within --timeout (plus the interpreter's start)
+
+
+def test_a_deleted_statefulset_is_reported_and_its_return_watched(sandbox_factory, watching):
+    sb = sandbox_factory(terminate_delay=0.1, ready_delay=0.1, dns_delay=0.1)
+    w = watching(sb, interval=0.3)
+    until(lambda: w.get("/readyz")[0] == 200)
+
+    async def delete_sts():
+        sb.world.delete_statefulset()
+    sb.call(delete_sts())
+    until(lambda: w.watch.watcher.sts_missing and w.watch.last_error)
+    assert 'ssdns_watch_statefulset_present{namespace="default",statefulset="web"} 0.0' in w.get("/metrics")[1]
+    status, text = w.get("/report")
+    assert status == 503 and "could not run" in text
+    assert any("was deleted; watching for it to come back" in line for line in w.lines)
+    until(lambda: not sb.world.pods)  # the garbage collector took its pods
+
+    async def create_sts():
+        sb.world.create_statefulset()
+        sb.sandbox.controller.kick()
+    sb.call(create_sts())
+    until(lambda: len(w.events()) == 3, 20)  # each ordinal came back: timed from when its pod went
+    assert all(ev.ok and ev.cause == "replaced" for ev in w.events()), [e.to_dict() for e in w.events()]
+    until(lambda: not w.watch.watcher.sts_missing and w.get("/report")[0] == 200)
+    assert any(" is back" in line for line in w.lines)

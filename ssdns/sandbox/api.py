@@ -400,7 +400,7 @@ class KubeApi:
         if kind.plural == "configmaps":
             return sorted(w.configmaps.items())
         if kind.plural == "statefulsets":
-            return [(w.statefulset, w.sts)]
+            return [] if w.sts_deleted else [(w.statefulset, w.sts)]
         if kind.plural == "endpointslices":
             return [(ident.name, (ident, eps)) for ident, eps in endpoint_slices(w)]
         return []

@@ -179,6 +179,8 @@ class Controller:
         for pod in w.pods:  # the kubelet: whoever set deletionTimestamp, the pod goes after the grace
             if pod.terminating and pod.uid not in self._removing and not pod.stuck:
                 self._schedule_removal(pod, w.terminate_delay)
+        if w.sts_deleted:
+            return moved  # no StatefulSet, no controller: its pods only go
         ordered = w.sts.pod_management_policy == "OrderedReady"
         replicas = w.sts.replicas
         by_ordinal = {p.ordinal: p for p in w.pods}

@@ -271,6 +271,7 @@ class World:
     # The API's watch streams (ssdns watch): 0 means never.
     watch_drop_after: float = 0.0  # each watch stream is cut (no last chunk) after this many seconds
     watch_expire_after: float = 0.0  # each watch stream ends with a 410 Gone ERROR event after this many seconds
+    sts_deleted: bool = False  # the StatefulSet object is gone (delete_statefulset): its pods go, none come back
     listeners: list = field(default_factory=list, init=False, repr=False, compare=False)  # called by changed()
     # Other StatefulSets served by the same DNS server, API and echo pods (add_neighbour): static, for
     # checks of many StatefulSets at once (no controller, no watch events); pod_net keeps their IPs apart.
@@ -451,6 +452,22 @@ class World:
         self.pods = [p for p in self.pods if p.ordinal < replicas]
         self.changed()
 
+    def delete_statefulset(self) -> None:
+        """`kubectl delete statefulset`: the object goes; the garbage collector deletes its pods gracefully
+        (they turn terminating; the controller removes them); their claims stay."""
+        self.sts_deleted = True
+        for pod in self.pods:
+            if not pod.terminating:
+                pod.terminating, pod.deleted_at = True, now()
+        self.changed()
+
+    def create_statefulset(self) -> None:
+        """The StatefulSet is created again (same name and spec, a new UID): the controller makes its pods."""
+        if self.sts_deleted:
+            self.sts_deleted = False
+            self.sts.uid, self.sts.created = new_uid(), now()
+            self.changed()
+
     def create_configmap(self, cm: SandboxConfigMap) -> SandboxConfigMap:
         if cm.name in self.configmaps:
             raise AlreadyExists("configmaps", cm.name)
@@ -507,8 +524,9 @@ class World:
         self.events.append(event)
 
     def _objects(self):
-        yield "StatefulSet", self.sts, (fingerprint(self.sts), self.statefulset, self.service, self.app,
-                                         self.port, self.port_name, statefulset_status(self)), None
+        if not self.sts_deleted:
+            yield "StatefulSet", self.sts, (fingerprint(self.sts), self.statefulset, self.service, self.app,
+                                             self.port, self.port_name, statefulset_status(self)), None
         if self.svc is not None:
             yield "Service", self.svc, (fingerprint(self.svc), self.port, self.port_name, self.proto), None
         for ident, eps in endpoint_slices(self):
