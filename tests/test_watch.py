@@ -377,3 +377,32 @@ def test_a_deleted_statefulset_is_reported_and_its_return_watched(sandbox_factor
     assert all(ev.ok and ev.cause == "replaced" for ev in w.events()), [e.to_dict() for e in w.events()]
     until(lambda: not w.watch.watcher.sts_missing and w.get("/report")[0] == 200)
     assert any(" is back" in line for line in w.lines)
+
+
+def test_the_watch_roles_grant_exactly_the_calls_a_watch_makes(sandbox_factory, watching):
+    """Recorded against the sandbox's API: a watch with ConfigMap state through a replacement and a few
+    full checks (k8s/watch), and one without state (k8s/watch-per-node)."""
+    from test_rbac import granted, roles_for, uncovered, without
+
+    sb = sandbox_factory(terminate_delay=0.1, ready_delay=0.1, dns_delay=0.1)
+    w = watching(sb, interval=0.3, state="configmap:ssdns-watch-state")
+    until(lambda: w.watch.checks >= 2)
+    delete(sb, "web-1")
+    until(lambda: w.events("web-1"))
+    until(lambda: "events" in json.loads(sb.world.configmaps["ssdns-watch-state"].data["state.json"]))
+    w.stop()
+    calls = [r for r in sb.sandbox.api.requests if r.rule]
+    roles = roles_for("ssdns-watch", "k8s/watch/rbac.yaml")
+    assert not uncovered(calls, roles)
+    assert granted(roles) == {r.rule for r in calls}, "granted but never used"
+    for group, resource, verb in sorted(granted(roles)):
+        assert uncovered(calls, without(roles, group, resource, verb)), (group, resource, verb)
+    assert ("", "pods", "watch") in granted(roles)
+
+    sb2 = sandbox_factory(terminate_delay=0.1, ready_delay=0.1, dns_delay=0.1)
+    w2 = watching(sb2, interval=0.3)
+    until(lambda: w2.watch.checks >= 1 and w2.watch.watcher.connected)
+    w2.stop()
+    calls = [r for r in sb2.sandbox.api.requests if r.rule]
+    roles = roles_for("ssdns-watch-per-node", "k8s/watch-per-node/rbac.yaml")
+    assert not uncovered(calls, roles) and granted(roles) == {r.rule for r in calls}
