@@ -149,18 +149,7 @@ class PodWatcher:
                 raise ApiUnavailable(f"ssdns watch needs the StatefulSet: {exc}") from None
             raise
         if sts is None:
-            if first:
-                raise ApiUnavailable(f"StatefulSet {self.namespace}/{self.statefulset} does not exist (HTTP 404): "
-                                     "check --statefulset and --namespace")
-            if not self.sts_missing:
-                self.log(f"watch: StatefulSet {self.namespace}/{self.statefulset} was deleted; "
-                         "watching for it to come back")
-            self.sts_missing = True
-            now = time.monotonic()
-            for pod in list(self.pods.values()):
-                self._went(pod, now)
-            self.pods.clear()
-            self.last_contact = now
+            self._sts_gone(first)
             return
         if self.sts_missing:
             self.log(f"watch: StatefulSet {self.namespace}/{self.statefulset} is back")
@@ -181,6 +170,21 @@ class PodWatcher:
                 self.apply("MODIFIED", pod, now)
         self.pods = dict(pods)
         self.version = version
+
+    def _sts_gone(self, first: bool) -> None:
+        """The StatefulSet does not exist: at start an error, later reported once; its pods count as gone."""
+        if first:
+            raise ApiUnavailable(f"StatefulSet {self.namespace}/{self.statefulset} does not exist (HTTP 404): "
+                                 "check --statefulset and --namespace")
+        if not self.sts_missing:
+            self.log(f"watch: StatefulSet {self.namespace}/{self.statefulset} was deleted; "
+                     "watching for it to come back")
+        self.sts_missing = True
+        now = time.monotonic()
+        for pod in list(self.pods.values()):
+            self._went(pod, now)
+        self.pods.clear()
+        self.last_contact = now
 
     # --- watch ------------------------------------------------------------------------------
 

@@ -118,6 +118,15 @@ class _Round:
     wrong_identity: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Answers:
+    mine: list[Lookup]  # the pod's name: A (and AAAA)
+    service: list[Lookup]  # the Service's name, the same types
+    srv: Lookup | None
+    ptrs: list[Lookup]  # one per pod IP
+    http: Any  # HttpObservation, or None when not asked
+
+
 class ConvergenceProbe:
     """One pod after one replacement, through one resolver. `view()` gives the pod as the watch sees
     it now (None while it is gone); `owners()` maps every current pod IP to its pod; `port()` gives the
@@ -180,12 +189,30 @@ class ConvergenceProbe:
 
     async def _round(self, prober, started: float) -> _Round:
         """Ask everything once, in parallel; judge each stage."""
-        from ssdns.httpprobe import HttpRequest
-
-        t, ev = self.target, self.event
+        ev = self.event
         pod = self.view()
         current = pod if pod is not None and (pod.uid != ev.old_uid or ev.cause == "ip-changed") else None
         ips = list(current.ips) if current is not None else []
+        port = self.port()
+        got = await self._ask(prober, started, ips, port)
+        r = _Round()
+        self._judge_dns(r, ips, got.mine, started)
+        self._judge_old(r, got.mine, got.service)
+        if "srv" in self.stages:
+            self._judge_srv(r, ips, got.srv)
+        self._judge_ptr(r, ips, got.ptrs)
+        if "http" in self.stages:
+            self._judge_http(r, ips, port, got.http)
+        if r.wrong_identity:
+            ev.wrong += len(r.wrong_identity)
+            room = WRONG_KEPT - len(ev.wrong_seen)
+            ev.wrong_seen += [f"{started - self.t0:.2f}s: {w}" for w in r.wrong_identity[:max(0, room)]]
+        return r
+
+    async def _ask(self, prober, started: float, ips: list[str], port: int | None) -> _Answers:
+        from ssdns.httpprobe import HttpRequest
+
+        t, ev = self.target, self.event
         families = _families(ips or ev.old_ips)
         client = DnsClient(self.resolver.nameservers, started + ROUND_TIMEOUT)
         try:
@@ -193,43 +220,19 @@ class ConvergenceProbe:
             service = [client.lookup(t.service_fqdn, rd) for rd in families]
             srv = client.lookup(t.srv_name, "SRV") if t.srv_name and "srv" in self.stages else None
             ptrs = [client.lookup(ipaddress.ip_address(ip).reverse_pointer + ".", "PTR") for ip in ips]
-            port = self.port()
             http = None
             if "http" in self.stages and ips and port:
                 http = asyncio.ensure_future(prober.probe(HttpRequest(ev.pod, ips[0], port, self.fqdn.rstrip("."))))
-            got_mine = [await lk for lk in mine]
-            got_service = [await lk for lk in service]
-            got_srv = await srv if srv is not None else None
-            got_ptrs = [await lk for lk in ptrs]
-            got_http = await http if http is not None else None
+            return _Answers(await _all(mine), await _all(service), await _maybe(srv), await _all(ptrs),
+                            await _maybe(http))
         finally:
             close = getattr(client, "close", None)
             if close is not None:
                 close()
-        r = _Round()
-        self._judge_dns(r, ips, got_mine, started)
-        self._judge_old(r, got_mine, got_service)
-        if got_srv is not None or "srv" in self.stages:
-            self._judge_srv(r, ips, got_srv)
-        self._judge_ptr(r, ips, got_ptrs)
-        if "http" in self.stages:
-            self._judge_http(r, ips, port, got_http)
-        if r.wrong_identity:
-            ev.wrong += len(r.wrong_identity)
-            room = WRONG_KEPT - len(ev.wrong_seen)
-            ev.wrong_seen += [f"{started - self.t0:.2f}s: {w}" for w in r.wrong_identity[:max(0, room)]]
-        return r
 
     def _judge_dns(self, r: _Round, ips: list[str], got: list[Lookup], started: float) -> None:
         values = {v for lk in got for v in lk.values}
-        nx = any(lk.outcome is Outcome.NXDOMAIN for lk in got)
-        if nx:
-            self._nx_first = self._nx_first if self._nx_first is not None else started
-            self._nx_open = True
-        elif self._nx_open and any(lk.outcome in (Outcome.OK, Outcome.NODATA) for lk in got):
-            assert self._nx_first is not None
-            self.event.nxdomain_window = started - self._nx_first  # the name exists again
-            self._nx_open = False
+        self._track_nxdomain(got, started)
         owners = self.owners()
         for ip in sorted(values - set(ips)):
             other = owners.get(ip)
@@ -242,6 +245,16 @@ class ConvergenceProbe:
         else:
             said = ", ".join(sorted(values)) or "/".join(sorted({lk.outcome.value.upper() for lk in got}))
             r.wrong["dns"] = f"{self.fqdn} gives {said}, not {', '.join(ips)}"
+
+    def _track_nxdomain(self, got: list[Lookup], started: float) -> None:
+        """The NXDOMAIN window: from the first NXDOMAIN to the first answer after the last one."""
+        if any(lk.outcome is Outcome.NXDOMAIN for lk in got):
+            self._nx_first = self._nx_first if self._nx_first is not None else started
+            self._nx_open = True
+        elif self._nx_open and any(lk.outcome in (Outcome.OK, Outcome.NODATA) for lk in got):
+            assert self._nx_first is not None
+            self.event.nxdomain_window = started - self._nx_first  # the name exists again
+            self._nx_open = False
 
     def _judge_old(self, r: _Round, mine: list[Lookup], service: list[Lookup]) -> None:
         old = [ip for ip in self.event.old_ips if ip not in (self.view() or _NOPOD).ips]
@@ -293,6 +306,14 @@ class ConvergenceProbe:
         if got.status is not None and body in set(self.owners().values()) and body != self.event.pod:
             r.wrong_identity.append(f"HTTP at {ips[0]} answered as {body}")
         r.wrong["http"] = got.error or f"HTTP {got.status}: {body[:60]!r}"
+
+
+async def _all(tasks: list) -> list:
+    return [await t for t in tasks]
+
+
+async def _maybe(task):
+    return None if task is None else await task
 
 
 _NOPOD = PodFacts("", "", [], False, False, "", None, 0, None, None)

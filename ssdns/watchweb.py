@@ -161,47 +161,52 @@ async def _page(watch: Watch) -> web.Response:
 def page(watch: Watch) -> str:
     """The page: verdict, the findings that are not passes, each pod's row, and recent convergence events."""
     t = watch.s.target
+    title = html.escape(f"ssdns watch {t.namespace}/{t.statefulset}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='10'>"
+            f"<title>{title}</title><style>{_STYLE}</style></head><body><h1>{title}</h1>"
+            f"{_verdict(watch)}{_events(watch)}</body></html>")
+
+
+def _verdict(watch: Watch) -> str:
     e = html.escape
-    title = f"ssdns watch {t.namespace}/{t.statefulset}"
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='10'>"
-             f"<title>{e(title)}</title><style>{_STYLE}</style></head><body><h1>{e(title)}</h1>"]
-    r = watch.last
+    parts = []
     if watch.last_error:
         parts.append(f"<p id='error' class='fail'>the last full check could not run: {e(watch.last_error)}</p>")
+    r = watch.last
     if r is None:
-        parts.append("<p id='verdict'>no full check has finished yet</p>")
-    else:
-        at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(watch.last_check_at or 0))
-        verdict = "PASS" if r.ok else "FAIL"
-        parts.append(f"<p id='verdict' class='{verdict.lower()}'>{verdict}: last full check at {e(at)}, "
-                     f"{r.count(_status('fail'))} failed, {r.count(_status('warn'))} warnings, "
-                     f"{r.count(_status('pass'))} passed</p>")
-        parts.append("<table id='findings'><tr><th>status</th><th>check</th><th>subject</th><th>message</th></tr>")
-        for f in r.findings:
-            if f.status.value != "pass":
-                parts.append(f"<tr class='{f.status.value}'><td>{f.status.value.upper()}</td><td>{e(f.check)}</td>"
-                             f"<td>{e(f.subject)}</td><td>{e(f.message)}</td></tr>")
-        parts.append("</table><table id='pods'><tr><th>pod</th><th>IPs</th><th>verdict</th></tr>")
-        for p in r.pods:
-            worst = "pass"
-            for f in r.findings:
-                if f.subject == p.name and f.status.rank > _status(worst).rank:
-                    worst = f.status.value
-            parts.append(f"<tr><td>{e(p.name)}</td><td>{e(', '.join(p.ips))}</td>"
-                         f"<td class='{worst}'>{worst.upper()}</td></tr>")
-        parts.append("</table>")
-    parts.append("<h2>Recent convergence events</h2><table id='events'><tr><th>seen</th><th>pod</th><th>cause</th>"
-                 f"<th>outcome</th>{''.join(f'<th>{s}</th>' for s in (*STAGES, 'nxdomain_window'))}"
-                 "<th>wrong identity</th><th>still wrong</th></tr>")
+        return "".join([*parts, "<p id='verdict'>no full check has finished yet</p>"])
+    at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(watch.last_check_at or 0))
+    verdict = "PASS" if r.ok else "FAIL"
+    parts.append(f"<p id='verdict' class='{verdict.lower()}'>{verdict}: last full check at {e(at)}, "
+                 f"{r.count(_status('fail'))} failed, {r.count(_status('warn'))} warnings, "
+                 f"{r.count(_status('pass'))} passed</p>")
+    parts.append("<table id='findings'><tr><th>status</th><th>check</th><th>subject</th><th>message</th></tr>")
+    parts += [f"<tr class='{f.status.value}'><td>{f.status.value.upper()}</td><td>{e(f.check)}</td>"
+              f"<td>{e(f.subject)}</td><td>{e(f.message)}</td></tr>" for f in r.findings if f.status.value != "pass"]
+    parts.append("</table><table id='pods'><tr><th>pod</th><th>IPs</th><th>verdict</th></tr>")
+    worst: dict[str, str] = {}
+    for f in r.findings:
+        if f.status.rank > _status(worst.get(f.subject, "pass")).rank:
+            worst[f.subject] = f.status.value
+    for p in r.pods:
+        w = worst.get(p.name, "pass")
+        parts.append(f"<tr><td>{e(p.name)}</td><td>{e(', '.join(p.ips))}</td><td class='{w}'>{w.upper()}</td></tr>")
+    return "".join([*parts, "</table>"])
+
+
+def _events(watch: Watch) -> str:
+    e = html.escape
+    heads = "".join(f"<th>{s}</th>" for s in (*STAGES, "nxdomain_window"))
+    parts = ["<h2>Recent convergence events</h2><table id='events'><tr><th>seen</th><th>pod</th><th>cause</th>"
+             f"<th>outcome</th>{heads}<th>wrong identity</th><th>still wrong</th></tr>"]
     for ev in reversed(watch.recent):
-        cells = [_secs(ev.stages.get(s)) for s in STAGES] + [_secs(ev.nxdomain_window)]
+        cells = "".join(f"<td>{_secs(v)}</td>" for v in [*(ev.stages.get(s) for s in STAGES), ev.nxdomain_window])
         parts.append(f"<tr class='{'pass' if ev.ok else 'fail'}'><td>{e(ev.seen_at)}</td><td>{e(ev.pod)}</td>"
-                     f"<td>{e(ev.cause)}</td><td>{e(ev.outcome)}</td>{''.join(f'<td>{c}</td>' for c in cells)}"
+                     f"<td>{e(ev.cause)}</td><td>{e(ev.outcome)}</td>{cells}"
                      f"<td>{ev.wrong}</td><td>{e('; '.join(ev.still_wrong))}</td></tr>")
     if not watch.recent:
         parts.append("<tr><td colspan='11'>no pod replaced since the watch started</td></tr>")
-    parts.append("</table></body></html>")
-    return "".join(parts)
+    return "".join([*parts, "</table>"])
 
 
 def _status(value: str):
