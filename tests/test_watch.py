@@ -406,3 +406,73 @@ def test_the_watch_roles_grant_exactly_the_calls_a_watch_makes(sandbox_factory, 
     calls = [r for r in sb2.sandbox.api.requests if r.rule]
     roles = roles_for("ssdns-watch-per-node", "k8s/watch-per-node/rbac.yaml")
     assert not uncovered(calls, roles) and granted(roles) == {r.rule for r in calls}
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--no-proxy-server"]
+
+
+def test_the_page_renders_in_a_real_headless_browser(sandbox_factory, watching, tmp_path):
+    """Debian's chromium loads / from the watch and builds the DOM a person sees behind port-forward."""
+    import shutil
+    from html.parser import HTMLParser
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (.ci/deps installs Debian's chromium)")
+    sb = sandbox_factory(faults=["wrong-name:web-2=web-0"], terminate_delay=0.1, ready_delay=0.1, dns_delay=0.1)
+    w = watching(sb)
+    until(lambda: w.get("/readyz")[0] == 200)
+    delete(sb, "web-1")
+    until(lambda: w.events("web-1"))
+    proc = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                           f"http://127.0.0.1:{w.port}/"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    class Cells(HTMLParser):
+        """The text of every table cell, per table id; and the verdict paragraph."""
+
+        def __init__(self):
+            super().__init__()
+            self.tables: dict[str, list[list[str]]] = {}
+            self.where: list[str] = []
+            self.verdict = ""
+            self._in: str | None = None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "table":
+                self.where.append(a.get("id", ""))
+                self.tables[self.where[-1]] = []
+            elif tag == "tr" and self.where:
+                self.tables[self.where[-1]].append([])
+            elif tag in ("td", "th") and self.where:
+                self.tables[self.where[-1]][-1].append("")
+                self._in = "cell"
+            elif tag == "p" and a.get("id") == "verdict":
+                self._in = "verdict"
+
+        def handle_endtag(self, tag):
+            if tag == "table" and self.where:
+                self.where.pop()
+            if tag in ("td", "th", "p"):
+                self._in = None
+
+        def handle_data(self, data):
+            if self._in == "cell":
+                self.tables[self.where[-1]][-1][-1] += data
+            elif self._in == "verdict":
+                self.verdict += data
+
+    dom = Cells()
+    dom.feed(proc.stdout)
+    assert dom.verdict.startswith("FAIL: last full check at"), dom.verdict
+    findings = dom.tables["findings"]
+    assert ["FAIL", "http.identity", "web-2"] in [row[:3] for row in findings]
+    pods = {row[0]: row[2] for row in dom.tables["pods"][1:]}
+    assert pods["web-2"] == "FAIL" and pods["web-0"] == "PASS"
+    events = dom.tables["events"]
+    header, rows = events[0], events[1:]
+    row = dict(zip(header, rows[0], strict=True))
+    assert row["pod"] == "web-1" and row["outcome"] == "converged" and row["dns"].endswith(" s")
