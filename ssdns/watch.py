@@ -93,7 +93,8 @@ class Watch:
             api = kube.api_client(self.s.api)
             try:
                 self.watcher = PodWatcher(api, t.namespace, t.statefulset, self._changed, self.log, self.s.probe.give_up)
-                await self.watcher.start(time.monotonic() + self.s.timeout)
+                if not await _unless_stopped(self.watcher.start(time.monotonic() + self.s.timeout), stop):
+                    return  # stopped while starting
                 self.log(f"watch: {t.namespace}/{t.statefulset}: {len(self.watcher.pods)} pods, watching from "
                          f"resourceVersion {self.watcher.version}; serving /metrics, /healthz, /readyz, /report "
                          f"and / on {self.s.listen[0] or '*'}:{port}")
@@ -156,7 +157,11 @@ class Watch:
 
     async def _probe(self, probe: ConvergenceProbe) -> None:
         async with self._slots:
-            ev = await probe.run(self._probe_stop)
+            try:
+                ev = await probe.run(self._probe_stop)
+            except Exception as exc:  # noqa: BLE001 - a bug in one probe must not end the watch
+                ev = probe.event
+                ev.outcome, ev.still_wrong = "error", [f"internal error: {type(exc).__name__}: {exc}"]
         if self._probe_events.get(ev.pod) is ev:
             del self._probe_events[ev.pod]
             self.probes.pop(ev.pod, None)
@@ -192,6 +197,9 @@ class Watch:
         except SsdnsError as exc:
             self.last_error = str(exc)
             self.log(f"watch: the full check could not run: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bug in one check must not end the watch
+            self.last_error = f"internal error: {type(exc).__name__}: {exc}"
+            self.log(f"watch: the full check failed: {self.last_error}")
         else:
             if result.target.http_port:
                 self.http_port = self.http_port or result.target.http_port
@@ -244,6 +252,21 @@ class Watch:
         except (SsdnsError, TimeoutError) as exc:
             self.pending = events + self.pending
             self.log(f"watch: convergence events not saved: {exc or 'no time left'}")
+
+
+async def _unless_stopped(work, stop: asyncio.Event) -> bool:
+    """Await `work` unless `stop` is set first (then it is cancelled): True when it finished."""
+    task, stopped = asyncio.ensure_future(work), asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return False
+    task.result()
+    return True
 
 
 def parse_listen(text: str) -> tuple[str | None, int]:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 HEALTH_WINDOW = 120.0  # seconds without the watch connected before /healthz says so
 BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
-OUTCOMES = ("converged", "gave-up", "superseded", "stopped")
+OUTCOMES = ("converged", "gave-up", "superseded", "stopped", "error")
 
 
 class WatchMetrics(Collector):
