@@ -63,6 +63,7 @@ class Watch:
         self._probe_stop = asyncio.Event()
         self._slots = asyncio.Semaphore(MAX_PROBES)
         self.http_port: int | None = settings.target.port
+        self.probe_target = settings.target  # refined by each full check (the Service, the port for SRV)
         self.started = time.time()
         self.metrics: Any = None  # watchweb.WatchMetrics, once serving
 
@@ -137,7 +138,9 @@ class Watch:
                 ev.outcome, ev.still_wrong = "superseded", ["replaced again before it converged"]
                 self._record(ev)
         self.log(f"watch: {change.pod} {change.cause} (uid {change.old_uid[:8]}, was {', '.join(change.old_ips) or 'no IP'})")
-        target = t if self.watcher is None or t.service else t.with_(service=self.watcher.service)
+        target = self.probe_target
+        if not target.service and self.watcher is not None:
+            target = target.with_(service=self.watcher.service)
         for resolver in self._resolvers():
             ev = ConvergenceEvent(change.pod, ordinal(change.pod, t.statefulset), change.cause, resolver.label,
                                   change.old_uid, list(change.old_ips), wall(change.t0))
@@ -203,6 +206,9 @@ class Watch:
         else:
             if result.target.http_port:
                 self.http_port = self.http_port or result.target.http_port
+            # What the API told the check (the Service, its named port for SRV) is what probes ask too.
+            self.probe_target = t.with_(service=t.service or result.target.service,
+                                        port_name=t.port_name or result.target.port_name)
             if self.s.state:
                 result = await _in_thread(self._save, result, deadline)
             self.last, self.last_error = result, None

@@ -51,9 +51,9 @@ class Running:
     """A Watch on its own loop in a thread, stopped by the test (or at teardown)."""
 
     def __init__(self, sb, tmp_path, *, interval: float = 30.0, settle: float = 0.5, give_up: float = 20.0,
-                 state: str | None = None, labels: dict | None = None):
+                 state: str | None = None, labels: dict | None = None, **target: object):
         kubeconfig = sb.sandbox.write_kubeconfig(tmp_path / "kubeconfig")
-        target = sb.sandbox.target(timeout=5.0, replicas=None)
+        target = sb.sandbox.target(timeout=5.0, replicas=None).with_(**target)
         self.settings = WatchSettings(target, ApiOptions("on", str(kubeconfig)), ProbeOptions(INTERVAL, settle, give_up),
                                       interval, ("127.0.0.1", 0), state, 20, 5.0, labels or {})
         self.lines: list[str] = []
@@ -138,6 +138,15 @@ def test_a_replacement_is_timed_within_the_configured_delays(sandbox_factory, wa
     assert 0.25 - 0.1 <= ev.stages["http"] <= 0.25 + INTERVAL + SLACK, ev.stages
     assert ev.nxdomain_window is not None and ev.nxdomain_window <= dns_at - 0.3 + INTERVAL + SLACK
     assert ev.wrong == 0 and ev.still_wrong == []
+
+
+def test_without_port_name_the_probe_asks_srv_for_the_port_the_api_names(sandbox_factory, watching):
+    sb = sandbox_factory(terminate_delay=0.1, ready_delay=0.1, dns_delay=0.1)
+    w = watching(sb, port_name=None, service=None)  # as `ssdns watch --statefulset web` alone
+    until(lambda: w.get("/readyz")[0] == 200)
+    delete(sb, "web-0")
+    ev = until(lambda: w.events("web-0"))[0]
+    assert ev.ok and ev.stages["srv"] is not None and ev.stages["ptr"] is not None, ev.to_dict()
 
 
 def test_negative_caching_shows_as_the_nxdomain_window(sandbox_factory, watching):
