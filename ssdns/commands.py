@@ -367,6 +367,12 @@ def cmd_sandbox(opts: SandboxOptions) -> int:
                   flush=True)
             print(f"and its DNS replicas (kube-system/kube-dns, for --resolvers all or a list): "
                   f"{', '.join(str(ns) for ns in sb.replica_nameservers)}", flush=True)
+
+            if sb.api_url is not None:  # ssdns watch needs the API; --replicas comes from it
+                args = sb.check_args()[1:]
+                i = args.index("--replicas")
+                print("or watch every restart (delete a pod through the API to see one) with:\n  ssdns watch "
+                      + " ".join([*args[:i], *args[i + 2:], *extra, "--listen", "127.0.0.1:9798"]), flush=True)
             try:
                 await asyncio.wait_for(stop.wait(), opts.duration)
             except TimeoutError:

@@ -485,3 +485,47 @@ def test_the_page_renders_in_a_real_headless_browser(sandbox_factory, watching, 
     header, rows = events[0], events[1:]
     row = dict(zip(header, rows[0], strict=True))
     assert row["pod"] == "web-1" and row["outcome"] == "converged" and row["dns"].endswith(" s")
+
+
+def test_the_watch_line_the_sandbox_prints_works_and_sees_a_kubectl_delete(tmp_path):
+    """`ssdns sandbox` prints how to watch it; that line runs, and `kubectl delete pod` (a real client)
+    through the sandbox's API makes a replacement the watch times."""
+    import shutil
+    import socket
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed (.ci/deps installs it)")
+    sandbox = _ssdns("sandbox", "--pods", "2", "--duration", "60", "--kubeconfig-out", str(tmp_path / "kc"),
+                     "--terminate-delay", "0.1", "--ready-delay", "0.1", "--dns-delay", "0.1")
+    watch = None
+    try:
+        lines = [sandbox.stdout.readline() for _ in range(10)]  # bounded: the banner is a few lines
+        at = next(i for i, text in enumerate(lines) if text.startswith("or watch every restart"))
+        line = lines[at + 1].split()
+        assert line[:2] == ["ssdns", "watch"], lines
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        line[line.index("--listen") + 1] = f"127.0.0.1:{port}"
+        watch = _ssdns(*line[1:], "--settle", "0.5")
+        url = f"http://127.0.0.1:{port}"
+
+        def get(path: str) -> str:
+            try:
+                with urllib.request.urlopen(url + path, timeout=2) as r:  # noqa: S310 - loopback
+                    return r.read().decode() if r.status == 200 else ""
+            except OSError:
+                assert watch.poll() is None, watch.communicate()
+                return ""
+        until(lambda: get("/readyz"), 20)
+        subprocess.run([kubectl, "--kubeconfig", str(tmp_path / "kc"), "delete", "pod", "web-1", "--wait=false"],
+                       check=True, capture_output=True, timeout=30)
+        done = 'ssdns_watch_replacements_total{namespace="default",outcome="converged",statefulset="web"} 1.0'
+        until(lambda: done in get("/metrics"), 20)
+    finally:
+        for proc in (watch, sandbox):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=10)
+    assert watch.returncode == 0
