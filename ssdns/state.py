@@ -128,6 +128,21 @@ def _pod_problem(ordinal: str, pod) -> str | None:
     return None
 
 
+_NUMBER = (int, float, type(None))
+
+
+def _event_ok(e) -> bool:
+    """An ssdns watch convergence event with what the history timeline reads from it."""
+    if not isinstance(e, dict) or not isinstance(e.get("seen_at"), str) or not isinstance(e.get("pod"), str):
+        return False
+    stages, wrong = e.get("stages", {}), e.get("still_wrong", [])
+    return (isinstance(stages, dict) and all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in stages.values())
+            and isinstance(wrong, list) and all(isinstance(w, str) for w in wrong)
+            and all(isinstance(e.get(k), _NUMBER) and not isinstance(e.get(k), bool)
+                    for k in ("nxdomain_window", "elapsed", "wrong"))
+            and all(isinstance(e.get(k, ""), str) for k in ("cause", "outcome")))
+
+
 def validate(doc, target_key: dict | None, where: str) -> dict:
     """The document, if it is an ssdns state (for target_key, when given) whose every snapshot has
     what is read from it; else a StateError naming the first problem."""
@@ -140,8 +155,7 @@ def validate(doc, target_key: dict | None, where: str) -> dict:
         if problem:
             raise StateError(f"{where}: snapshot {i + 1} of {len(doc['history'])} {problem}: {_UNTOUCHED}")
     events = doc.get("events", [])
-    if not isinstance(events, list) or not all(isinstance(e, dict) and isinstance(e.get("seen_at"), str)
-                                               and isinstance(e.get("pod"), str) for e in events):
+    if not isinstance(events, list) or not all(_event_ok(e) for e in events):
         raise StateError(f"{where} has 'events' of the wrong shape: {_UNTOUCHED}")
     if target_key is not None and doc.get("target") != target_key:
         raise StateError(f"{where} holds the history of {doc.get('target')}, not {target_key}: left untouched; "

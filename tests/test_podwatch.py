@@ -70,3 +70,24 @@ def test_backoff_is_capped_and_jittered():
     assert max(steps) > BACKOFF_CAP / 2 and len(set(steps)) > 1
     b.reset()
     assert b.next() <= 0.25
+
+
+def test_events_in_a_state_are_validated_before_the_timeline_reads_them(tmp_path):
+    import json
+
+    import pytest
+
+    from ssdns.report import render_history
+    from ssdns.state import StateError, validate
+
+    good = {"pod": "web-1", "seen_at": "2026-11-30T10:00:00.000Z", "cause": "replaced", "ok": True,
+            "stages": {"dns": 1.5, "http": None}, "nxdomain_window": 0.5, "wrong": 0, "still_wrong": [],
+            "outcome": "converged", "elapsed": 3.0}
+    doc = {"schema": "ssdns.state/v1", "target": {"namespace": "default", "statefulset": "web", "service": "nginx"},
+           "history": [], "events": [good]}
+    assert "web-1 replaced: identity back (dns 1.50s); NXDOMAIN for 0.50s" in render_history(validate(doc, None, "x"), "x")
+    for bad in ({"stages": "dns"}, {"stages": {"dns": "1"}}, {"still_wrong": "all"}, {"elapsed": True},
+                {"pod": None}, {"cause": 3}):
+        broken = dict(doc, events=[{**good, **bad}])
+        with pytest.raises(StateError, match="'events' of the wrong shape"):
+            validate(json.loads(json.dumps(broken)), None, "x")
