@@ -204,20 +204,25 @@ class Watch:
             self.last_error = f"internal error: {type(exc).__name__}: {exc}"
             self.log(f"watch: the full check failed: {self.last_error}")
         else:
-            if result.target.http_port:
-                self.http_port = self.http_port or result.target.http_port
-            # What the API told the check (the Service, its named port for SRV) is what probes ask too.
-            self.probe_target = t.with_(service=t.service or result.target.service,
-                                        port_name=t.port_name or result.target.port_name)
-            if self.s.state:
-                result = await _in_thread(self._save, result, deadline)
-            self.last, self.last_error = result, None
-            self.log(f"watch: full check {'PASS' if result.ok else 'FAIL'} "
-                     f"({sum(1 for f in result.findings if f.status.value == 'fail')} failed)")
+            await self._checked(result, deadline)
         self.last_check_at = time.time()
         self.checks += 1
         if self.pending and self.s.state and self.last_error is not None:
             await self._flush(self.s.timeout)  # no check saved them this time
+
+    async def _checked(self, result: Result, deadline: float) -> None:
+        """A full check that ran: learn from it, save the state, keep it for the endpoints."""
+        t = self.s.target
+        if result.target.http_port:
+            self.http_port = self.http_port or result.target.http_port
+        # What the API told the check (the Service, its named port for SRV) is what probes ask too.
+        self.probe_target = t.with_(service=t.service or result.target.service,
+                                    port_name=t.port_name or result.target.port_name)
+        if self.s.state:
+            result = await _in_thread(self._save, result, deadline)
+        self.last, self.last_error = result, None
+        failed = sum(1 for f in result.findings if f.status.value == "fail")
+        self.log(f"watch: full check {'PASS' if result.ok else 'FAIL'} ({failed} failed)")
 
     def _save(self, result: Result, deadline: float) -> Result:
         """apply_state as `check` does, and the convergence events since the last save."""
