@@ -219,25 +219,28 @@ class Watch:
         self.probe_target = t.with_(service=t.service or result.target.service,
                                     port_name=t.port_name or result.target.port_name)
         if self.s.state:
-            result = await _in_thread(self._save, result, deadline)
+            events, self.pending = self.pending, []  # taken here, on the loop: probes append meanwhile
+            result, unsaved = await _in_thread(self._save, result, deadline, events)
+            if unsaved is not None:
+                self.pending = [*events, *self.pending][-EVENTS_KEPT:]
+                self.log(f"watch: convergence events not saved: {unsaved}")
         self.last, self.last_error = result, None
         failed = sum(1 for f in result.findings if f.status.value == "fail")
         self.log(f"watch: full check {'PASS' if result.ok else 'FAIL'} ({failed} failed)")
 
-    def _save(self, result: Result, deadline: float) -> Result:
-        """apply_state as `check` does, and the convergence events since the last save."""
+    def _save(self, result: Result, deadline: float, events: list[dict]) -> tuple[Result, str | None]:
+        """apply_state as `check` does, and the convergence events since the last save (in a thread: it
+        touches nothing of the watch's own). The result, and why the events were not saved (None: saved)."""
         from ssdns.state import apply_state, open_store, record_events, target_key
 
         store = open_store(self.s.state or "", self.s.target.namespace, self.s.api, deadline)
         result = apply_state(result, store, max(1, self.s.history))
-        events, self.pending = self.pending, []
         if events:
             try:
                 record_events(store, target_key(result), events, EVENTS_KEPT)
             except SsdnsError as exc:
-                self.pending = events + self.pending
-                self.log(f"watch: convergence events not saved: {exc}")
-        return result
+                return result, str(exc)
+        return result, None
 
     async def _flush(self, seconds: float) -> None:
         """Write pending events to the state (on stop, or before the first check could save them)."""
