@@ -5,7 +5,8 @@ The sandbox runs as its own process (`python -m ssdns sandbox`, short controller
 as another (`--interval 0.01`: one full check after the other), and this script replaces pods through
 the sandbox's API (a DELETE, as an eviction does), one at a time, each after the previous one converged
 (`ssdns_watch_replacements_total` went up). It reads the watch's RSS (VmRSS) and open fds
-(/proc/PID/fd) at the start (after the first check), after 1,000 and after 10,000 full checks, with the
+(/proc/PID/fd, the fewest and most of 20 readings over 2 s: sockets come and go with each check) at the
+start (after the first check), after 1,000, 5,000 and 10,000 full checks, with the
 replacements done by then. Nothing is asserted: the numbers go to bench/RESULTS.md by hand.
 
     python bench/watch_soak.py                        # 10,000 checks and 1,000 replacements: ~15 minutes
@@ -82,10 +83,14 @@ def main() -> int:
 
         def sample(label: str) -> None:
             text = scrape()
+            open_fds = []
+            for _ in range(20):  # sockets come and go with each check: the fewest and the most over 2 s
+                open_fds.append(fds(watch.pid))
+                time.sleep(0.1)
             rows.append((label, int(metric(text, "ssdns_watch_full_checks_total")),
                          int(sum(float(x) for x in re.findall(r"^ssdns_watch_replacements_total\{[^}]*\} (\S+)$",
                                                               text, re.M))),
-                         rss_kib(watch.pid), fds(watch.pid), time.monotonic() - t0))
+                         rss_kib(watch.pid), f"{min(open_fds)}-{max(open_fds)}", time.monotonic() - t0))
             print(rows[-1], flush=True)
 
         sample("start")
@@ -128,7 +133,7 @@ def main() -> int:
         sandbox.send_signal(signal.SIGTERM)
         sandbox.wait(10)
     print(f"\nwatch exit code after SIGTERM: {code}")
-    print("| when | full checks | replacements probed | RSS (MiB) | open fds | seconds |")
+    print("| when | full checks | replacements probed | RSS (MiB) | open fds (fewest-most over 2 s) | seconds |")
     print("|---|---|---|---|---|---|")
     for label, checks, repl, rss, nfd, secs in rows:
         print(f"| {label} | {checks:,} | {repl:,} | {rss / 1024:.1f} | {nfd} | {secs:.0f} |")
