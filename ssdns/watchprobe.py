@@ -226,9 +226,7 @@ class ConvergenceProbe:
             return _Answers(await _all(mine), await _all(service), await _maybe(srv), await _all(ptrs),
                             await _maybe(http))
         finally:
-            close = getattr(client, "close", None)
-            if close is not None:
-                close()
+            client.close()  # its UDP sockets: a probe opens them per round, never keeps them
 
     def _judge_dns(self, r: _Round, ips: list[str], got: list[Lookup], started: float) -> None:
         values = {v for lk in got for v in lk.values}
