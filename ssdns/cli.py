@@ -186,10 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+WATCH_EXIT_CODES = """exit codes:
+  0  stopped by SIGTERM or Ctrl-C (it runs until then; failed checks are metrics, not exit codes)
+  2  bad usage or input: an option, --listen malformed or in use
+  4  the Kubernetes API cannot be used, or refuses a read the watch needs (the message names the grant)"""
+
+
 def add_watch_parser(sub, fmt) -> None:
     """ssdns watch: the long-running probe (watch.py)."""
     w = sub.add_parser("watch", help="run until stopped: time how identity comes back on every pod restart, "
-                       "check every --interval, serve metrics", epilog=EXIT_CODES, formatter_class=fmt,
+                       "check every --interval, serve metrics", epilog=WATCH_EXIT_CODES, formatter_class=fmt,
                        description="Watch the StatefulSet's pods through the Kubernetes API. When a pod is replaced "
                        "(new UID) or changes IP, ask its names every --probe-interval until DNS and HTTP identity "
                        "have been right for --settle, and time each stage from the moment the old pod went. Run "
