@@ -367,7 +367,6 @@ def cmd_sandbox(opts: SandboxOptions) -> int:
                   flush=True)
             print(f"and its DNS replicas (kube-system/kube-dns, for --resolvers all or a list): "
                   f"{', '.join(str(ns) for ns in sb.replica_nameservers)}", flush=True)
-
             if sb.api_url is not None:  # ssdns watch needs the API; --replicas comes from it
                 args = sb.check_args()[1:]
                 i = args.index("--replicas")

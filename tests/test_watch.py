@@ -519,9 +519,12 @@ def test_the_watch_line_the_sandbox_prints_works_and_sees_a_kubectl_delete(tmp_p
                      "--terminate-delay", "0.1", "--ready-delay", "0.1", "--dns-delay", "0.1")
     watch = None
     try:
-        lines = [sandbox.stdout.readline() for _ in range(10)]  # bounded: the banner is a few lines
-        at = next(i for i, text in enumerate(lines) if text.startswith("or watch every restart"))
-        line = lines[at + 1].split()
+        lines: list[str] = []
+        for _ in range(12):  # bounded: the banner is a few lines, the watch line last
+            lines.append(sandbox.stdout.readline())
+            if len(lines) >= 2 and lines[-2].startswith("or watch every restart"):
+                break
+        line = lines[-1].split()
         assert line[:2] == ["ssdns", "watch"], lines
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
