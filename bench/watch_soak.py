@@ -6,7 +6,7 @@ as another (`--interval 0.01`: one full check after the other), and this script 
 the sandbox's API (a DELETE, as an eviction does), one at a time, each after the previous one converged
 (`ssdns_watch_replacements_total` went up). It reads the watch's RSS (VmRSS) and open fds
 (/proc/PID/fd, the fewest and most of 20 readings over 2 s: sockets come and go with each check) at the
-start (after the first check), after 1,000, 5,000 and 10,000 full checks, with the
+start (after the first check), after 1,000 and after 10,000 full checks (--checks), with the
 replacements done by then. Nothing is asserted: the numbers go to bench/RESULTS.md by hand.
 
     python bench/watch_soak.py                        # 10,000 checks and 1,000 replacements: ~15 minutes
@@ -94,7 +94,7 @@ def main() -> int:
             print(rows[-1], flush=True)
 
         sample("start")
-        done, pod, marks = 0, 0, [m for m in (1_000, args.checks) if m <= args.checks]
+        done, pod, marks = 0, 0, sorted({m for m in (1_000, args.checks) if m <= args.checks})
         while marks:
             text = scrape()
             checks = metric(text, "ssdns_watch_full_checks_total")
