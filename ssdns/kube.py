@@ -669,8 +669,32 @@ def _watch_once(api: Api, namespace: str, params: dict, left: float, deadline: f
     start again from now, after an ERROR event such as 410 Gone)."""
     version = params.get("resourceVersion")
 
+    def handle(event: dict) -> bool:
+        nonlocal version
+        if event.get("type") == "ERROR":
+            version = None
+            return True
+        obj = event["object"]
+        version = obj["metadata"].get("resourceVersion") or version
+        on_event(event["type"], _pod(obj))
+        return stop.is_set() or time.monotonic() >= deadline
+
+    _watch_pods(api, namespace, params, left, 10_000, handle)
+    return version
+
+
+def _watch_error(api: Api, namespace: str, kind: str, *, status: int | None = None, reason: str = "") -> ApiError:
+    return ApiError(kind, "watch", "pods", status=status, reason=reason, namespace=namespace, server=api.server)
+
+
+def _watch_pods(api: Api, namespace: str, params: dict, left: float, limit: int,
+                handle: Callable[[dict], bool]) -> None:
+    """One watch request on the namespace's pods (blocking): each event, parsed, to handle(event) until it
+    returns True or the stream ends. Every failure (the request, its status, a broken stream, an event that
+    does not parse or that handle rejects) is one ApiError; the connection is always released."""
+
     def fail(kind: str, *, status: int | None = None, reason: str = "") -> ApiError:
-        return ApiError(kind, "watch", "pods", status=status, reason=reason, namespace=namespace, server=api.server)
+        return _watch_error(api, namespace, kind, status=status, reason=reason)
 
     try:
         resp = _open(api, "GET", f"{_ns(namespace)}/pods", params, None, "", left)
@@ -680,16 +704,9 @@ def _watch_once(api: Api, namespace: str, params: dict, left: float, deadline: f
         if resp.status != 200:
             raise fail(kind_of_status(resp.status), status=resp.status,
                        reason=_status_message(resp.read(65536)) or resp.reason or "")
-        for line in _lines(resp):
-            event = json.loads(line)
-            if event.get("type") == "ERROR":
-                return None
-            obj = event["object"]
-            version = obj["metadata"].get("resourceVersion") or version
-            on_event(event["type"], _pod(obj))
-            if stop.is_set() or time.monotonic() >= deadline:
-                break
-        return version
+        for line in _lines(resp, limit=limit):
+            if handle(json.loads(line)):
+                return
     except ApiError:
         raise
     except Exception as exc:  # noqa: BLE001 - a broken stream or event: one ApiError
@@ -775,34 +792,19 @@ def stream_pods(api: Api, namespace: str, selector: str, version: str, on_event:
     for each event (pod None for a BOOKMARK) until the server ends the stream, or `stop` is set. A 410
     Gone (an ERROR event or the status) is an ApiError with status 410: list again. A stream that breaks
     is an ApiError (unreachable): watch again from the last resourceVersion."""
-
-    def fail(kind: str, *, status: int | None = None, reason: str = "") -> ApiError:
-        return ApiError(kind, "watch", "pods", status=status, reason=reason, namespace=namespace, server=api.server)
-
     params = {"watch": "true", "labelSelector": selector, "timeoutSeconds": str(seconds),
               "allowWatchBookmarks": "true", "resourceVersion": version}
-    left = seconds + WATCH_READ_SLACK
-    try:
-        resp = _open(api, "GET", f"{_ns(namespace)}/pods", params, None, "", left)
-    except Exception as exc:  # noqa: BLE001 - translated into one ApiError
-        raise _translate(exc, fail, left) from None
-    try:
-        if resp.status != 200:
-            raise fail(kind_of_status(resp.status), status=resp.status,
-                       reason=_status_message(resp.read(65536)) or resp.reason or "")
-        for line in _lines(resp, limit=10**9):
-            if stop.is_set():
-                return
-            event = json.loads(line)
-            kind, obj = event.get("type"), _obj(event.get("object"))
-            if kind == "ERROR":
-                code = obj.get("code") if isinstance(obj.get("code"), int) else None
-                raise fail(kind_of_status(code or 500), status=code, reason=str(obj.get("message") or ""))
-            rv = str(_obj(obj.get("metadata")).get("resourceVersion") or "")
-            on_event(str(kind), None if kind == "BOOKMARK" else _pod(obj), rv)
-    except ApiError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a broken stream or event: one ApiError
-        raise _translate(exc, fail, left) from None
-    finally:
-        resp.release_conn()
+
+    def handle(event: dict) -> bool:
+        if stop.is_set():
+            return True
+        kind, obj = event.get("type"), _obj(event.get("object"))
+        if kind == "ERROR":
+            code = obj.get("code") if isinstance(obj.get("code"), int) else None
+            raise _watch_error(api, namespace, kind_of_status(code or 500), status=code,
+                               reason=str(obj.get("message") or ""))
+        rv = str(_obj(obj.get("metadata")).get("resourceVersion") or "")
+        on_event(str(kind), None if kind == "BOOKMARK" else _pod(obj), rv)
+        return False
+
+    _watch_pods(api, namespace, params, seconds + WATCH_READ_SLACK, 10**9, handle)
