@@ -3,7 +3,8 @@ probe interval until DNS and HTTP identity have been right for the settle time, 
 
 Every time is measured from t0, the moment the watch saw the old pod go (its deletionTimestamp or its
 delete event; for an IP change, the event that showed it). A stage's time is when the round that first
-found it right began (its questions were sent then). Stages:
+found it right got that answer (the latest reply the stage was judged on: the answer cannot
+predate the change it shows, however late the loop sent the question). Stages:
 
 - dns: the pod's name gives exactly the pod's current IPs (A, and AAAA when it has IPv6 ones);
 - ptr: each of those IPs has one PTR, naming the pod;
@@ -116,6 +117,12 @@ class _Round:
     nxdomain: bool = False
     answered: bool = False  # the pod's name got an answer other than NXDOMAIN
     wrong_identity: list[str] = field(default_factory=list)
+    at: dict[str, float] = field(default_factory=dict)  # per stage: when the replies it was judged on came
+
+
+# Which answers each stage is judged on (the groups of _Answers).
+_STAGE_GROUPS = {"dns": ("mine",), "ptr": ("ptrs",), "srv": ("srv",), "http": ("http",),
+                 "old_ip_gone": ("mine", "service")}
 
 
 @dataclass
@@ -125,6 +132,7 @@ class _Answers:
     srv: Lookup | None
     ptrs: list[Lookup]  # one per pod IP
     http: Any  # HttpObservation, or None when not asked
+    arrived: dict[str, float] = field(default_factory=dict)  # per group above: when its last reply came
 
 
 class ConvergenceProbe:
@@ -157,10 +165,9 @@ class ConvergenceProbe:
                     break
                 last = await self._round(prober, started)
                 ev.rounds += 1
-                at = started - self.t0
                 for stage in last.right:
                     if ev.stages.get(stage) is None:
-                        ev.stages[stage] = max(0.0, at)
+                        ev.stages[stage] = max(0.0, last.at.get(stage, started) - self.t0)
                 if last.wrong:
                     right_since = None
                 else:
@@ -196,7 +203,9 @@ class ConvergenceProbe:
         port = self.port()
         got = await self._ask(prober, started, ips, port)
         r = _Round()
-        self._judge_dns(r, ips, got.mine, started)
+        r.at = {stage: max((got.arrived[g] for g in groups if g in got.arrived), default=started)
+                for stage, groups in _STAGE_GROUPS.items()}
+        self._judge_dns(r, ips, got.mine, r.at["dns"])
         self._judge_old(r, got.mine, got.service)
         if "srv" in self.stages:
             self._judge_srv(r, ips, got.srv)
@@ -223,14 +232,20 @@ class ConvergenceProbe:
             http = None
             if "http" in self.stages and ips and port:
                 http = asyncio.ensure_future(prober.probe(HttpRequest(ev.pod, ips[0], port, self.fqdn.rstrip("."))))
+            groups = {"mine": mine, "service": service, "srv": [srv] if srv else [], "ptrs": ptrs,
+                      "http": [http] if http else []}
+            arrived: dict[str, float] = {}
+            for group, tasks in groups.items():
+                for task in tasks:  # stamped when it completes, not when this coroutine gets to it
+                    task.add_done_callback(lambda _t, g=group: arrived.__setitem__(g, time.monotonic()))
             return _Answers(await _all(mine), await _all(service), await _maybe(srv), await _all(ptrs),
-                            await _maybe(http))
+                            await _maybe(http), arrived)
         finally:
             client.close()  # its UDP sockets: a probe opens them per round, never keeps them
 
-    def _judge_dns(self, r: _Round, ips: list[str], got: list[Lookup], started: float) -> None:
+    def _judge_dns(self, r: _Round, ips: list[str], got: list[Lookup], at: float) -> None:
         values = {v for lk in got for v in lk.values}
-        self._track_nxdomain(got, started)
+        self._track_nxdomain(got, at)
         owners = self.owners()
         for ip in sorted(values - set(ips)):
             other = owners.get(ip)
@@ -244,14 +259,15 @@ class ConvergenceProbe:
             said = ", ".join(sorted(values)) or "/".join(sorted({lk.outcome.value.upper() for lk in got}))
             r.wrong["dns"] = f"{self.fqdn} gives {said}, not {', '.join(ips)}"
 
-    def _track_nxdomain(self, got: list[Lookup], started: float) -> None:
-        """The NXDOMAIN window: from the first NXDOMAIN to the first answer after the last one."""
+    def _track_nxdomain(self, got: list[Lookup], at: float) -> None:
+        """The NXDOMAIN window: from the first NXDOMAIN to the first answer after the last one (`at`:
+        when the replies came)."""
         if any(lk.outcome is Outcome.NXDOMAIN for lk in got):
-            self._nx_first = self._nx_first if self._nx_first is not None else started
+            self._nx_first = self._nx_first if self._nx_first is not None else at
             self._nx_open = True
         elif self._nx_open and any(lk.outcome in (Outcome.OK, Outcome.NODATA) for lk in got):
             assert self._nx_first is not None
-            self.event.nxdomain_window = started - self._nx_first  # the name exists again
+            self.event.nxdomain_window = at - self._nx_first  # the name exists again
             self._nx_open = False
 
     def _judge_old(self, r: _Round, mine: list[Lookup], service: list[Lookup]) -> None:

@@ -135,7 +135,8 @@ def test_a_replacement_is_timed_within_the_configured_delays(sandbox_factory, wa
     assert -0.01 <= lag <= SLACK, lag
 
     def within(stage_s: float | None, after_delete: float) -> bool:
-        """The sandbox's delay after the delete, seen from t0: not before it, at most a round later."""
+        """The sandbox's delay after the delete, seen from t0: never before it (a stage is timed by the
+        reply that showed it), at most a round later."""
         return stage_s is not None and after_delete - lag - 0.05 <= stage_s <= after_delete - lag + INTERVAL + SLACK
 
     # The new pod is Ready after terminate + ready delay; DNS shows it dns_delay later.
