@@ -7,48 +7,18 @@ goes to an explicit IP with the pod's FQDN as Host, on a fresh connection.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import time
-from dataclasses import dataclass
 from typing import Self
 
 import aiohttp
 
+from ssdns.httpobs import NOT_TRIED, HttpObservation, HttpRequest, url_for
+
+__all__ = ["BODY_CAP", "REQUEST_TIMEOUT", "HttpObservation", "HttpProber", "HttpRequest", "url_for"]
+
 BODY_CAP = 64 * 1024  # an identity is a short string; never read an unbounded body
 REQUEST_TIMEOUT = 3.0
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    pod: str
-    ip: str
-    port: int
-    host: str  # Host header: the pod's FQDN without the trailing dot
-
-
-@dataclass(frozen=True)
-class HttpObservation:
-    pod: str
-    url: str
-    status: int | None = None
-    body: str | None = None  # at most BODY_CAP bytes, decoded
-    error: str | None = None
-    elapsed_ms: float = 0.0
-    truncated: bool = False  # the pod sent more than BODY_CAP bytes: `body` is the first BODY_CAP
-    location: str | None = None  # a redirect's target: reported, never followed
-
-    def to_dict(self) -> dict:
-        out = {"url": self.url, "status": self.status, "body": self.body, "error": self.error,
-               "elapsed_ms": round(self.elapsed_ms, 2), "truncated": self.truncated}
-        if self.location is not None:
-            out["location"] = self.location
-        return out
-
-
-def url_for(ip: str, port: int, path: str) -> str:
-    host = f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
-    return f"http://{host}:{port}{path}"
 
 
 class HttpProber:
@@ -80,7 +50,7 @@ class HttpProber:
         async with self._sem:
             left = self.deadline - time.monotonic()
             if left <= 0.01:
-                return HttpObservation(req.pod, url, error="not tried: deadline reached")
+                return HttpObservation(req.pod, url, error=NOT_TRIED + "deadline reached")
             assert self._session is not None
             start = time.monotonic()
             limit = min(REQUEST_TIMEOUT, left)

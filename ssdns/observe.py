@@ -108,11 +108,16 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
 
     prober = None
     if target.http:
-        # aiohttp costs ~80 ms to import: only when HTTP is checked, and in a thread, so that the DNS
-        # queries above go out and their answers are read meanwhile.
-        httpprobe = await asyncio.to_thread(importlib.import_module, "ssdns.httpprobe")
-        HttpRequest = httpprobe.HttpRequest
-        prober = await stack.enter_async_context(httpprobe.HttpProber(target.path, deadline))
+        from ssdns import httpworker
+        from ssdns.httpobs import HttpRequest
+
+        if httpworker.wanted(n):  # a second core sends the requests (httpworker.py)
+            prober = await stack.enter_async_context(httpworker.WorkerProber(target.path, deadline))
+        else:
+            # aiohttp costs ~80 ms to import: only when HTTP is checked, and in a thread, so that the DNS
+            # queries above go out and their answers are read meanwhile.
+            httpprobe = await asyncio.to_thread(importlib.import_module, "ssdns.httpprobe")
+            prober = await stack.enter_async_context(httpprobe.HttpProber(target.path, deadline))
     http_port: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
     if target.port is not None or api_port is not None:  # known now: HTTP need not wait for SRV
         http_port.set_result(target.port if target.port is not None else api_port)

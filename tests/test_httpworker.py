@@ -1,0 +1,152 @@
+"""HTTP probes sent from a child process (ssdns/httpworker.py): the same observations as in-process,
+the same deadline, no orphan, and a dead worker never leaves a pod unprobed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import failures, run_json
+
+from ssdns import httpworker
+from ssdns.httpobs import HttpRequest
+from ssdns.httpworker import WorkerProber
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _comparable(report: dict) -> tuple:
+    pods = {p["name"]: (p["http"]["status"], p["http"]["body"], p["http"]["error"]) for p in report["pods"]}
+    found = sorted((f["check"], f["subject"], f["status"], f["message"]) for f in report["findings"])
+    return pods, found, report["stats"]["http_requests"]
+
+
+def test_the_worker_sees_what_the_check_sees_in_process(sandbox_factory, monkeypatch):
+    sb = sandbox_factory(pods=5, faults=["wrong-name:web-1=web-2", "no-http:web-3"])
+    seen = {}
+    for mode in ("0", "1"):
+        monkeypatch.setenv("SSDNS_HTTP_WORKER", mode)
+        code, report = run_json(sb.args())
+        assert code == 1
+        seen[mode] = _comparable(report)
+    assert seen["0"] == seen["1"]
+    pods, found, requests = seen["1"]
+    assert requests == 5 and pods["web-0"][:2] == (200, "web-0") and pods["web-1"][1] == "web-2"
+    assert "cannot connect" in pods["web-3"][2]
+
+
+def test_through_the_worker_a_hanging_pod_is_cut_at_the_deadline(sandbox_factory, monkeypatch):
+    monkeypatch.setenv("SSDNS_HTTP_WORKER", "1")
+    sb = sandbox_factory(faults=["http-hang:web-1"])
+    t0 = time.monotonic()
+    code, report = run_json(sb.args("--timeout", "2"))
+    took = time.monotonic() - t0
+    assert code == 1 and took < 2 + 1.0, took  # the deadline holds, worker start-up included
+    [fail] = failures(report)
+    assert (fail["check"], fail["subject"]) == ("http.identity", "web-1") and "no answer within" in fail["message"]
+
+
+def test_a_worker_that_dies_leaves_no_pod_unprobed(sandbox):
+    pods = sandbox.world.pods
+    port = sandbox.world.port
+
+    async def go():
+        async with WorkerProber("/", time.monotonic() + 10) as prober:
+            first = await prober.probe(HttpRequest(pods[0].name, pods[0].ip, port, "x"))
+            assert prober._proc is not None
+            prober._proc.kill()  # as the OOM killer would
+            rest = await asyncio.gather(*(prober.probe(HttpRequest(p.name, p.ip, port, "x")) for p in pods[1:]))
+            return [first, *rest], prober.requests_sent
+
+    observations, sent = asyncio.run(go())
+    assert [(o.status, o.body) for o in observations] == [(200, p.name) for p in pods]
+    assert sent == len(pods)
+
+
+def test_garbage_from_the_worker_kills_it_and_the_probes_go_on(sandbox, monkeypatch):
+    pods = sandbox.world.pods
+    port = sandbox.world.port
+
+    async def go():
+        prober = WorkerProber("/", time.monotonic() + 10)
+        # A child that answers nonsense: `python -c` printing a line that is no answer, then waiting.
+        real = asyncio.create_subprocess_exec
+
+        async def liar(*_args, **kw):
+            return await real(sys.executable, "-c", "import sys, time; print('not json', flush=True); time.sleep(30)",
+                              **kw)
+
+        monkeypatch.setattr(asyncio, "create_subprocess_exec", liar)
+        async with prober:
+            monkeypatch.setattr(asyncio, "create_subprocess_exec", real)
+            got = await asyncio.gather(*(prober.probe(HttpRequest(p.name, p.ip, port, "x")) for p in pods))
+            proc = prober._proc
+        return got, proc
+
+    got, proc = asyncio.run(go())
+    assert [(o.status, o.body) for o in got] == [(200, p.name) for p in pods]
+    assert proc is not None and proc.returncode is not None  # killed, not left to run on
+
+
+def test_ctrl_c_ends_the_run_and_its_worker(sandbox_factory, tmp_path):
+    sb = sandbox_factory(faults=["http-hang:web-0", "http-hang:web-1", "http-hang:web-2"])
+    token = f"/ssdns-test-{uuid.uuid4().hex}"  # the worker's argv carries the path: this run's and no other's
+    env = {**os.environ, "SSDNS_HTTP_WORKER": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "ssdns", *sb.args("--timeout", "20", "--path", token)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not _workers(token) and time.monotonic() < deadline:  # bounded: until the worker runs
+            time.sleep(0.05)
+        assert _workers(token), "the worker never started"
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        _out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err.decode()
+    deadline = time.monotonic() + 3
+    while _workers(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _workers(token), "the worker outlived the run"
+
+
+def _workers(token: str) -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"ssdns.httpworker" in cmd and token.encode() in cmd:
+                found.append(int(d.name))
+    return found
+
+
+@pytest.mark.parametrize("quota, affinity, pods, want", [
+    ("max 100000", 2, 1000, True),
+    ("max 100000", 1, 1000, False),  # one core: a second process only competes with this one
+    ("100000 100000", 4, 1000, False),  # limits.cpu: 1
+    ("250000 100000", 4, 1000, True),
+    ("max 100000", 2, 50, False),  # too few pods to pay for a second interpreter
+])
+def test_the_worker_is_used_with_two_cores_and_enough_pods(tmp_path, monkeypatch, quota, affinity, pods, want):
+    monkeypatch.delenv("SSDNS_HTTP_WORKER", raising=False)
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text(quota + "\n")
+    monkeypatch.setattr(httpworker, "CPU_MAX", str(cpu_max))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(affinity)))
+    assert httpworker.wanted(pods) is want
+    monkeypatch.setenv("SSDNS_HTTP_WORKER", "0")
+    assert httpworker.wanted(10_000) is False
+    monkeypatch.setenv("SSDNS_HTTP_WORKER", "1")
+    assert httpworker.wanted(1) is True
