@@ -50,8 +50,11 @@ def resolver_choice(resolvers: str, transport: str, dns_service: str | None = No
     """--resolvers, --transport, --dns-service, --nodelocal as a ResolverChoice; one line for what is wrong."""
     from dataclasses import replace
 
-    from ssdns.resolvers import parse_dns_service, parse_resolvers
     from ssdns.target import ResolverChoice, parse_nameserver
+
+    if resolvers.strip() == "path" and not dns_service and not nodelocal:
+        return ResolverChoice("path", (), transport)  # the default: resolvers.py is not imported
+    from ssdns.resolvers import parse_dns_service, parse_resolvers
 
     mode, listed = parse_resolvers(resolvers)
     if mode != "all" and (dns_service or nodelocal):

@@ -18,6 +18,7 @@ import struct
 import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import dns.exception
@@ -231,8 +232,11 @@ class DnsClient:
 
     def __init__(self, nameservers: tuple[Nameserver, ...], deadline: float, concurrency: int = 128,
                  transport: str = "udp", patience: float = ATTEMPT_TIMEOUT * TRIES_PER_SERVER,
-                 memo: dict[bytes, Lookup] | None = None, pipeline: bool = False):
+                 memo: dict[bytes, Lookup] | None = None, pipeline: bool = False,
+                 offload: Callable[[bytes, str, str, str, bool], Awaitable[Lookup]] | None = None):
         self.nameservers = nameservers
+        # offload: classify_wire's twin that parses large answers elsewhere (worker.Worker.classify)
+        self.offload = offload
         self.deadline = deadline  # time.monotonic() value
         # udp: UDP, and TCP when the answer is truncated (as a glibc client); tcp: every query over TCP
         self.transport = transport
@@ -322,7 +326,10 @@ class DnsClient:
                 tcp = True
                 timeout = max(0.01, min(ATTEMPT_TIMEOUT, self.deadline - time.monotonic()))
             wire = await self._tcp(question, server, timeout)
-            reply = self._classify(wire, name, rdtype, where, True)
+            if self.offload is not None and self.memo is None:  # the large answers come over TCP
+                reply = await self.offload(wire, name, rdtype, where, True)
+            else:
+                reply = self._classify(wire, name, rdtype, where, True)
             if wire[2] & 0x02:
                 return replace(reply, outcome=Outcome.ERROR, values=(),
                                detail=f"{where}: the answer is larger than DNS can carry (truncated even over "

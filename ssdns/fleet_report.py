@@ -4,9 +4,9 @@ namespace and StatefulSet. Rendering only: every verdict is the single check's."
 
 from __future__ import annotations
 
-import json
 import os
 
+from ssdns import jsonout
 from ssdns.fleet import Entry, FleetResult
 from ssdns.model import Status
 from ssdns.report import Style, render_text
@@ -17,7 +17,8 @@ WORST_WIDTH = 110
 
 
 def render_fleet_json(fr: FleetResult) -> str:
-    return json.dumps(fr.to_dict(), indent=2)
+    # Each StatefulSet's report laid out as a single check's (jsonout: a pod, a finding per line).
+    return jsonout.dumps(fr.to_dict(), expand=4)
 
 
 def headline(fr: FleetResult) -> str:

@@ -1,5 +1,5 @@
 """What an HTTP probe is asked and what it saw: plain data, importable without aiohttp (the check's
-process does not import it when its requests go to ssdns.httpworker's child)."""
+process does not import it when its requests go to ssdns.worker's child)."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ssdns import names
+from ssdns import worker as _worker
 from ssdns.dnsquery import DnsClient, Lookup
 from ssdns.expected import expected_pods
 from ssdns.names import SrvRecord, dashed_name, reverse_name
@@ -91,105 +92,126 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
     """api_port: the pods' port from the API (EndpointSlice), when it was read. memo: parsed answers to share
     with the resolver legs (resolvers.py)."""
     start = time.monotonic()
-    transport = "tcp" if target.resolvers.transport == "tcp" else "udp"  # --transport both: UDP here, TCP after
-    dns = DnsClient(target.nameservers, deadline, transport=transport, memo=memo)
-    stack = contextlib.AsyncExitStack()
-    stack.callback(dns.close)  # its sockets, however the run ends
-    svc = target.service_fqdn
     if expected is None:
         expected = expected_pods(target)
-    n = len(expected)
-    warn_if_short(n, target, deadline - time.monotonic())
-    # With many pods the Service's A set and the SRV set cannot fit in one UDP answer (~20 SRV records
-    # fit in 1232 bytes): the client asks them over TCP at once instead of getting a truncated UDP reply first.
-    svc_a, svc_aaaa = dns.lookup(svc, "A", records=n), dns.lookup(svc, "AAAA")
-    srv = dns.lookup(target.srv_name, "SRV", records=n) if target.srv_name else None
-    version = dns.lookup(f"dns-version.{target.zone}.", "TXT")
+    warn_if_short(len(expected), target, deadline - time.monotonic())
+    # Closes the worker, the DNS sockets and the HTTP session however the run ends, after cancelling what
+    # is still in flight when the run is cut off at the deadline.
+    async with contextlib.AsyncExitStack() as stack:
+        run = _Run(target, deadline, len(expected), memo)
+        await run.open(stack, api_port)
+        stack.callback(run.cancel)
+        await run.walk(expected)
+        return run.observations(start)
 
-    prober = None
-    if target.http:
-        from ssdns import httpworker
+
+class _Run:
+    """One observation: the clients, the lookups asked at once, the pod flows in flight."""
+
+    def __init__(self, target: Target, deadline: float, pods: int, memo: dict | None) -> None:
+        self.target, self.deadline, self.n, self.memo = target, deadline, pods, memo
+        self.pods: dict[str, asyncio.Task[PodObservation]] = {}
+        # Pods in flight at once: 20,000 pods are not 20,000 tasks, so a run cut off at the deadline
+        # has little to cancel and ends at once.
+        self.in_flight = asyncio.Semaphore(POD_FLOWS)
+        self.prober: Any = None
+        self.http_port: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+
+    async def open(self, stack: contextlib.AsyncExitStack, api_port: int | None) -> None:
+        """The clients, and the questions that do not depend on any answer."""
+        t, n = self.target, self.n
+        worker = None
+        if _worker.wanted(n):  # a second core: HTTP requests and large answers (worker.py)
+            worker = await stack.enter_async_context(_worker.Worker(t.path, self.deadline))
+        transport = "tcp" if t.resolvers.transport == "tcp" else "udp"  # --transport both: UDP here, TCP after
+        self.dns = dns = DnsClient(t.nameservers, self.deadline, transport=transport, memo=self.memo,
+                                   offload=worker.classify if worker is not None else None)
+        stack.callback(dns.close)  # its sockets
+        # With many pods the Service's A set and the SRV set cannot fit in one UDP answer (~20 SRV records
+        # fit in 1232 bytes): the client asks them over TCP at once instead of getting a truncated UDP reply first.
+        self.svc_a, self.svc_aaaa = dns.lookup(t.service_fqdn, "A", records=n), dns.lookup(t.service_fqdn, "AAAA")
+        self.srv = dns.lookup(t.srv_name, "SRV", records=n) if t.srv_name else None
+        self.version = dns.lookup(f"dns-version.{t.zone}.", "TXT")
+        if t.http:
+            self.prober = worker if worker is not None else await stack.enter_async_context(await self._prober())
+        if t.port is not None or api_port is not None:  # known now: HTTP need not wait for SRV
+            self.http_port.set_result(t.port if t.port is not None else api_port)
+
+    async def _prober(self) -> Any:
+        # aiohttp costs ~80 ms to import: only when HTTP is checked, and in a thread, so that the DNS
+        # queries above go out and their answers are read meanwhile.
+        httpprobe = await asyncio.to_thread(importlib.import_module, "ssdns.httpprobe")
+        return httpprobe.HttpProber(self.target.path, self.deadline)
+
+    def cancel(self) -> None:
+        for task in (*self.pods.values(), *self.dns.pending()):
+            task.cancel()
+
+    async def walk(self, expected: list[str]) -> None:
+        """Every expected pod, then the pods that SRV and the PTRs of the Service's IPs name."""
+        for name in expected:
+            await self.spawn(name, "expected")
+        self.srv_lookup = await self.srv if self.srv is not None else None
+        if not self.http_port.done():
+            self.http_port.set_result(_srv_port(self.srv_lookup))
+        a, aaaa = await self.svc_a, await self.svc_aaaa
+        self.service_ips = [*(a.values if a.ok else ()), *(aaaa.values if aaaa.ok else ())]
+        # An endpoint without a hostname gets a dashed-IP name (CoreDNS): that is no pod name.
+        dashed = {dashed_name(ip) for ip in self.service_ips}
+        for rec in srv_records(self.srv_lookup):
+            if (found := pod_from_fqdn(self.target, rec[3])) is not None and found not in dashed:
+                await self.spawn(found, "srv")
+        ptrs = await asyncio.gather(*(self.dns.lookup(reverse_name(ip), "PTR") for ip in self.service_ips))
+        for value in (v for ptr in ptrs for v in ptr.values):
+            if (found := pod_from_fqdn(self.target, value)) is not None:
+                await self.spawn(found, "ptr")
+        self.pod_obs = dict(zip(self.pods, await asyncio.gather(*self.pods.values()), strict=True))
+        await self.version
+
+    async def spawn(self, name: str, source: str) -> None:
+        if name not in self.pods:
+            await self.in_flight.acquire()
+            if time.monotonic() >= self.deadline:  # pods never asked cannot be judged: the run could not finish
+                self.in_flight.release()
+                raise TimeoutError(f"the deadline passed with {name} and more not asked yet")
+            self.pods[name] = asyncio.ensure_future(self._bounded(name, source))
+
+    async def _bounded(self, name: str, source: str) -> PodObservation:
+        try:
+            return await self._pod(name, source)
+        finally:
+            self.in_flight.release()
+
+    async def _pod(self, name: str, source: str) -> PodObservation:
         from ssdns.httpobs import HttpRequest
 
-        if httpworker.wanted(n):  # a second core sends the requests (httpworker.py)
-            prober = await stack.enter_async_context(httpworker.WorkerProber(target.path, deadline))
-        else:
-            # aiohttp costs ~80 ms to import: only when HTTP is checked, and in a thread, so that the DNS
-            # queries above go out and their answers are read meanwhile.
-            httpprobe = await asyncio.to_thread(importlib.import_module, "ssdns.httpprobe")
-            prober = await stack.enter_async_context(httpprobe.HttpProber(target.path, deadline))
-    http_port: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-    if target.port is not None or api_port is not None:  # known now: HTTP need not wait for SRV
-        http_port.set_result(target.port if target.port is not None else api_port)
-
-    pods: dict[str, asyncio.Task[PodObservation]] = {}
-
-    async def pod_flow(name: str, source: str) -> PodObservation:
-        fqdn = target.pod_fqdn(name)
+        t, dns = self.target, self.dns
+        fqdn = t.pod_fqdn(name)
         obs = PodObservation(name, source, await dns.lookup(fqdn, "A"))
-        if target.ipv6 or (await svc_aaaa).ok:  # AAAA per pod only when the Service is (also) IPv6
+        if t.ipv6 or (await self.svc_aaaa).ok:  # AAAA per pod only when the Service is (also) IPv6
             obs.aaaa = await dns.lookup(fqdn, "AAAA")
         ips = obs.ips
         jobs: list[Awaitable[Any]] = [dns.lookup(reverse_name(ip), "PTR") for ip in ips]
-        port = await http_port if prober is not None and ips else None
-        if prober is not None and port is not None:
-            jobs.append(prober.probe(HttpRequest(name, ips[0], port, fqdn.rstrip("."))))
+        port = await self.http_port if self.prober is not None and ips else None
+        if port is not None:
+            jobs.append(self.prober.probe(HttpRequest(name, ips[0], port, fqdn.rstrip("."))))
         done = await asyncio.gather(*jobs)
-        if prober is not None and port is not None:
+        if port is not None:
             obs.http = done[-1]
         return obs
 
-    # Pods in flight at once: 20,000 pods are not 20,000 tasks, so a run cut off at the deadline
-    # has little to cancel and ends at once.
-    in_flight = asyncio.Semaphore(POD_FLOWS)
-
-    async def bounded_flow(name: str, source: str) -> PodObservation:
-        try:
-            return await pod_flow(name, source)
-        finally:
-            in_flight.release()
-
-    async def spawn(name: str, source: str) -> None:
-        if name not in pods:
-            await in_flight.acquire()
-            if time.monotonic() >= deadline:  # pods never asked cannot be judged: the run could not finish
-                in_flight.release()
-                raise TimeoutError(f"the deadline passed with {name} and more not asked yet")
-            pods[name] = asyncio.ensure_future(bounded_flow(name, source))
-
-    async with stack:  # closes the DNS sockets and the HTTP session however the run ends
-        # Cut off at the deadline: what is still in flight is cancelled, not left to run on.
-        stack.callback(lambda: [t.cancel() for t in (*pods.values(), *dns.pending())])
-        for name in expected:
-            await spawn(name, "expected")
-        srv_lookup = await srv if srv is not None else None
-        if not http_port.done():
-            http_port.set_result(_srv_port(srv_lookup))
-        service_ips = [*((await svc_a).values if (await svc_a).ok else ()),
-                       *((await svc_aaaa).values if (await svc_aaaa).ok else ())]
-        # An endpoint without a hostname gets a dashed-IP name (CoreDNS): that is no pod name.
-        dashed = {dashed_name(ip) for ip in service_ips}
-        for rec in srv_records(srv_lookup):
-            if (found := pod_from_fqdn(target, rec[3])) is not None and found not in dashed:
-                await spawn(found, "srv")
-        ptrs = await asyncio.gather(*(dns.lookup(reverse_name(ip), "PTR") for ip in service_ips))
-        for ptr in ptrs:
-            for value in ptr.values:
-                if (found := pod_from_fqdn(target, value)) is not None:
-                    await spawn(found, "ptr")
-        pod_obs = dict(zip(pods, await asyncio.gather(*pods.values()), strict=True))
-        await version
-
-    ptr_by_ip = {}
-    for ip in {*service_ips, *(ip for p in pod_obs.values() for ip in p.ips)}:
-        ptr_by_ip[ip] = dns.lookup(reverse_name(ip), "PTR").result()
-    return Observations(
-        service_a=svc_a.result(), service_aaaa=svc_aaaa.result(), srv=srv_lookup,
-        version=version.result(), pods=pod_obs, ptr=ptr_by_ip,
-        http_port=http_port.result() if target.http else None,
-        dns_queries=dns.queries_sent, http_requests=prober.requests_sent if prober else 0,
-        elapsed_ms=(time.monotonic() - start) * 1000, lookups=dns.lookups(),
-    )
+    def observations(self, start: float) -> Observations:
+        dns = self.dns
+        ptr_by_ip = {}
+        for ip in {*self.service_ips, *(ip for p in self.pod_obs.values() for ip in p.ips)}:
+            ptr_by_ip[ip] = dns.lookup(reverse_name(ip), "PTR").result()
+        return Observations(
+            service_a=self.svc_a.result(), service_aaaa=self.svc_aaaa.result(), srv=self.srv_lookup,
+            version=self.version.result(), pods=self.pod_obs, ptr=ptr_by_ip,
+            http_port=self.http_port.result() if self.target.http else None,
+            dns_queries=dns.queries_sent, http_requests=self.prober.requests_sent if self.prober else 0,
+            elapsed_ms=(time.monotonic() - start) * 1000, lookups=dns.lookups(),
+        )
 
 
 def _srv_port(srv: Lookup | None) -> int | None:

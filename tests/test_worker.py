@@ -1,5 +1,6 @@
-"""HTTP probes sent from a child process (ssdns/httpworker.py): the same observations as in-process,
-the same deadline, no orphan, and a dead worker never leaves a pod unprobed."""
+"""The worker (ssdns/worker.py): HTTP probes and large DNS answers handled by a child process give the
+same observations as in-process, under the same deadline, with no orphan; a dead or stuck worker never
+leaves a pod unprobed or an answer unread."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import failures, run_json
 
-from ssdns import httpworker
+from ssdns import worker
 from ssdns.httpobs import HttpRequest
-from ssdns.httpworker import WorkerProber
+from ssdns.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +33,7 @@ def test_the_worker_sees_what_the_check_sees_in_process(sandbox_factory, monkeyp
     sb = sandbox_factory(pods=5, faults=["wrong-name:web-1=web-2", "no-http:web-3"])
     seen = {}
     for mode in ("0", "1"):
-        monkeypatch.setenv("SSDNS_HTTP_WORKER", mode)
+        monkeypatch.setenv("SSDNS_WORKER", mode)
         code, report = run_json(sb.args())
         assert code == 1
         seen[mode] = _comparable(report)
@@ -42,8 +43,54 @@ def test_the_worker_sees_what_the_check_sees_in_process(sandbox_factory, monkeyp
     assert "cannot connect" in pods["web-3"][2]
 
 
+def test_large_answers_parsed_by_the_worker_are_the_same(sandbox_factory, monkeypatch):
+    # 150 pods: the Service's A set and the SRV set come over TCP, both past worker.BIG_ANSWER bytes.
+    sb = sandbox_factory(pods=150, faults=["extra-ip"])
+    seen = {}
+    for mode in ("0", "1"):
+        monkeypatch.setenv("SSDNS_WORKER", mode)
+        code, report = run_json(sb.args("--no-http", "--timeout", "20"))
+        assert code == 1
+        big = {(lk["name"], lk["type"]): lk for lk in report["lookups"] if lk["tcp"]}
+        seen[mode] = (sorted((f["check"], f["subject"], f["status"]) for f in report["findings"]),
+                      {k: (lk["outcome"], lk["values"], lk["ttl"]) for k, lk in big.items()})
+    assert seen["0"] == seen["1"]
+    findings, big = seen["1"]
+    assert len(big) == 2 and all(len(values) >= 150 for _, values, _ in big.values())
+    # The stale IP in the large A set, found in the child's parse as in this process's.
+    assert [f for f in findings if f[2] != "pass"] == [("dns.service-members", "nginx.default.svc.cluster.local",
+                                                        "fail")]
+
+
+def test_an_answer_the_worker_does_not_parse_in_time_is_parsed_here(monkeypatch):
+    import dns.message
+
+    reply = dns.message.make_response(dns.message.make_query("big.example.", "TXT"))
+    reply.answer.append(dns.rrset.from_text("big.example.", 30, "IN", "TXT", *[f'"{i:04d}{"x" * 90}"' for i in range(60)]))
+    wire = reply.to_wire()
+    assert len(wire) >= worker.BIG_ANSWER
+    monkeypatch.setattr(worker, "PARSE_WAIT", 0.3)
+
+    async def go():
+        real = asyncio.create_subprocess_exec
+
+        async def stuck(*_args, **kw):  # a child that reads and never answers
+            return await real(sys.executable, "-c", "import time; time.sleep(30)", **kw)
+
+        monkeypatch.setattr(asyncio, "create_subprocess_exec", stuck)
+        async with Worker("/", time.monotonic() + 10) as w:
+            monkeypatch.setattr(asyncio, "create_subprocess_exec", real)
+            t0 = time.monotonic()
+            got = await w.classify(wire, "big.example.", "TXT", "127.0.0.1:53", True)
+            return got, time.monotonic() - t0
+
+    got, took = asyncio.run(go())
+    assert got.ok and len(got.values) == 60 and got.tcp and got.server == "127.0.0.1:53"
+    assert 0.3 <= took < 0.3 + 2.0, took  # PARSE_WAIT, then parsed here (an upper bound with slack)
+
+
 def test_through_the_worker_a_hanging_pod_is_cut_at_the_deadline(sandbox_factory, monkeypatch):
-    monkeypatch.setenv("SSDNS_HTTP_WORKER", "1")
+    monkeypatch.setenv("SSDNS_WORKER", "1")
     sb = sandbox_factory(faults=["http-hang:web-1"])
     t0 = time.monotonic()
     code, report = run_json(sb.args("--timeout", "2"))
@@ -58,7 +105,7 @@ def test_a_worker_that_dies_leaves_no_pod_unprobed(sandbox):
     port = sandbox.world.port
 
     async def go():
-        async with WorkerProber("/", time.monotonic() + 10) as prober:
+        async with Worker("/", time.monotonic() + 10) as prober:
             first = await prober.probe(HttpRequest(pods[0].name, pods[0].ip, port, "x"))
             assert prober._proc is not None
             prober._proc.kill()  # as the OOM killer would
@@ -75,7 +122,7 @@ def test_garbage_from_the_worker_kills_it_and_the_probes_go_on(sandbox, monkeypa
     port = sandbox.world.port
 
     async def go():
-        prober = WorkerProber("/", time.monotonic() + 10)
+        prober = Worker("/", time.monotonic() + 10)
         # A child that answers nonsense: `python -c` printing a line that is no answer, then waiting.
         real = asyncio.create_subprocess_exec
 
@@ -98,7 +145,7 @@ def test_garbage_from_the_worker_kills_it_and_the_probes_go_on(sandbox, monkeypa
 def test_ctrl_c_ends_the_run_and_its_worker(sandbox_factory, tmp_path):
     sb = sandbox_factory(faults=["http-hang:web-0", "http-hang:web-1", "http-hang:web-2"])
     token = f"/ssdns-test-{uuid.uuid4().hex}"  # the worker's argv carries the path: this run's and no other's
-    env = {**os.environ, "SSDNS_HTTP_WORKER": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "SSDNS_WORKER": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "ssdns", *sb.args("--timeout", "20", "--path", token)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
     try:
@@ -127,7 +174,7 @@ def _workers(token: str) -> list[int]:
                 cmd = (d / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"ssdns.httpworker" in cmd and token.encode() in cmd:
+            if b"ssdns.worker" in cmd and token.encode() in cmd:
                 found.append(int(d.name))
     return found
 
@@ -140,13 +187,13 @@ def _workers(token: str) -> list[int]:
     ("max 100000", 2, 50, False),  # too few pods to pay for a second interpreter
 ])
 def test_the_worker_is_used_with_two_cores_and_enough_pods(tmp_path, monkeypatch, quota, affinity, pods, want):
-    monkeypatch.delenv("SSDNS_HTTP_WORKER", raising=False)
+    monkeypatch.delenv("SSDNS_WORKER", raising=False)
     cpu_max = tmp_path / "cpu.max"
     cpu_max.write_text(quota + "\n")
-    monkeypatch.setattr(httpworker, "CPU_MAX", str(cpu_max))
+    monkeypatch.setattr(worker, "CPU_MAX", str(cpu_max))
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(affinity)))
-    assert httpworker.wanted(pods) is want
-    monkeypatch.setenv("SSDNS_HTTP_WORKER", "0")
-    assert httpworker.wanted(10_000) is False
-    monkeypatch.setenv("SSDNS_HTTP_WORKER", "1")
-    assert httpworker.wanted(1) is True
+    assert worker.wanted(pods) is want
+    monkeypatch.setenv("SSDNS_WORKER", "0")
+    assert worker.wanted(10_000) is False
+    monkeypatch.setenv("SSDNS_WORKER", "1")
+    assert worker.wanted(1) is True

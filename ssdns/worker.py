@@ -1,0 +1,262 @@
+"""A second core for a large check: a child process that sends the HTTP requests and parses the large
+DNS answers.
+
+A check of 1,000 pods is CPU-bound in one Python process: parsing 2,000 DNS replies (dnspython; the
+SRV set of 1,000 records alone takes ~0.23 s, the Service's A set ~0.06 s) and sending 1,000 HTTP
+requests (aiohttp, ~0.2 s to import and ~0.25 ms of CPU per request) take turns on one core. With two
+or more cores at hand and at least WORKER_FROM pods, `python -m ssdns.worker` does those with the same
+code (HttpProber, dnsquery.classify_wire) while this process asks DNS and judges. Each job and its
+answer is one JSON line on a pipe (~15 us of this process's time per request instead of ~250 us).
+
+The child obeys the same deadline: it gets this process's time.monotonic() deadline, and CLOCK_MONOTONIC
+is one clock for every process of the host. It ignores SIGINT (Ctrl-C reaches the whole process group:
+this process ends the run and the child with it), ends at EOF on its stdin (the parent died), and is
+killed when the run is done. If it cannot start or dies, what it had not answered is done in this
+process, and an answer it has not parsed within PARSE_WAIT is parsed here: a worker is a way to go
+faster, never a reason for a pod to go unprobed or an answer unread.
+
+SSDNS_WORKER=0 never uses the child, =1 always does (tests), unset or `auto` decides as above.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:  # imported where used: a small check imports this module and none of that
+    from ssdns.httpobs import HttpObservation, HttpRequest
+
+WORKER_FROM = 100  # pods: below this a second interpreter (~30 ms to start) does not pay
+BIG_ANSWER = 4096  # bytes: a DNS answer at least this large is parsed by the child (a pod's A reply is ~70)
+LINE_LIMIT = 1 << 20  # a line: a body of BODY_CAP bytes or a 64 KiB answer, JSON-escaped, fits many times over
+CPU_MAX = "/sys/fs/cgroup/cpu.max"  # cgroup v2, as containers see their own
+PARSE_WAIT = 1.0  # seconds an answer waits for the child (busy importing, or stuck) before it is parsed here
+
+
+def cpus() -> float:
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (a container's
+    `resources.limits.cpu`)."""
+    n = float(len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else float(os.cpu_count() or 1)
+    try:
+        with open(CPU_MAX) as f:  # "max 100000" or "<quota> <period>"
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            n = min(n, int(quota) / int(period))
+    except (OSError, ValueError):
+        pass
+    return n
+
+
+def wanted(pods: int) -> bool:
+    """Whether a check of this many pods uses a child process."""
+    mode = os.environ.get("SSDNS_WORKER", "auto")
+    if mode in ("0", "1"):
+        return mode == "1"
+    return pods >= WORKER_FROM and cpus() >= 2
+
+
+class Worker:
+    """The child, seen from the check: probe() is HttpProber's, classify() is dnsquery.classify_wire's;
+    requests_sent counts the HTTP requests that went out, wherever they were sent from."""
+
+    def __init__(self, path: str, deadline: float, concurrency: int = 64):
+        self.path, self.deadline, self.concurrency = path, deadline, concurrency
+        self.requests_sent = 0
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._waiting: dict[int, tuple[tuple, asyncio.Future[Any]]] = {}  # id -> (job, its answer)
+        self._next = 0
+        self._prober: Any = None  # an in-process HttpProber, once the child is gone
+        self._gone = False
+        self._closing = False
+        self._redo: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "ssdns.worker", self.path, repr(self.deadline), str(self.concurrency),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+                limit=LINE_LIMIT)
+        except OSError:
+            self._gone = True  # everything is done in this process
+        else:
+            self._reader = asyncio.ensure_future(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            # Every job is answered (or the run was cut off): the child has nothing left to do or to save,
+            # and its interpreter's teardown would only add to the run's time.
+            proc.kill()
+            await proc.wait()  # reaped at once after SIGKILL
+        if self._reader is not None:
+            self._reader.cancel()
+        for task in list(self._redo):
+            task.cancel()
+        if self._prober is not None:
+            await self._prober.__aexit__(None, None, None)
+
+    async def probe(self, req: HttpRequest) -> HttpObservation:
+        return await self._job(("h", req.pod, req.ip, req.port, req.host))
+
+    async def classify(self, wire: bytes, name: str, rdtype: str, server: str, tcp: bool) -> Any:
+        """dnsquery.classify_wire(...), in the child when the answer is large."""
+        if len(wire) < BIG_ANSWER or self._gone:
+            return _classify(wire, name, rdtype, server, tcp)
+        job = asyncio.ensure_future(self._job(("d", base64.b64encode(wire).decode(), name, rdtype, server, tcp)))
+        try:
+            return await asyncio.wait_for(asyncio.shield(job), PARSE_WAIT)
+        except TimeoutError:
+            return _classify(wire, name, rdtype, server, tcp)  # the child's answer, if it comes, is dropped
+
+    async def _job(self, job: tuple) -> Any:
+        proc = self._proc
+        if self._gone or proc is None or proc.stdin is None:
+            return await self._here(job)
+        ident, self._next = self._next, self._next + 1
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[ident] = (job, fut)
+        try:
+            proc.stdin.write(json.dumps([ident, *job]).encode() + b"\n")
+        except (ConnectionError, RuntimeError):
+            self._waiting.pop(ident, None)
+            return await self._here(job)
+        return await fut
+
+    async def _read(self) -> None:
+        """Answers from the child, as they come; at its end, what it left unanswered is done here."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        try:
+            while line := await proc.stdout.readline():
+                ident, *answer = json.loads(line)
+                job, fut = self._waiting.pop(ident)
+                if not fut.done():
+                    fut.set_result(self._answer(job, answer))
+        except (ValueError, KeyError, TypeError):
+            if proc.returncode is None:  # not what this module writes: the child is treated as gone
+                proc.kill()
+        finally:
+            self._gone = True
+            waiting, self._waiting = self._waiting, {}
+            for job, fut in waiting.values():
+                if self._closing:
+                    fut.cancel()  # the run is over: nobody waits for these
+                else:
+                    task = asyncio.ensure_future(self._again(job, fut))
+                    self._redo.add(task)
+                    task.add_done_callback(self._redo.discard)
+
+    def _answer(self, job: tuple, answer: list) -> Any:
+        if job[0] == "h":
+            from ssdns.httpobs import HttpObservation
+
+            sent, fields = answer
+            self.requests_sent += sent
+            return HttpObservation(**fields)
+        from ssdns.dnsquery import Lookup, Outcome
+
+        outcome, values, ttl, detail, rcode = answer
+        _, _, name, rdtype, server, tcp = job
+        return Lookup(name, rdtype, Outcome(outcome), tuple(values), ttl, server, tcp, detail=detail, rcode=rcode)
+
+    async def _again(self, job: tuple, fut: asyncio.Future[Any]) -> None:
+        try:
+            done = await self._here(job)
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to whoever waits for this job
+            if not fut.done():
+                fut.set_exception(exc)
+            return
+        if not fut.done():
+            fut.set_result(done)
+
+    async def _here(self, job: tuple) -> Any:
+        """A job done in this process (no child, or it is gone)."""
+        if job[0] == "d":
+            _, wire, name, rdtype, server, tcp = job
+            return _classify(base64.b64decode(wire), name, rdtype, server, tcp)
+        from ssdns.httpobs import HttpRequest
+
+        if self._prober is None:
+            from ssdns.httpprobe import HttpProber
+
+            self._prober = await HttpProber(self.path, self.deadline, self.concurrency).__aenter__()
+        obs = await self._prober.probe(HttpRequest(*job[1:]))
+        self.requests_sent += obs.sent
+        return obs
+
+
+def _classify(wire: bytes, name: str, rdtype: str, server: str, tcp: bool) -> Any:
+    from ssdns.dnsquery import classify_wire
+
+    return classify_wire(wire, name, rdtype, server, tcp)
+
+
+async def _serve(path: str, deadline: float, concurrency: int) -> None:
+    """The child: one line in, one job, one line out, until EOF and every job answered. aiohttp is
+    imported at the first HTTP job (a --no-http check sends none)."""
+    from ssdns.httpobs import HttpRequest
+
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    # The parent reads every line as it comes: what waits in the transport's buffer stays small.
+    writer, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout)
+    tasks: set[asyncio.Task[None]] = set()
+    prober: Any = None
+
+    def send(ident: int, *answer: Any) -> None:
+        writer.write(json.dumps([ident, *answer]).encode() + b"\n")
+
+    async def http(ident: int, req: HttpRequest) -> None:
+        obs = await prober.probe(req)
+        send(ident, int(obs.sent), {"pod": obs.pod, "url": obs.url, "status": obs.status, "body": obs.body,
+                                    "error": obs.error, "elapsed_ms": obs.elapsed_ms, "truncated": obs.truncated,
+                                    "location": obs.location})
+
+    try:
+        while line := await reader.readline():
+            ident, kind, *args = json.loads(line)
+            if kind == "d":
+                wire, name, rdtype, server, tcp = args
+                lk = _classify(base64.b64decode(wire), name, rdtype, server, tcp)
+                send(ident, lk.outcome.value, list(lk.values), lk.ttl, lk.detail, lk.rcode)
+                continue
+            if prober is None:
+                from ssdns.httpprobe import HttpProber
+
+                prober = await HttpProber(path, deadline, concurrency).__aenter__()
+            task = asyncio.ensure_future(http(ident, HttpRequest(*args)))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)
+    finally:
+        if prober is not None:
+            await prober.__aexit__(None, None, None)
+        writer.close()
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends the run on Ctrl-C, and this process
+    path, deadline, concurrency = argv[0], float(argv[1]), int(argv[2])
+    from ssdns.aio import loop_factory
+
+    with asyncio.Runner(loop_factory=loop_factory(None)) as runner:
+        runner.run(asyncio.wait_for(_serve(path, deadline, concurrency), max(0.0, deadline - time.monotonic()) + 1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
