@@ -183,8 +183,6 @@ class _Run:
             self.in_flight.release()
 
     async def _pod(self, name: str, source: str) -> PodObservation:
-        from ssdns.httpobs import HttpRequest
-
         t, dns = self.target, self.dns
         fqdn = t.pod_fqdn(name)
         obs = PodObservation(name, source, await dns.lookup(fqdn, "A"))
@@ -194,6 +192,8 @@ class _Run:
         jobs: list[Awaitable[Any]] = [dns.lookup(reverse_name(ip), "PTR") for ip in ips]
         port = await self.http_port if self.prober is not None and ips else None
         if port is not None:
+            from ssdns.httpobs import HttpRequest  # (imported once; --no-http never needs it)
+
             jobs.append(self.prober.probe(HttpRequest(name, ips[0], port, fqdn.rstrip("."))))
         done = await asyncio.gather(*jobs)
         if port is not None:
