@@ -4,7 +4,7 @@ DNS answers.
 A check of 1,000 pods is CPU-bound in one Python process: parsing 2,000 DNS replies (dnspython; the
 SRV set of 1,000 records alone takes ~0.23 s, the Service's A set ~0.06 s) and sending 1,000 HTTP
 requests (aiohttp, ~0.2 s to import and ~0.25 ms of CPU per request) take turns on one core. With two
-or more cores at hand and at least WORKER_FROM pods, `python -m ssdns.worker` does those with the same
+or more cores at hand and at least WORKER_FROM pods, a child (ssdns.worker.main) does those with the same
 code (HttpProber, dnsquery.classify_wire) while this process asks DNS and judges. Each job and its
 answer is one JSON line on a pipe (~15 us of this process's time per request instead of ~250 us).
 
@@ -36,6 +36,11 @@ WORKER_FROM = 100  # pods: below this a second interpreter (~30 ms to start) doe
 BIG_ANSWER = 4096  # bytes: a DNS answer at least this large is parsed by the child (a pod's A reply is ~70)
 LINE_LIMIT = 1 << 20  # a line: a body of BODY_CAP bytes or a 64 KiB answer, JSON-escaped, fits many times over
 CPU_MAX = "/sys/fs/cgroup/cpu.max"  # cgroup v2, as containers see their own
+# The child imports this very ssdns: `python -m` would put the working directory first on sys.path, and
+# an `ssdns/` there (a checkout, or worse) would run in its place. The environment is kept (PYTHONPATH,
+# site-packages: where aiohttp and dnspython are).
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CHILD = "import sys; sys.path[0] = sys.argv.pop(1); from ssdns.worker import main; sys.exit(main(sys.argv[1:]))"
 PARSE_WAIT = 1.0  # seconds an answer waits for the child (busy importing, or stuck) before it is parsed here
 
 
@@ -80,7 +85,7 @@ class Worker:
     async def __aenter__(self) -> Self:
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ssdns.worker", self.path, repr(self.deadline), str(self.concurrency),
+                sys.executable, "-c", _CHILD, _ROOT, self.path, repr(self.deadline), str(self.concurrency),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
                 limit=LINE_LIMIT)
         except OSError:

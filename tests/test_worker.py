@@ -174,9 +174,24 @@ def _workers(token: str) -> list[int]:
                 cmd = (d / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"ssdns.worker" in cmd and token.encode() in cmd:
+            if any(b"ssdns.worker" in part for part in cmd) and token.encode() in cmd:
                 found.append(int(d.name))
     return found
+
+
+def test_the_worker_runs_this_ssdns_not_one_in_the_working_directory(sandbox_factory, tmp_path, monkeypatch):
+    # An `ssdns/` where the check is started (a checkout, or a planted one) must not run as the worker.
+    planted = tmp_path / "ssdns"
+    planted.mkdir()
+    (planted / "__init__.py").write_text("")
+    (planted / "worker.py").write_text("import pathlib; pathlib.Path(__file__).with_name('RAN').write_text('x')\n"
+                                       "def main(argv): return 0\n")
+    sb = sandbox_factory(pods=3)
+    monkeypatch.setenv("SSDNS_WORKER", "1")
+    monkeypatch.chdir(tmp_path)
+    code, report = run_json(sb.args())
+    assert code == 0 and report["stats"]["http_requests"] == 3
+    assert not (planted / "RAN").exists()
 
 
 @pytest.mark.parametrize("quota, affinity, pods, want", [
