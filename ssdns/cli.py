@@ -204,6 +204,7 @@ def add_watch_parser(sub, fmt) -> None:
     w.set_defaults(command=("watch", "cmd_watch"))
     add_target_args(w)
     add_state_args(w)
+    add_resolver_args(w)
     g = w.add_argument_group("watch")
     g.add_argument("--interval", type=_positive_float, default=60.0, metavar="SECONDS",
                    help="run the full check this often (default 60)")

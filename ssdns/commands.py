@@ -499,7 +499,7 @@ def metric_labels(specs: tuple[str, ...]) -> dict[str, str]:
         key, sep, value = spec.partition("=")
         if not sep:
             raise UsageError(f"--metric-label {spec!r}: give KEY=VALUE, e.g. node=worker-1")
-        if key in ("stage", "outcome", "le"):
+        if key in ("stage", "outcome", "le", "transport") or key.startswith("resolver"):
             raise UsageError(f"metric label {key!r} is set by ssdns watch itself: choose another name")
         labels[key] = value
     return _check_extra(labels)

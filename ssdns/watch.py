@@ -1,5 +1,6 @@
 """ssdns watch: a long-running probe. It watches the StatefulSet's pods (podwatch.py), measures how each
-replaced pod's identity comes back (watchprobe.py), runs the full check every --interval, keeps
+replaced pod's identity comes back through every resolver of --resolvers (watchprobe.py, one probe per
+resolver and transport; the resolvers in watchresolvers.py), runs the full check every --interval, keeps
 --state as `check` does (convergence events go into its history), and serves /metrics, /healthz,
 /readyz, /report and a small page (watchweb.py).
 
@@ -25,11 +26,13 @@ from ssdns.model import Result
 from ssdns.podwatch import Change, PodWatcher
 from ssdns.target import ApiOptions, Target
 from ssdns.watchprobe import ConvergenceEvent, ConvergenceProbe, ProbeOptions, Resolver, wall
+from ssdns.watchresolvers import ResolverSet, Update
 
 RECENT = 50  # convergence events kept for the page
 STOP_FLUSH = 1.5  # seconds for the last state write after a stop
 EVENTS_KEPT = 200  # convergence events kept in the state
-MAX_PROBES = 256  # probes at once; more replacements wait their turn (bounded concurrency)
+MAX_PROBES = 256  # probes at once (one per pod, resolver and transport); more wait their turn
+SPREAD_STAGES = ("dns", "old_ip_gone")  # per replacement: the slowest resolver and the spread, for these
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,13 @@ class Watch:
         self.last_check_at: float | None = None  # Unix time
         self.checks = 0
         self.recent: deque[ConvergenceEvent] = deque(maxlen=RECENT)
+        self.spreads: deque[Spread] = deque(maxlen=RECENT)  # per replacement through several resolvers
         self.pending: list[dict] = []  # events not yet in the state
         self.watcher: PodWatcher | None = None
-        self.probes: dict[str, asyncio.Task] = {}
-        self._probe_events: dict[str, ConvergenceEvent] = {}
+        self.probes: dict[ProbeKey, asyncio.Task] = {}
+        self._probe_events: dict[ProbeKey, ConvergenceEvent] = {}
+        self._replacements: dict[str, _Replacement] = {}  # per pod: its probes' events, until all ended
+        self.resolvers = ResolverSet(settings.target, _resolv_nameservers(settings.target))
         self._probe_stop = asyncio.Event()
         self._slots = asyncio.Semaphore(MAX_PROBES)
         self.http_port: int | None = settings.target.port
@@ -96,6 +102,8 @@ class Watch:
                 self.watcher = PodWatcher(api, t.namespace, t.statefulset, self._changed, self.log, self.s.probe.give_up)
                 if not await _unless_stopped(self.watcher.start(time.monotonic() + self.s.timeout), stop):
                     return  # stopped while starting
+                if self.resolvers.discovering and not await _unless_stopped(self._discover(), stop):
+                    return
                 self.log(f"watch: {t.namespace}/{t.statefulset}: {len(self.watcher.pods)} pods, watching from "
                          f"resourceVersion {self.watcher.version}; serving /metrics, /healthz, /readyz, /report "
                          f"and / on {self.s.listen[0] or '*'}:{port}")
@@ -112,42 +120,70 @@ class Watch:
         for task in [*tasks, *self.probes.values()]:
             task.cancel()
         await asyncio.gather(*tasks, *self.probes.values(), return_exceptions=True)
-        for name, ev in list(self._probe_events.items()):  # cancelled mid-round: record as stopped
-            if ev.outcome == "probing":
-                ev.outcome, ev.still_wrong = "stopped", ["the watch stopped"]
-                self._record(ev)
-            self._probe_events.pop(name, None)
+        for key in list(self._probe_events):  # cancelled mid-round: record as stopped
+            self._end(key, "stopped", "the watch stopped")
         if self.pending:
             await self._flush(STOP_FLUSH)
+
+    async def _discover(self) -> None:
+        """--resolvers all: the cluster DNS Service's replicas, before the first replacement is probed."""
+        self._learned(await self.resolvers.discover(self.s.api, time.monotonic() + self.s.timeout))
+
+    def _learned(self, update: Update) -> None:
+        """A discovery's outcome: logged; probes through a resolver that left end (reported, not fatal)."""
+        for w in update.warnings:
+            self.log(f"watch: resolvers: {w}")
+        if update.came:
+            self.log("watch: probing through " + ", ".join(f"{r.describe()} [{self.resolvers.slot(r)}]"
+                                                            for r in update.came))
+        for r in update.gone:
+            self.log(f"watch: {r.describe()} is no longer an endpoint of {'/'.join(self.resolvers.choice.dns_service)}")
+            for key in [k for k in self._probe_events if k[1] == r.label]:
+                task = self.probes.pop(key, None)
+                if task is not None:
+                    task.cancel()
+                self._end(key, "resolver-gone", f"{r.describe()} left the DNS Service's endpoints")
+
+    def _end(self, key: ProbeKey, outcome: str, why: str) -> None:
+        """A probe ended from outside (stopped, superseded, its resolver gone): recorded once."""
+        ev = self._probe_events.pop(key, None)
+        if ev is not None and ev.outcome == "probing":
+            ev.outcome, ev.still_wrong = outcome, [why]
+            self._record(ev)
 
     # --- convergence probes -----------------------------------------------------------------
 
     def _resolvers(self) -> list[Resolver]:
-        """Where probes ask: the target's nameservers, as one resolver (a list, for the resolvers fan-out)."""
-        return [Resolver("default", self.s.target.nameservers)]
+        """Where probes ask: every resolver known now, per transport (the path alone by default)."""
+        return self.resolvers.probes()
 
     def _changed(self, change: Change) -> None:
         from ssdns.names import ordinal
 
         t = self.s.target
-        old = self.probes.pop(change.pod, None)
-        if old is not None and not old.done():
-            old.cancel()
-            ev = self._probe_events.pop(change.pod, None)
-            if ev is not None and ev.outcome == "probing":
-                ev.outcome, ev.still_wrong = "superseded", ["replaced again before it converged"]
-                self._record(ev)
+        for key in [k for k in self.probes if k[0] == change.pod]:
+            old = self.probes.pop(key)
+            if not old.done():
+                old.cancel()
+                self._end(key, "superseded", "replaced again before it converged")
         self.log(f"watch: {change.pod} {change.cause} (uid {change.old_uid[:8]}, was {', '.join(change.old_ips) or 'no IP'})")
         target = self.probe_target
         if not target.service and self.watcher is not None:
             target = target.with_(service=self.watcher.service)
-        for resolver in self._resolvers():
+        seen_at = wall(change.t0)
+        group = self._replacements[change.pod] = _Replacement(change.pod, change.cause, seen_at)
+        for i, resolver in enumerate(self._resolvers()):
             ev = ConvergenceEvent(change.pod, ordinal(change.pod, t.statefulset), change.cause, resolver.label,
-                                  change.old_uid, list(change.old_ips), wall(change.t0))
-            probe = ConvergenceProbe(target, ev, change.t0, self.s.probe, resolver, self._viewer(change.pod),
-                                     self._owners, self._port)
-            self._probe_events[change.pod] = ev
-            self.probes[change.pod] = asyncio.ensure_future(self._probe(probe))
+                                  change.old_uid, list(change.old_ips), seen_at, transport=resolver.transport,
+                                  via=resolver.via)
+            # HTTP identity does not go through a resolver: the first probe (the path's) asks it, once
+            probe = ConvergenceProbe(target if i == 0 else target.with_(http=False), ev, change.t0, self.s.probe,
+                                     resolver, self._viewer(change.pod), self._owners, self._port)
+            key = (change.pod, resolver.label, resolver.transport)
+            group.events.append(ev)
+            group.slots[id(ev)] = resolver.slot
+            self._probe_events[key] = ev
+            self.probes[key] = asyncio.ensure_future(self._probe(key, probe))
 
     def _viewer(self, name: str) -> Callable[[], PodFacts | None]:
         return lambda: self.watcher.pods.get(name) if self.watcher is not None else None
@@ -158,25 +194,42 @@ class Watch:
     def _owners(self) -> dict[str, str]:
         return self.watcher.owners() if self.watcher is not None else {}
 
-    async def _probe(self, probe: ConvergenceProbe) -> None:
+    async def _probe(self, key: ProbeKey, probe: ConvergenceProbe) -> None:
         async with self._slots:
             try:
                 ev = await probe.run(self._probe_stop)
             except Exception as exc:  # noqa: BLE001 - a bug in one probe must not end the watch
                 ev = probe.event
                 ev.outcome, ev.still_wrong = "error", [f"internal error: {type(exc).__name__}: {exc}"]
-        if self._probe_events.get(ev.pod) is ev:
-            del self._probe_events[ev.pod]
-            self.probes.pop(ev.pod, None)
+        if self._probe_events.get(key) is ev:
+            del self._probe_events[key]
+            self.probes.pop(key, None)
         self._record(ev)
 
     def _record(self, ev: ConvergenceEvent) -> None:
         self.recent.append(ev)
         self.pending.append(ev.to_dict())
         del self.pending[:-EVENTS_KEPT]
+        group = self._replacements.get(ev.pod)
+        slot = group.slots.get(id(ev), "path") if group is not None else "path"
         if self.metrics is not None:
-            self.metrics.observe(ev)
+            self.metrics.observe(ev, slot)
         self.log(f"watch: {ev.summary()}")
+        if group is not None and any(e is ev for e in group.events):
+            group.ended += 1
+            if group.ended == len(group.events):
+                del self._replacements[ev.pod]
+                self._spread(group)
+
+    def _spread(self, group: _Replacement) -> None:
+        """All of a replacement's probes ended: through several resolvers, which was slowest, by how much."""
+        if len(group.events) < 2:
+            return
+        spread = Spread.of(group)
+        self.spreads.append(spread)
+        if self.metrics is not None:
+            self.metrics.observe_spread(spread)
+        self.log(f"watch: {spread.summary()}")
 
     # --- full checks ------------------------------------------------------------------------
 
@@ -215,6 +268,8 @@ class Watch:
         t = self.s.target
         if result.target.http_port:
             self.http_port = self.http_port or result.target.http_port
+        if result.resolvers is not None:  # the full check discovered the replicas again
+            self._learned(self.resolvers.learn(result.resolvers))
         # What the API told the check (the Service, its named port for SRV) is what probes ask too.
         self.probe_target = t.with_(service=t.service or result.target.service,
                                     port_name=t.port_name or result.target.port_name)
@@ -266,6 +321,71 @@ class Watch:
         except (SsdnsError, TimeoutError) as exc:
             self.pending = events + self.pending
             self.log(f"watch: convergence events not saved: {exc or 'no time left'}")
+
+
+ProbeKey = tuple[str, str, str]  # (pod, resolver label, transport)
+
+
+@dataclass
+class _Replacement:
+    """One replacement's probes (one per resolver and transport), until every one has ended."""
+
+    pod: str
+    cause: str
+    seen_at: str
+    events: list[ConvergenceEvent] = field(default_factory=list)
+    slots: dict[int, str] = field(default_factory=dict)  # id(event) -> its resolver's metric slot
+    ended: int = 0
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Per replacement and stage: the slowest resolver (None: every one got it at once, or one probe),
+    its time (None: it never got it right), the fastest time, and slowest - fastest (None: one never did)."""
+
+    pod: str
+    cause: str
+    seen_at: str
+    stages: dict[str, tuple[str, str, float | None, float, float | None]]  # via, slot, slowest, fastest, spread
+
+    @classmethod
+    def of(cls, group: _Replacement) -> Spread:
+        stages = {}
+        for stage in SPREAD_STAGES:
+            got = [(ev, ev.stages.get(stage)) for ev in group.events]
+            times = [t for _, t in got if t is not None]
+            if not times:
+                continue
+            never = next((ev for ev, t in got if t is None), None)
+            slow = never or max(got, key=lambda x: x[1] if x[1] is not None else -1.0)[0]
+            who = (slow.via or slow.resolver) + (" over TCP" if slow.transport == "tcp" else "")
+            slowest = None if never is not None else max(times)
+            stages[stage] = (who, group.slots.get(id(slow), "path"), slowest, min(times),
+                             None if slowest is None else slowest - min(times))
+        return cls(group.pod, group.cause, group.seen_at, stages)
+
+    def summary(self) -> str:
+        parts = []
+        for stage, (who, _, slowest, fastest, spread) in self.stages.items():
+            if slowest is None:
+                parts.append(f"{stage}: {who} never got it right (the fastest {fastest:.2f}s)")
+            else:
+                parts.append(f"{stage}: slowest {who} {slowest:.2f}s, fastest {fastest:.2f}s, spread {spread:.2f}s")
+        return f"{self.pod} {self.cause}, per resolver: " + ("; ".join(parts) or "none got dns or old_ip_gone right")
+
+    def to_dict(self) -> dict:
+        return {"pod": self.pod, "cause": self.cause, "seen_at": self.seen_at,
+                "stages": {s: {"slowest": who, "slowest_s": a, "fastest_s": b, "spread_s": c}
+                           for s, (who, _, a, b, c) in self.stages.items()}}
+
+
+def _resolv_nameservers(target: Target):
+    """The pod's resolv.conf nameservers (NodeLocal's default address among them), only for --resolvers all."""
+    if target.resolvers.mode != "all":
+        return ()
+    from ssdns.target import read_resolv_conf
+
+    return read_resolv_conf().nameservers
 
 
 async def _unless_stopped(work, stop: asyncio.Event) -> bool:

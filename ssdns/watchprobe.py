@@ -16,8 +16,8 @@ Also kept: the NXDOMAIN window (from the first NXDOMAIN for the pod's name to th
 the last one), and every wrong-identity answer (another pod's IP under this name, a PTR naming another
 pod, HTTP answering as another pod). Past --give-up the probe ends as a failure naming what is wrong.
 
-The probe asks through one resolver (a tuple of nameservers asked in order); to compare several
-resolvers, run one probe per resolver: each event says which it measured.
+The probe asks through one resolver (a tuple of nameservers asked in order, over one transport); to
+compare several resolvers, the watch runs one probe per resolver: each event says which it measured.
 """
 
 from __future__ import annotations
@@ -48,10 +48,15 @@ class ProbeOptions:
 
 @dataclass(frozen=True)
 class Resolver:
-    """Where a probe asks: the nameservers, in order, and how the event names them."""
+    """Where a probe asks: the nameservers, in order, over which transport, and how the event names them
+    (label: `path`, a replica's pod, `nodelocal`, HOST:PORT as listed; via: for a person, as `check` says
+    it; slot: the bounded metric label)."""
 
     label: str
     nameservers: tuple[Nameserver, ...]
+    transport: str = "udp"  # udp (TCP when truncated, as a glibc client) or tcp
+    slot: str = "path"
+    via: str = ""
 
 
 @dataclass
@@ -67,6 +72,8 @@ class ConvergenceEvent:
     seen_at: str  # t0, wall clock (UTC, ISO 8601)
     new_uid: str | None = None
     new_ips: list[str] = field(default_factory=list)
+    transport: str = "udp"
+    via: str = ""  # the resolver for a person: `coredns-5d78c9869d-abcde (10.244.1.3 on node-b)`
     stages: dict[str, float | None] = field(default_factory=dict)  # seconds from t0 to first right
     nxdomain_window: float | None = None
     wrong: int = 0
@@ -79,7 +86,7 @@ class ConvergenceEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return {"pod": self.pod, "ordinal": self.ordinal, "cause": self.cause, "resolver": self.resolver,
-                "seen_at": self.seen_at, "old_uid": self.old_uid, "new_uid": self.new_uid, "old_ips": self.old_ips,
+                "transport": self.transport, "via": self.via, "seen_at": self.seen_at, "old_uid": self.old_uid, "new_uid": self.new_uid, "old_ips": self.old_ips,
                 "new_ips": self.new_ips, "stages": {k: _round(v) for k, v in self.stages.items()},
                 "nxdomain_window": _round(self.nxdomain_window), "wrong": self.wrong,
                 "wrong_seen": self.wrong_seen, "ok": self.ok, "outcome": self.outcome,
@@ -91,11 +98,17 @@ class ConvergenceEvent:
         extra = f"; NXDOMAIN for {self.nxdomain_window:.2f}s" if self.nxdomain_window is not None else ""
         if self.wrong:
             extra += f"; {self.wrong} wrong-identity answers"
+        head = f"{self.pod} {self.cause}" + self.through()
         if self.outcome == "converged":
-            return f"{self.pod} {self.cause}: identity right after {times or '0s'}{extra}"
+            return f"{head}: identity right after {times or '0s'}{extra}"
         wrong = "; ".join(self.still_wrong) or "unknown"
-        return f"{self.pod} {self.cause}: {self.outcome} after {self.elapsed:.1f}s, still wrong: {wrong}" + \
+        return f"{head}: {self.outcome} after {self.elapsed:.1f}s, still wrong: {wrong}" + \
             (f" (right: {times})" if times else "") + extra
+
+    def through(self) -> str:
+        """` through coredns-x (10.244.1.3 on node-b) over TCP`; nothing for the path over UDP."""
+        where = "" if self.resolver in ("path", "default") else f" through {self.via or self.resolver}"
+        return where + (" over TCP" if self.transport == "tcp" else "")
 
 
 def _round(v: float | None) -> float | None:
@@ -223,7 +236,8 @@ class ConvergenceProbe:
 
         t, ev = self.target, self.event
         families = _families(ips or ev.old_ips)
-        client = DnsClient(self.resolver.nameservers, started + ROUND_TIMEOUT)
+        client = DnsClient(self.resolver.nameservers, started + ROUND_TIMEOUT, transport=self.resolver.transport,
+                           pipeline=self.resolver.transport == "tcp")
         try:
             mine = [client.lookup(self.fqdn, rd) for rd in families]
             service = [client.lookup(t.service_fqdn, rd) for rd in families]

@@ -238,7 +238,9 @@ def test_metrics_parse_and_carry_the_convergence_histogram(sandbox_factory, watc
     assert converged[0].value == 1
     assert {s.labels["check"] for s in families["ssdns_check_ok"].samples} >= {"dns.pod", "http.identity"}
     labels = {k for f in families.values() for s in f.samples for k in s.labels}
-    assert labels <= {"namespace", "statefulset", "node", "check", "ordinal", "stage", "outcome", "status", "le"}
+    assert labels <= {"namespace", "statefulset", "node", "check", "ordinal", "stage", "outcome", "status", "le",
+                      "resolver", "transport", "resolver_name", "resolver_node"}
+    assert {(s.labels["resolver"], s.labels["transport"]) for s in hist.samples} == {("path", "udp")}
     assert all(s.labels.get("node") == "node-a" for f in families.values() for s in f.samples)
 
 

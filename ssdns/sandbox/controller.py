@@ -14,7 +14,10 @@ What it does, with the World's timings:
   Parallel: every missing pod is created and every condemned pod terminated at once (still one
   write each, ascending for creations and descending for deletions, as the controller issues them);
 - PVCs are never deleted; a returning ordinal gets its old claim (see World.create_pod for the
-  faults that break that).
+  faults that break that);
+- the kubelet: `recreate_sandbox()` (and the fault ip-change, that many seconds after start) gives a
+  running pod a new sandbox: the same UID, a new IP at once (the echo pod moves), not Ready until
+  `ready_delay` later.
 
 DNS follows on its own (dnsserver.py lags the world by dns_delay). A pod made not Ready by a
 fault stays so: the controller only moves pods it created. Every wait is bounded: the task
@@ -52,6 +55,7 @@ class Controller:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
+        self._moved = False  # pods changed outside a round (recreate_sandbox): the echo pods re-bind
         self.steps = 0
 
     # --- life -----------------------------------------------------------------------------
@@ -60,6 +64,8 @@ class Controller:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="ssdns-sandbox-controller")
+        for name, after in self.world.ip_change_after.items():  # the fault ip-change
+            self._schedule(after, "recreate", self.world.pod(name))
         return self
 
     async def stop(self) -> None:
@@ -105,6 +111,14 @@ class Controller:
         self.world.set_replicas(replicas)
         self.kick()
 
+    def recreate_sandbox(self, name: str) -> SandboxPod:
+        """The kubelet recreates the pod's sandbox: same UID, a new IP now, Ready again after ready_delay."""
+        pod = self.world.recreate_sandbox(name)
+        self._schedule(self.world.ready_delay, "ready", pod)
+        self._moved = True
+        self.kick()
+        return pod
+
     # --- the loop -------------------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -114,7 +128,8 @@ class Controller:
             wake.clear()
             self.steps += 1
             try:
-                moved = self._fire_due(time.monotonic())
+                moved, self._moved = self._moved, False
+                moved = self._fire_due(time.monotonic()) or moved
                 moved = self._reconcile(time.monotonic()) or moved
                 if moved and self._on_pods_changed is not None:
                     await self._on_pods_changed()
@@ -163,6 +178,10 @@ class Controller:
                 moved = True
             elif pod.terminating:
                 continue  # a terminating pod does not start or turn Ready
+            elif action == "recreate":
+                self.world.recreate_sandbox(name)
+                self._schedule(self.world.ready_delay, "ready", pod)
+                moved = True
             elif action == "start":
                 self.world.start_pod(name)
                 moved = True

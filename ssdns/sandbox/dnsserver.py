@@ -76,8 +76,11 @@ class ResolverCache:
 class Answerer:
     """Builds replies from the world's records as of `world.dns_delay` seconds ago."""
 
-    def __init__(self, world: World, view: Callable[[World], Records] | None = None):
+    def __init__(self, world: World, view: Callable[[World], Records] | None = None,
+                 lag: Callable[[], float] | None = None):
         self.world = world
+        # how late it follows the world: dns_delay, or a replica's own (lagging-replica), read at each change
+        self.lag = lag or (lambda: world.dns_delay)
         # the records this server serves: the world's (looked up when called), or a replica's own (replicas.py)
         self.view = view or (lambda w: records(w))
         self._version = -1  # the world version the served view was rendered from
@@ -115,11 +118,12 @@ class Answerer:
             self._frozen = True
             self._pending.clear()
             return
-        if w.dns_delay > 0:
+        lag = self.lag()
+        if lag > 0:
             # What is served now (the world before this change: live mode never lets the world
             # change unseen) is kept until the change is due.
             self._live = False
-            self._pending.append((time.monotonic() + w.dns_delay, w.version, self.view(w)))
+            self._pending.append((time.monotonic() + lag, w.version, self.view(w)))
 
     def catch_up(self) -> None:
         """Serve the current world at once (not with dns-stuck)."""
@@ -132,7 +136,7 @@ class Answerer:
         w = self.world
         if self._frozen or not self._started:
             return
-        if self._live or w.dns_delay <= 0:  # follow the world itself, rendered when asked
+        if self._live or self.lag() <= 0:  # follow the world itself, rendered when asked
             self._pending.clear()
             if self._version != w.version or not self._fresh or not self._live:
                 self._serve(self.view(w), w.version)
@@ -268,8 +272,9 @@ class _Udp(asyncio.DatagramProtocol):
 
 class DnsServer:
     def __init__(self, world: World, host: str = "127.54.0.1", port: int = 0,
-                 view: Callable[[World], Records] | None = None, delay: float = 0.0):
-        self.answerer = Answerer(world, view)
+                 view: Callable[[World], Records] | None = None, delay: float = 0.0,
+                 lag: Callable[[], float] | None = None):
+        self.answerer = Answerer(world, view, lag)
         self.host, self.port = host, port
         self.delay = delay  # seconds every answer is held back (slow-replica)
         self._udp: asyncio.DatagramTransport | None = None

@@ -52,6 +52,8 @@ FAULTS = {
     "udp-only": "udp-only              no DNS server listens on TCP (a truncated answer cannot be completed)",
     "tcp-differs": "tcp-differs           over TCP, a name with several addresses lacks its last one",
     "slow-replica": "slow-replica:K        DNS replica K answers every query after 5 s (the conntrack-race stall)",
+    "lagging-replica": "lagging-replica:K[:S]  DNS replica K follows the API S seconds late (default 5; the others "
+                       "--dns-delay): after a restart it serves the old IP, then NXDOMAIN, longer",
     "dns-forbidden": "dns-forbidden         the API refuses to list kube-system's EndpointSlices (no resolvers Role)",
     # Wiring and rollout mistakes (the wiring.* and rollout.* checks):
     "selector-mismatch": "selector-mismatch     the Service selects app=<app>-other: no pod matches, no endpoints",
@@ -73,8 +75,10 @@ FAULTS = {
                 "outlives its pod",
     "watch-drop": "watch-drop[:S]        the API cuts every pod watch stream after S seconds (default 10)",
     "watch-expire": "watch-expire[:S]      the API ends every watch stream with 410 Gone after S seconds (default 10)",
+    "ip-change": "ip-change:POD[:S]     S seconds after start (default 5) the kubelet recreates POD's sandbox: the same "
+                 "UID, a new IP, not Ready for --ready-delay; DNS follows after --dns-delay",
 }
-REPLICA_FAULTS = ("stale-replica", "replica-down", "replica-nxdomain", "slow-replica")
+REPLICA_FAULTS = ("stale-replica", "replica-down", "replica-nxdomain", "slow-replica", "lagging-replica")
 
 TIMED = {"negative-cache": ("negative_ttl", 5.0), "stale-ip": ("stale_for", 5.0),
          "watch-drop": ("watch_drop_after", 10.0), "watch-expire": ("watch_expire_after", 10.0)}
@@ -180,6 +184,9 @@ def apply_fault(world: World, spec: str) -> None:
         elif other == pod.name:
             raise UsageError(f"fault {spec!r}: a pod answering with its own name is no fault; give another name")
         world.replacement_answer_as[pod.name] = other
+    elif kind == "ip-change":
+        name, _, after = arg.partition(":")
+        world.ip_change_after[_pod(world, name, spec).name] = _seconds(spec, after, 5.0)
     elif kind == "replacement-new-volume":
         world.replacement_new_volume.add(_pod(world, arg, spec).name)
     elif kind in _WIRING:
@@ -240,6 +247,11 @@ def _dns_fault(world: World, spec: str, kind: str, arg: str) -> None:
     replica = world.dns_replicas[k]
     if kind == "replica-nxdomain":
         replica.nxdomain.add(_pod(world, pod, spec).name)
+    elif kind == "lagging-replica":
+        try:
+            replica.lag = _seconds(spec, pod, 5.0)
+        except UsageError:
+            raise UsageError(f"fault {spec!r}: give lagging-replica:K[:SECONDS], e.g. lagging-replica:1:3") from None
     elif pod:
         raise UsageError(f"fault {spec!r}: give {kind}:K")
     elif kind == "stale-replica":

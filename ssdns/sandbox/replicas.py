@@ -3,7 +3,8 @@
 Each replica is the sandbox's DNS server (dnsserver.py) on its own loopback address (127.54.1.<k+1>)
 and the main server's port, with its own view of the world: the world itself, or, under a fault,
 a frozen copy (stale-replica), the world without some pods' names (replica-nxdomain), nothing at all
-(replica-down: not started), or late (slow-replica). The API publishes them as the EndpointSlice of
+(replica-down: not started), late answers (slow-replica), or the world followed later than the others
+(lagging-replica: its own lag instead of dns_delay). The API publishes them as the EndpointSlice of
 kube-system/kube-dns (objects.py), each endpoint named by its pod and node, as a real cluster does.
 """
 
@@ -39,7 +40,13 @@ def _srv_port(value: str, port: int) -> str:
 
 def servers(world: World, port: int) -> list[DnsServer]:
     """A server per replica that is up, on the main DNS server's port (the EndpointSlice has one port)."""
-    return [DnsServer(world, r.ip, port, view=replica_view(r), delay=r.slow) for r in world.dns_replicas if r.up]
+    return [DnsServer(world, r.ip, port, view=replica_view(r), delay=r.slow, lag=_lag(world, r))
+            for r in world.dns_replicas if r.up]
+
+
+def _lag(world: World, replica: DnsReplica):
+    """How late the replica follows the world, read at each change (a test may set it while running)."""
+    return lambda: world.dns_delay if replica.lag is None else replica.lag
 
 
 def freeze(world: World, k: int) -> None:

@@ -149,7 +149,8 @@ class SandboxConfigMap(Tracked):
 class DnsReplica(Tracked):
     """One CoreDNS replica behind kube-system/kube-dns, on its own loopback address (replicas.py serves
     it). Faults: down (nothing listens), slow (answers after `slow` seconds), frozen (stale: the
-    records it keeps serving), nxdomain (pods whose names it answers NXDOMAIN)."""
+    records it keeps serving), nxdomain (pods whose names it answers NXDOMAIN), lag (it follows the
+    API this many seconds late instead of dns_delay: a replica whose watch lags, or that just restarted)."""
 
     name: str  # the pod's name, as a ReplicaSet names it
     ip: str
@@ -158,6 +159,7 @@ class DnsReplica(Tracked):
     slow: float = 0.0
     frozen: dict | None = None
     nxdomain: set[str] = field(default_factory=set)
+    lag: float | None = None  # None: the world's dns_delay
 
 
 DNS_NAMESPACE = "kube-system"
@@ -258,6 +260,7 @@ class World:
     dns_servfail: bool = False  # DNS answers SERVFAIL in its zones, as CoreDNS does before it has synced
     replacement_answer_as: dict[str, str] = field(default_factory=dict)  # pod -> name its re-creations answer with
     replacement_new_volume: set[str] = field(default_factory=set)  # pods whose re-creation gets a new claim
+    ip_change_after: dict[str, float] = field(default_factory=dict)  # pod -> seconds after start: a new sandbox
     # The cluster DNS (kube-system/kube-dns): its replicas, and faults of the DNS transport (replicas.py)
     dns_replicas: list[DnsReplica] = field(default_factory=lambda: [dns_replica(k) for k in range(3)])
     dns_slice: SandboxSlice = field(default_factory=lambda: SandboxSlice(f"{DNS_SERVICE}-q7x2m"))
@@ -392,6 +395,17 @@ class World:
         self._ensure_pvc(name)
         self.changed()
         return new
+
+    def recreate_sandbox(self, name: str) -> SandboxPod:
+        """The kubelet recreated the pod's sandbox (after a CNI or container runtime restart): the same
+        object and UID, a new IP (status.podIP, the echo pod moves), the containers restarted
+        (restartCount + 1) and not Ready until their readiness probe passes again (set_ready)."""
+        pod = self.pod(name)
+        pod.ip = self.allocate_ip()
+        pod.restart_count += 1
+        pod.ready, pod.ready_changed = False, now()
+        self.changed()
+        return pod
 
     def create_pod(self, ordinal: int) -> SandboxPod:
         """What the StatefulSet controller creates: pod <statefulset>-<ordinal>, Pending (its IP is
