@@ -194,6 +194,10 @@ def _event_line(e: dict) -> str:
     stages = e.get("stages") or {}
     times = ", ".join(f"{k} {v:.2f}s" for k, v in stages.items() if isinstance(v, (int, float)))
     tail = f"{e['pod']} {e.get('cause', 'replaced')}"
+    if e.get("resolver") not in (None, "path", "default"):  # one event per resolver (watch --resolvers)
+        tail += f" through {e.get('via') or e['resolver']}"
+    if e.get("transport") == "tcp":
+        tail += " over TCP"
     if e.get("ok"):
         tail += f": identity back ({times or 'at once'})"
     else:

@@ -8,7 +8,8 @@ predate the change it shows, however late the loop sent the question). Stages:
 
 - dns: the pod's name gives exactly the pod's current IPs (A, and AAAA when it has IPv6 ones);
 - ptr: each of those IPs has one PTR, naming the pod;
-- srv: the pod's name is an SRV target of the Service's named port, once (only with a named port);
+- srv: the pod's name is an SRV target of the Service's named port, once, and dns is right (the target
+  leads to the pod: after an IP change the name was a target all along) (only with a named port);
 - http: the pod's IP answers HTTP as the pod (--expect, --match) (unless --no-http);
 - old_ip_gone: no old IP is answered any more, under the pod's name or the Service's.
 
@@ -134,7 +135,7 @@ class _Round:
 
 
 # Which answers each stage is judged on (the groups of _Answers).
-_STAGE_GROUPS = {"dns": ("mine",), "ptr": ("ptrs",), "srv": ("srv",), "http": ("http",),
+_STAGE_GROUPS = {"dns": ("mine",), "ptr": ("ptrs",), "srv": ("srv", "mine"), "http": ("http",),
                  "old_ip_gone": ("mine", "service")}
 
 
@@ -295,8 +296,10 @@ class ConvergenceProbe:
     def _judge_srv(self, r: _Round, ips: list[str], got: Lookup | None) -> None:
         targets = [v.split()[-1].lower() for v in got.values] if got is not None else []
         n = targets.count(self.fqdn)
-        if n == 1 and ips:
+        if n == 1 and ips and "dns" in r.right:
             r.right.add("srv")
+        elif n == 1 and ips:  # the target is a name: following it must lead to the pod (an IP change keeps it)
+            r.wrong["srv"] = f"{self.fqdn} is an SRV target, but its address is not the pod's yet"
         else:
             r.wrong["srv"] = f"{self.fqdn} is an SRV target {n} times" if ips else "the replacement has no IP yet"
 
