@@ -132,7 +132,9 @@ class Watch:
     def _learned(self, update: Update) -> None:
         """A discovery's outcome: logged; probes through a resolver that left end (reported, not fatal)."""
         for w in update.warnings:
-            self.log(f"watch: resolvers: {w}")
+            hint = " (for ssdns watch: kubectl apply -k k8s/watch-resolvers, or k8s/watch-per-node-resolvers)" \
+                if "k8s/resolvers/" in w else ""
+            self.log(f"watch: resolvers: {w}{hint}")
         if update.came:
             self.log("watch: probing through " + ", ".join(f"{r.describe()} [{self.resolvers.slot(r)}]"
                                                             for r in update.came))

@@ -230,7 +230,71 @@ def test_without_the_grant_the_watch_probes_the_path_and_says_what_to_apply(sand
     w = watching(sb, resolvers=ALL)
     until(lambda: w.get("/readyz")[0] == 200)
     assert [r.label for r in w.watch.resolvers.known] == ["path"]
-    assert any("k8s/resolvers/" in line and "endpointslices" in line for line in w.lines), w.lines
+    assert any("endpointslices" in line and "kubectl apply -k k8s/watch-resolvers" in line for line in w.lines), w.lines
     delete(sb, "web-1")
     [ev] = until(lambda: w.events("web-1"))
     assert ev.ok and ev.resolver == "path"
+
+
+def _rendered(directory: str) -> list[dict]:
+    import shutil
+    import subprocess
+
+    import yaml
+
+    if shutil.which("kubectl") is None:
+        pytest.skip(f"kubectl not installed, so `kubectl kustomize {directory}` cannot render")
+    out = subprocess.run(["kubectl", "kustomize", str(ROOT / directory)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def _roles_by_namespace(objs: list[dict], account: str) -> dict[str, list[dict]]:
+    """The Roles bound to the ServiceAccount, per namespace the binding grants them in."""
+    roles = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objs if o["kind"] == "Role"}
+    out: dict[str, list[dict]] = {}
+    for b in (o for o in objs if o["kind"] == "RoleBinding"):
+        if any(s["kind"] == "ServiceAccount" and s["name"] == account for s in b["subjects"]):
+            ns = b["metadata"]["namespace"]
+            out.setdefault(ns, []).append(roles[(ns, b["roleRef"]["name"])])
+    return out
+
+
+@pytest.mark.parametrize("directory, account, state", [
+    ("k8s/watch-resolvers", "ssdns-watch", "configmap:ssdns-watch-state"),
+    ("k8s/watch-per-node-resolvers", "ssdns-watch-per-node", None),
+])
+def test_the_watch_resolvers_opt_in_grants_exactly_the_calls_of_a_watch_asking_every_resolver(
+        sandbox_factory, watching, directory, account, state):
+    """Recorded against the sandbox's API: a watch with --resolvers all through start-up discovery, full checks
+    (each discovering again) and a replacement; the rendered opt-in grants exactly those calls, per namespace
+    (the kube-system Role only the EndpointSlice list), and removing any verb leaves one uncovered."""
+    from test_rbac import granted, uncovered, without
+
+    objs = _rendered(directory)
+    workload = next(o for o in objs if o["kind"] in ("Deployment", "DaemonSet"))
+    args = workload["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--resolvers") + 1] == "all"
+    sb = sandbox_factory(terminate_delay=0.1, ready_delay=0.1, dns_delay=0.1)
+    w = watching(sb, interval=0.3, state=state, resolvers=ALL)
+    until(lambda: w.watch.checks >= 2)
+    delete(sb, "web-1")
+    events_of(w, "web-1", 4)
+    w.stop()
+    calls = [r for r in sb.sandbox.api.requests if r.rule]
+    roles = _roles_by_namespace(objs, account)
+    assert set(roles) == {"default", "kube-system"}
+    for ns, ns_roles in roles.items():
+        in_ns = [r for r in calls if r.namespace == ns]
+        assert not uncovered(in_ns, ns_roles), ns
+        assert granted(ns_roles) == {r.rule for r in in_ns}, f"{ns}: granted but never used"
+        for group, resource, verb in sorted(granted(ns_roles)):
+            assert uncovered(in_ns, without(ns_roles, group, resource, verb)), (ns, group, resource, verb)
+    assert granted(roles["kube-system"]) == {("discovery.k8s.io", "endpointslices", "list")}
+    assert {r.namespace for r in calls} == {"default", "kube-system"}
+    # the kube-system Role is k8s/resolvers' own (reused, not copied); the check's binding is not included
+    [role] = roles["kube-system"]
+    assert role["metadata"]["name"] == "ssdns-resolvers"
+    assert not [o for o in objs if o["kind"] == "RoleBinding" and o["metadata"]["name"] == "ssdns-resolvers"]
+    binding = next(o for o in objs if o["kind"] == "RoleBinding" and o["metadata"]["namespace"] == "kube-system")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": workload["metadata"]["namespace"]}]
