@@ -52,7 +52,7 @@ class TargetArgs:
     expect: str = "{pod}"
     match: str = "exact"
     http: bool = True
-    resolvers: str = "path"  # --resolvers, --transport, --dns-service, --nodelocal (check only)
+    resolvers: str = "path"  # --resolvers, --transport, --dns-service, --nodelocal (check and watch)
     transport: str = "udp"
     dns_service: str | None = None
     nodelocal: str | None = None
@@ -206,7 +206,7 @@ def target_args(ns: argparse.Namespace, service_pos: str | None = None) -> Targe
         first_ordinal=ns.first_ordinal, cluster_domain=ns.cluster_domain, nameservers=tuple(ns.nameserver or ()),
         api=_api(ns.api, ns.kubeconfig, ns.context), port_name=ns.port_name, protocol=ns.protocol,
         port=ns.port, path=ns.path, expect=ns.expect, match=ns.match, http=ns.http,
-        # every resolver: on `check` only (restart-test and scale-test do not take these)
+        # every resolver: on `check` and `watch` (restart-test and scale-test do not take these)
         resolvers=getattr(ns, "resolvers", "path"), transport=getattr(ns, "transport", "udp"),
         dns_service=getattr(ns, "dns_service", None), nodelocal=getattr(ns, "nodelocal", None))
 

@@ -151,6 +151,9 @@ class Watch:
         ev = self._probe_events.pop(key, None)
         if ev is not None and ev.outcome == "probing":
             ev.outcome, ev.still_wrong = outcome, [why]
+            group = self._replacements.get(ev.pod)
+            if group is not None:
+                ev.elapsed = time.monotonic() - group.t0
             self._record(ev)
 
     # --- convergence probes -----------------------------------------------------------------
@@ -173,7 +176,7 @@ class Watch:
         if not target.service and self.watcher is not None:
             target = target.with_(service=self.watcher.service)
         seen_at = wall(change.t0)
-        group = self._replacements[change.pod] = _Replacement(change.pod, change.cause, seen_at)
+        group = self._replacements[change.pod] = _Replacement(change.pod, change.cause, seen_at, change.t0)
         for i, resolver in enumerate(self._resolvers()):
             ev = ConvergenceEvent(change.pod, ordinal(change.pod, t.statefulset), change.cause, resolver.label,
                                   change.old_uid, list(change.old_ips), seen_at, transport=resolver.transport,
@@ -335,6 +338,7 @@ class _Replacement:
     pod: str
     cause: str
     seen_at: str
+    t0: float  # monotonic
     events: list[ConvergenceEvent] = field(default_factory=list)
     slots: dict[int, str] = field(default_factory=dict)  # id(event) -> its resolver's metric slot
     ended: int = 0
