@@ -39,7 +39,7 @@ FAULT_HELP = """faults (--fault, repeatable):
   stale-replica:K, replica-down:K, replica-nxdomain:K:POD, udp-only, tcp-differs, slow-replica:K,
   dns-forbidden, selector-mismatch, host-network, istio-sidecar, stuck-rollout:POD, stuck-not-ready:POD,
   stuck-terminating:POD, over-capacity, second-ptr:POD[=SERVICE], retention-delete,
-  negative-cache[:S], stale-ip[:S], watch-drop[:S], watch-expire[:S]
+  negative-cache[:S], stale-ip[:S], watch-drop[:S], watch-expire[:S], lagging-replica:K[:S], ip-change:POD[:S]
   (see the README for what each does)"""
 
 
@@ -198,7 +198,8 @@ def add_watch_parser(sub, fmt) -> None:
                        "check every --interval, serve metrics", epilog=WATCH_EXIT_CODES, formatter_class=fmt,
                        description="Watch the StatefulSet's pods through the Kubernetes API. When a pod is replaced "
                        "(new UID) or changes IP, ask its names every --probe-interval until DNS and HTTP identity "
-                       "have been right for --settle, and time each stage from the moment the old pod went. Run "
+                       "have been right for --settle, and time each stage from the moment the old pod went (through each "
+                       "resolver of --resolvers: one probe each, the slowest named). Run "
                        "the full check every --interval, keep --state, and serve /metrics, /healthz, /readyz, "
                        "/report and a small page on --listen. SIGTERM or Ctrl-C stop it (exit 0).")
     w.set_defaults(command=("watch", "cmd_watch"))
