@@ -227,8 +227,9 @@ class Watch:
                 self._spread(group)
 
     def _spread(self, group: _Replacement) -> None:
-        """All of a replacement's probes ended: through several resolvers, which was slowest, by how much."""
-        if len(group.events) < 2:
+        """All of a replacement's probes ended: through several resolvers, which was slowest, by how much (not
+        when a probe was cut short: stopped, superseded, its resolver gone)."""
+        if len(group.events) < 2 or any(ev.outcome not in ("converged", "gave-up") for ev in group.events):
             return
         spread = Spread.of(group)
         self.spreads.append(spread)
@@ -378,11 +379,6 @@ class Spread:
             else:
                 parts.append(f"{stage}: slowest {who} {slowest:.2f}s, fastest {fastest:.2f}s, spread {spread:.2f}s")
         return f"{self.pod} {self.cause}, per resolver: " + ("; ".join(parts) or "none got dns or old_ip_gone right")
-
-    def to_dict(self) -> dict:
-        return {"pod": self.pod, "cause": self.cause, "seen_at": self.seen_at,
-                "stages": {s: {"slowest": who, "slowest_s": a, "fastest_s": b, "spread_s": c}
-                           for s, (who, _, a, b, c) in self.stages.items()}}
 
 
 def _resolv_nameservers(target: Target):
