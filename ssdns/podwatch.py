@@ -7,7 +7,9 @@ every retry waits, and a stream that ends at once counts as a failure.
 
 Changes that start a convergence probe: a pod name with a new UID (replaced: t0 is when the watch saw
 the old pod go, its deletionTimestamp or its delete event), and a pod whose IPs changed under the same
-UID (t0 is that event). A brand new ordinal (scaled up) starts none.
+UID (t0 is that event; when the kubelet recreated the pod's sandbox the pod may show no IP for a while
+in between: then t0 is when its old IP went, and the change is the old IP against the new one). A brand
+new ordinal (scaled up) starts none.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class PodWatcher:
         self.on_change, self.log, self.give_up = on_change, log, give_up
         self.pods: dict[str, PodFacts] = {}
         self.gone: dict[str, Gone] = {}
+        self.unaddressed: dict[str, Gone] = {}  # same UID, its IPs gone (a sandbox being recreated): the old ones
         self.version: str | None = None
         self.selector: str | None = None
         self.service: str | None = None
@@ -257,6 +260,7 @@ class PodWatcher:
         probe through on_change."""
         prev = self.pods.get(pod.name)
         if kind == "DELETED":
+            self.unaddressed.pop(pod.name, None)
             if prev is None or prev.uid == pod.uid:
                 self._went(pod, now)
                 self.pods.pop(pod.name, None)
@@ -265,8 +269,7 @@ class PodWatcher:
             self._went(pod, now)
         self.pods[pod.name] = pod
         if prev is not None and prev.uid == pod.uid:
-            if prev.ips and pod.ips and set(prev.ips) != set(pod.ips):
-                self.on_change(Change(pod.name, "ip-changed", pod.uid, list(prev.ips), now))
+            self._readdressed(prev, pod, now)
             return
         gone = self.gone.get(pod.name)
         if gone is not None and gone.uid != pod.uid:
@@ -275,6 +278,17 @@ class PodWatcher:
             self.on_change(Change(pod.name, "replaced", gone.uid, gone.ips, t0))
         elif prev is not None:  # a new UID without the old one seen going (missed while disconnected)
             self.on_change(Change(pod.name, "replaced", prev.uid, list(prev.ips), now))
+
+
+    def _readdressed(self, prev: PodFacts, pod: PodFacts, now: float) -> None:
+        """The same pod (UID) with other IPs: at once, or after an interval without any."""
+        if prev.ips and not pod.ips:
+            self.unaddressed[pod.name] = Gone(pod.uid, list(prev.ips), now)
+            return
+        lost = self.unaddressed.pop(pod.name, None) if pod.ips else None
+        old, t0 = (lost.ips, lost.at) if lost is not None and lost.uid == pod.uid else (prev.ips, now)
+        if old and pod.ips and set(old) != set(pod.ips):
+            self.on_change(Change(pod.name, "ip-changed", pod.uid, list(old), t0))
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -91,3 +91,17 @@ def test_events_in_a_state_are_validated_before_the_timeline_reads_them(tmp_path
         broken = dict(doc, events=[{**good, **bad}])
         with pytest.raises(StateError, match="'events' of the wrong shape"):
             validate(json.loads(json.dumps(broken)), None, "x")
+
+
+def test_an_ip_change_through_an_interval_without_ip_is_timed_from_when_the_old_ip_went():
+    """The kubelet recreating a pod's sandbox may publish the pod without podIP for a while: the same UID,
+    old IP -> none -> new IP is one IP change, timed from when the old IP went; the same IP back is none."""
+    w, changes = watcher()
+    w.apply("MODIFIED", pod("web-0", "u0", [], ready=False), 20.0)
+    w.apply("MODIFIED", pod("web-0", "u0", [], ready=False), 20.5)
+    assert changes == []
+    w.apply("MODIFIED", pod("web-0", "u0", ["10.0.0.8"], ready=False), 21.0)
+    assert [(c.cause, c.old_uid, c.old_ips, c.t0) for c in changes] == [("ip-changed", "u0", ["10.0.0.1"], 20.0)]
+    w.apply("MODIFIED", pod("web-1", "u1", []), 30.0)
+    w.apply("MODIFIED", pod("web-1", "u1", ["10.0.0.2"]), 31.0)  # the same IP again: nothing to probe
+    assert len(changes) == 1
