@@ -272,7 +272,8 @@ class ConvergenceProbe:
             r.right.add("dns")
         else:
             said = ", ".join(sorted(values)) or "/".join(sorted({lk.outcome.value.upper() for lk in got}))
-            r.wrong["dns"] = f"{self.fqdn} gives {said}, not {', '.join(ips)}"
+            why = next((lk.detail for lk in got if lk.outcome in (Outcome.TIMEOUT, Outcome.ERROR) and lk.detail), "")
+            r.wrong["dns"] = f"{self.fqdn} gives {said}{f' ({why})' if why else ''}, not {', '.join(ips)}"
 
     def _track_nxdomain(self, got: list[Lookup], at: float) -> None:
         """The NXDOMAIN window: from the first NXDOMAIN to the first answer after the last one (`at`:

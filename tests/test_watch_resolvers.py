@@ -298,3 +298,25 @@ def test_the_watch_resolvers_opt_in_grants_exactly_the_calls_of_a_watch_asking_e
     assert not [o for o in objs if o["kind"] == "RoleBinding" and o["metadata"]["name"] == "ssdns-resolvers"]
     binding = next(o for o in objs if o["kind"] == "RoleBinding" and o["metadata"]["namespace"] == "kube-system")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": workload["metadata"]["namespace"]}]
+
+
+def test_a_replica_that_never_answers_gives_up_naming_what_it_said_and_the_others_converge(sandbox_factory,
+                                                                                          watching):
+    sb = sandbox_factory(faults=["replica-down:0"], terminate_delay=0.1, ready_delay=0.1, dns_delay=0.1)
+    down = sb.world.dns_replicas[0]
+    w = watching(sb, give_up=2.0, resolvers=ALL)
+    until(lambda: w.get("/readyz")[0] == 200)
+    delete(sb, "web-2")
+    got = by_resolver(events_of(w, "web-2", 4))
+    dead = got[(down.name, "udp")]
+    assert dead.outcome == "gave-up" and not dead.ok and dead.stages["dns"] is None, dead.to_dict()
+    # nothing listens there: loopback says so at once (a real replica that hangs gives TIMEOUT)
+    assert dead.still_wrong and dead.still_wrong[0].startswith("dns: web-2.nginx.default.svc.cluster.local. gives ")
+    assert re.search(r"gives (ERROR|TIMEOUT) \(.+\), not ", dead.still_wrong[0]), dead.still_wrong
+    assert all(ev.ok for key, ev in got.items() if key[0] != down.name)
+    spread = until(lambda: w.watch.spreads and w.watch.spreads[-1])
+    assert spread.stages["dns"][0] == dead.via and spread.stages["dns"][2] is None  # slowest: it never did
+    assert any(f"dns: {dead.via} never got it right" in line for line in w.lines)
+    row = re.search(r"<tr class='fail'><td>[^<]*</td><td>web-2</td><td>replaced</td><td>dns</td><td>([^<]*)</td>"
+                    r"<td>never</td>", w.get("/")[1])
+    assert row and row.group(1) == dead.via
