@@ -320,3 +320,57 @@ def test_a_replica_that_never_answers_gives_up_naming_what_it_said_and_the_other
     row = re.search(r"<tr class='fail'><td>[^<]*</td><td>web-2</td><td>replaced</td><td>dns</td><td>([^<]*)</td>"
                     r"<td>never</td>", w.get("/")[1])
     assert row and row.group(1) == dead.via
+
+
+def test_the_command_line_watch_with_resolvers_all_probes_every_replica(sandbox_factory, tmp_path):
+    """`ssdns watch ... --resolvers all` as a person runs it (a process, SIGTERM to stop): each replica's
+    probe lands in the histogram under its slot, and the log names the slowest."""
+    import signal
+    import socket
+    import urllib.request
+
+    from test_watch import _ssdns
+
+    sb = sandbox_factory(faults=["lagging-replica:2:1"], terminate_delay=0.1, ready_delay=0.1, dns_delay=0.1)
+    kubeconfig = sb.sandbox.write_kubeconfig(tmp_path / "kc")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [a for a in sb.sandbox.check_args()[1:] if a not in ("--replicas", "3")]
+    proc = _ssdns("watch", *args, "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{port}", "--settle", "0.5",
+                  "--resolvers", "all", "--interval", "600")
+
+    def metrics() -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                return r.read().decode()
+        except OSError:
+            assert proc.poll() is None, proc.communicate()
+            return ""
+    try:
+        until(lambda: _ready(port) or proc.poll() is not None, 20)
+        assert proc.poll() is None, proc.communicate()
+        delete(sb, "web-0")
+        done = re.compile(r'ssdns_convergence_spread_seconds_count\{[^}]*stage="dns"[^}]*\} 1\.0')
+        text = until(lambda: (t := metrics()) and done.search(t) and t, 20)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    slots = set(re.findall(r'ssdns_convergence_seconds_count\{[^}]*resolver="([^"]+)"[^}]*stage="dns"', text))
+    assert slots == {"path", "replica-0", "replica-1", "replica-2"}, text
+    assert re.search(r'ssdns_watch_slowest_resolver_total\{[^}]*resolver="replica-2",stage="dns"[^}]*\} 1\.0', text), text
+    lagging = sb.world.dns_replicas[2]
+    assert f"dns: slowest {lagging.name} (127.54.1.3 on node-2)" in err, err
+
+
+def _ready(port: int) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
