@@ -107,6 +107,10 @@ class Watch:
                 self.log(f"watch: {t.namespace}/{t.statefulset}: {len(self.watcher.pods)} pods, watching from "
                          f"resourceVersion {self.watcher.version}; serving /metrics, /healthz, /readyz, /report "
                          f"and / on {self.s.listen[0] or '*'}:{port}")
+                probes = self._resolvers()
+                if len(probes) > 1 or probes[0].transport != "udp":
+                    self.log("watch: each replacement is probed through " + ", ".join(
+                        f"{p.via}{' over TCP' if p.transport == 'tcp' else ''} [{p.slot}]" for p in probes))
                 tasks = [asyncio.ensure_future(self.watcher.run(stop)), asyncio.ensure_future(self._checks(stop))]
                 await stop.wait()
                 await self._stop(tasks)
@@ -127,7 +131,10 @@ class Watch:
 
     async def _discover(self) -> None:
         """--resolvers all: the cluster DNS Service's replicas, before the first replacement is probed."""
-        self._learned(await self.resolvers.discover(self.s.api, time.monotonic() + self.s.timeout))
+        from dataclasses import replace
+
+        update = await self.resolvers.discover(self.s.api, time.monotonic() + self.s.timeout)
+        self._learned(replace(update, came=()))  # the start-up line names them all
 
     def _learned(self, update: Update) -> None:
         """A discovery's outcome: logged; probes through a resolver that left end (reported, not fatal)."""

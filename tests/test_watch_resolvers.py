@@ -48,6 +48,8 @@ def test_a_lagging_replica_is_the_late_one_in_events_spread_metrics_and_page(san
     w = watching(sb, resolvers=ALL)
     until(lambda: w.get("/readyz")[0] == 200)
     assert len(w.watch.resolvers.probes()) == 4  # the path, then each replica, discovered through the API
+    assert any(line.startswith("watch: each replacement is probed through the resolv.conf path")
+               and f"{replicas[1].name} (127.54.1.2 on node-1) [replica-1]" in line for line in w.lines), w.lines
     delete(sb, "web-1")
     got = by_resolver(events_of(w, "web-1", 4))
     assert set(got) == {("path", "udp"), *((r.name, "udp") for r in replicas)}
