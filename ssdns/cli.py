@@ -31,6 +31,13 @@ EXIT_CODES = """exit codes:
   130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM: one line, and the outputs say 'could not run'"""
 
 
+HISTORY_EXIT_CODES = """exit codes:
+  0  shown
+  2  the state does not exist, does not parse, or (check --all's) holds no --statefulset of that name; an
+     unreadable StatefulSet entry is said in one line after the readable ones are shown
+  3  the ConfigMap could not be read (credentials, unreachable, refused, timed out)"""
+
+
 FAULT_HELP = """faults (--fault, repeatable):
   wrong-name:POD=OTHER, missing-dns:POD, extra-ip[:IP], no-http:POD, http-hang:POD, shared-ip:POD=OTHER,
   dns-other-pod:POD=OTHER, not-ready:POD, publish-not-ready, stale-dns:POD, not-headless,
@@ -118,11 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_fleet_args(c)
 
     hi = sub.add_parser("history", help="show the stored snapshots as a timeline", formatter_class=fmt,
+                        epilog=HISTORY_EXIT_CODES,
                         description="Show what --state stored: one line per run, with restarts, moves, "
-                        "new IPs and identity breaks per pod, so flapping is visible.")
+                        "new IPs and identity breaks per pod, so flapping is visible. The state of check --all "
+                        "(one history per StatefulSet) shows a summary table first, then each timeline.")
     hi.set_defaults(command=("history", "cmd_history"))
     hi.add_argument("--state", required=True, metavar="PATH|configmap:NAME")
-    hi.add_argument("-n", "--namespace", help="namespace of the ConfigMap (default: the pod's own, else 'default')")
+    hi.add_argument("-n", "--namespace", help="namespace of the ConfigMap, and of --statefulset NAME (default: the "
+                    "pod's own, else 'default')")
+    hi.add_argument("--statefulset", metavar="NAME|NS/NAME",
+                    help="with the state of check --all/-l/-A: show only this StatefulSet's history (default: a "
+                    "summary table, then every one's)")
     hi.add_argument("--kubeconfig", metavar="PATH")
     hi.add_argument("--context")
     hi.add_argument("--last", type=_count(1000), default=None, metavar="N", help="show only the last N")

@@ -262,20 +262,35 @@ def cmd_check(opts: CheckOptions) -> int:
 def cmd_history(opts: HistoryOptions) -> int:
     import json
 
+    from ssdns import fleet_history
     from ssdns.report import render_history
     from ssdns.state import open_store, validate
     from ssdns.target import check_label, default_namespace
 
     namespace = check_label(opts.namespace or default_namespace(), "namespace")
+    key = fleet_history.pick_key(opts.statefulset, namespace) if opts.statefulset else None
     store = open_store(opts.state, namespace, opts.api, opts.deadline)
     doc = store.load()
     if doc is None:
         raise UsageError(f"{store.where} does not exist yet: run ssdns check --state {opts.state} first")
-    validate(doc, None, store.where)
+    where = store.where
+    if fleet_history.is_fleet(doc):
+        if key is None:  # every StatefulSet: a summary, then each timeline; the unreadable ones said last
+            text, bad = (fleet_history.render_json(doc, where) if opts.format == "json"
+                         else fleet_history.render_text(doc, where, opts.last))
+            print(text, flush=True)
+            if bad:
+                raise fleet_history.unreadable_error(bad)
+            return OK
+        doc, where = fleet_history.pick(doc, key, where), f"{where} [{key}]"
+    else:
+        validate(doc, None, where)
+        if key is not None:
+            fleet_history.single_key(doc, key, where)
     if opts.format == "json":
         print(json.dumps(doc, indent=2))
     else:
-        print(render_history(doc, store.where, opts.last))
+        print(render_history(doc, where, opts.last))
     return OK
 
 

@@ -18,9 +18,9 @@ from ssdns.errors import SsdnsError
 from ssdns.fleet import Entry, FleetResult
 from ssdns.identity import changes, snapshot
 from ssdns.model import Finding, Status, StoreSummary
-from ssdns.state import MAX_BYTES, StateError, append, new_doc, now, target_key, validate
+from ssdns.state import ENTRY_UNTOUCHED, FLEET_SCHEMA, MAX_BYTES, StateError, append, new_doc, now, target_key, validate
 
-SCHEMA = "ssdns.fleet-state/v1"
+SCHEMA = FLEET_SCHEMA
 _UNTOUCHED = "left untouched; move it away or pick another --state for check --all"
 
 
@@ -69,7 +69,7 @@ def apply_fleet_state(fr: FleetResult, store, keep: int, taken_at: str | None = 
         subs: dict = dict(base["statefulsets"])
         for key, (tkey, cur) in saving.items():
             sub = subs.get(key)
-            sub = new_doc(tkey) if sub is None else validate(sub, tkey, f"{store.where} [{key}]")
+            sub = new_doc(tkey) if sub is None else validate(sub, tkey, f"{store.where} [{key}]", ENTRY_UNTOUCHED)
             subs[key] = append(sub, cur, keep)
         return _fit(dict(base, statefulsets=subs))
 
@@ -92,7 +92,7 @@ def _compare(e: Entry, sub, where: str, taken_at: str):
     assert e.result is not None
     tkey = target_key(e.result)
     try:
-        sub = validate(sub, tkey, where) if sub is not None else None
+        sub = validate(sub, tkey, where, ENTRY_UNTOUCHED) if sub is not None else None
     except SsdnsError as exc:
         return ([store_failed(where, exc)], []), None
     cur = snapshot(e.result, taken_at)

@@ -104,6 +104,7 @@ class HistoryOptions:
     format: str
     timeout: float
     started: float
+    statefulset: str | None = None  # NAME (in -n's namespace) or NS/NAME: one of check --all's histories
 
     @property
     def deadline(self) -> float:
@@ -226,7 +227,7 @@ def check(ns: argparse.Namespace, started: float) -> CheckOptions:
 
 def history(ns: argparse.Namespace, started: float) -> HistoryOptions:
     return HistoryOptions(ns.state, ns.namespace, _api("on", ns.kubeconfig, ns.context), ns.last, ns.output,
-                          ns.timeout, started)
+                          ns.timeout, started, ns.statefulset)
 
 
 def demo(ns: argparse.Namespace, started: float) -> DemoOptions:

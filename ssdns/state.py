@@ -143,20 +143,31 @@ def _event_ok(e) -> bool:
             and all(isinstance(e.get(k, ""), str) for k in ("cause", "outcome")))
 
 
-def validate(doc, target_key: dict | None, where: str) -> dict:
+FLEET_SCHEMA = "ssdns.fleet-state/v1"  # check --all's state (fleet_state.py): one of these per StatefulSet
+# What to do with one StatefulSet's entry there that cannot be used: moving the whole store away would drop
+# every other StatefulSet's history.
+ENTRY_UNTOUCHED = ("left untouched; delete this entry from the state to start its history afresh (the other "
+                   "StatefulSets' are kept)")
+
+
+def validate(doc, target_key: dict | None, where: str, untouched: str = _UNTOUCHED) -> dict:
     """The document, if it is an ssdns state (for target_key, when given) whose every snapshot has
-    what is read from it; else a StateError naming the first problem."""
+    what is read from it; else a StateError naming the first problem (and `untouched`: what to do)."""
+    if isinstance(doc, dict) and doc.get("schema") == FLEET_SCHEMA:
+        raise StateError(f"{where} is the state of check --all/--selector/-A ({FLEET_SCHEMA}), one history per "
+                         "StatefulSet: left untouched; use it with check --all, or pick another --state for one "
+                         "StatefulSet")
     if not isinstance(doc, dict) or doc.get("schema") != STATE_SCHEMA or not isinstance(doc.get("history"), list):
-        raise StateError(f"{where} is not an ssdns state ({STATE_SCHEMA}): {_UNTOUCHED}")
+        raise StateError(f"{where} is not an ssdns state ({STATE_SCHEMA}): {untouched}")
     if not isinstance(doc.get("target"), dict):
-        raise StateError(f"{where} has no target: {_UNTOUCHED}")
+        raise StateError(f"{where} has no target: {untouched}")
     for i, snap in enumerate(doc["history"]):
         problem = _snapshot_problem(snap)
         if problem:
-            raise StateError(f"{where}: snapshot {i + 1} of {len(doc['history'])} {problem}: {_UNTOUCHED}")
+            raise StateError(f"{where}: snapshot {i + 1} of {len(doc['history'])} {problem}: {untouched}")
     events = doc.get("events", [])
     if not isinstance(events, list) or not all(_event_ok(e) for e in events):
-        raise StateError(f"{where} has 'events' of the wrong shape: {_UNTOUCHED}")
+        raise StateError(f"{where} has 'events' of the wrong shape: {untouched}")
     if target_key is not None and doc.get("target") != target_key:
         raise StateError(f"{where} holds the history of {doc.get('target')}, not {target_key}: left untouched; "
                          "use one --state per target")
