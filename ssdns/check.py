@@ -60,16 +60,18 @@ async def gather(target: Target, api: ApiOptions = NO_API_OPTIONS) -> Run:
                               notes, gathered)
 
 
-async def gather_from(target: Target, api: ApiOptions, facts: ClusterFacts, started: float) -> Run:
-    """gather() for facts already read (check --all reads them through one client for many StatefulSets)."""
+async def gather_from(target: Target, api: ApiOptions, facts: ClusterFacts, started: float,
+                      discovered: Any = None) -> Run:
+    """gather() for facts already read (check --all reads them through one client for many StatefulSets, and
+    finds the DNS replicas of --resolvers all once: `discovered`, see resolvers.gather)."""
     notes: list[str] = []
     target = refine(target, facts, notes)
     return await _gather_rest(target, api, facts, "on", started, target.deadline or started + target.timeout, notes,
-                              [])
+                              [], discovered)
 
 
 async def _gather_rest(target: Target, api: ApiOptions, facts: ClusterFacts | None, api_mode: str, started: float,
-                       deadline: float, notes: list[str], gathered: list[Finding]) -> Run:
+                       deadline: float, notes: list[str], gathered: list[Finding], discovered: Any = None) -> Run:
     _require_service(target, facts)
     expected = expected_pods(target, facts)
     api_ev = None
@@ -80,19 +82,20 @@ async def _gather_rest(target: Target, api: ApiOptions, facts: ClusterFacts | No
     others = target.resolvers.mode != "path"  # other resolvers may answer when the path does not
     memo: dict | None = {} if target.resolvers.active else None  # the resolvers reuse the path's parsed answers
     obs = await _observe(target, deadline, expected, _api_port(facts, target), must_answer=not others, memo=memo)
-    resolvers = await _ask_resolvers(target, api, obs, deadline, memo) if target.resolvers.active else None
+    resolvers = await _ask_resolvers(target, api, obs, deadline, memo, discovered) if target.resolvers.active else None
     return Run(Evidence(target, obs, tuple(expected), api_ev, resolvers=resolvers), api_mode, started, notes,
                gathered)
 
 
-async def _ask_resolvers(target: Target, api: ApiOptions, obs: Observations, deadline: float, memo: dict | None):
+async def _ask_resolvers(target: Target, api: ApiOptions, obs: Observations, deadline: float, memo: dict | None,
+                         discovered: Any = None):
     """Every resolver of --resolvers asked what the path was asked; exit 3 only when none answered."""
     from ssdns import resolvers
     from ssdns.target import read_resolv_conf
 
     try:
         async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + GRACE):
-            ev = await resolvers.gather(target, api, obs, deadline, read_resolv_conf().nameservers, memo)
+            ev = await resolvers.gather(target, api, obs, deadline, read_resolv_conf().nameservers, memo, discovered)
     except TimeoutError:
         raise CannotRun(f"the run did not finish within --timeout {target.timeout:g} s; raise it") from None
     if not ev.answered:

@@ -5,7 +5,8 @@ a single check would check it (its API facts, DNS, HTTP, the registry's checks),
 and one budget of pods in flight (the DNS queries and HTTP requests of several StatefulSets never add
 up past it). The API is read through one client with at most API_IN_FLIGHT StatefulSets' reads at once.
 A StatefulSet that cannot be checked (no serviceName, the deadline passed before its turn) is an entry
-that says why, never a crash of the run.
+that says why, never a crash of the run. With --resolvers all the cluster DNS replicas are found once for
+the run, and each StatefulSet's weight in the budget is its pods times the (resolver, transport) legs.
 """
 
 from __future__ import annotations
@@ -209,13 +210,31 @@ async def run_fleet(base, api_opts, sel: Selection, deadline: float) -> FleetRes
         chosen, skipped = choose(listed, sel)
         if not chosen:
             raise nothing_to_check(sel, len(listed), len(skipped))
+        discovered, legs = await _resolvers_once(base, api_opts, deadline)
         budget = Budget()
         reads = asyncio.Semaphore(API_IN_FLIGHT)
-        entries = await asyncio.gather(*(_one(client, api_opts, base, item, deadline, budget, reads)
-                                         for item in chosen))
+        entries = await asyncio.gather(*(_one(client, api_opts, base, item, deadline, budget, reads,
+                                              discovered, legs) for item in chosen))
     finally:
         client.close()
     return FleetResult(sel, list(entries), skipped, (time.monotonic() - started) * 1000)
+
+
+async def _resolvers_once(base, api_opts, deadline: float):
+    """With --resolvers or --transport both: the cluster DNS replicas (`all`) found once for the whole run, not
+    once per StatefulSet, and how many (resolver, transport) legs each StatefulSet's questions go over, so its
+    share of the budget grows with them (every leg asks every question)."""
+    choice = base.resolvers
+    if not choice.active:
+        return None, 1
+    from ssdns import resolvers
+    from ssdns.target import read_resolv_conf
+
+    warnings: list[str] = []
+    replicas = await resolvers.discover(choice.dns_service, api_opts, deadline, warnings) if choice.mode == "all" \
+        else []
+    asked = resolvers.plan(base.nameservers, choice, replicas, read_resolv_conf().nameservers)
+    return (replicas, warnings), len(asked) * (2 if choice.transport == "both" else 1)
 
 
 def _list_failed(exc: ApiError, sel: Selection) -> SsdnsError:
@@ -229,7 +248,7 @@ def _list_failed(exc: ApiError, sel: Selection) -> SsdnsError:
 
 
 async def _one(client, api_opts, base, item: Listed, deadline: float, budget: Budget,
-               reads: asyncio.Semaphore) -> Entry:
+               reads: asyncio.Semaphore, discovered=None, legs: int = 1) -> Entry:
     """Check one StatefulSet; whatever stops it becomes its entry, never the run's end."""
     from ssdns import kube
     from ssdns.check import gather_from
@@ -245,11 +264,11 @@ async def _one(client, api_opts, base, item: Listed, deadline: float, budget: Bu
         if facts.statefulset is not None and not facts.statefulset.service_name:
             return _replace(entry, error="spec.serviceName is empty: its pods get no DNS names; set it to a "
                             "headless Service in the same namespace", exit_code=FAILED)
-        units = await budget.take(item.replicas + 1)
+        units = await budget.take((item.replicas + 1) * legs)
         try:
             if time.monotonic() >= deadline:
                 raise CannotRun("not checked: the deadline passed before its turn; raise --timeout")
-            run = await gather_from(target, api_opts, facts, time.monotonic())
+            run = await gather_from(target, api_opts, facts, time.monotonic(), discovered)
         finally:
             await budget.give(units)
         from ssdns.check import conclude

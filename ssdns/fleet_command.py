@@ -37,9 +37,6 @@ def _refuse_combinations(opts: CheckOptions) -> None:
         raise UsageError("--all, --selector and -A find the StatefulSets through the Kubernetes API: drop --api off")
     if f.all_namespaces and t.namespace:
         raise UsageError("-A checks every namespace: drop -n/--namespace (or -A)")
-    if t.resolvers != "path" or t.transport != "udp":
-        raise UsageError("--resolvers and --transport compare resolvers for one StatefulSet: run them with "
-                         "--statefulset NAME, not with --all, --selector or -A")
     if f.selector is not None and not f.selector.strip():
         raise UsageError("--selector '' selects nothing: give labels (app=db), or use --all")
 

@@ -262,14 +262,20 @@ async def ask_all(resolvers: list[Resolver], path_leg: Leg, questions: list[tupl
     return sorted([path_leg, *legs], key=lambda g: order.get((g.resolver.label, g.transport), -1))
 
 
+Discovered = tuple[list[Resolver], list[str]]  # the replicas `all` found, and the warnings of finding them
+
+
 async def gather(target: Target, api: ApiOptions, obs: Observations, deadline: float,
-                 resolv: tuple[Nameserver, ...] = (), memo: dict | None = None) -> ResolverEvidence:
-    """The resolvers of --resolvers (the replicas found through the API with `all`), each asked every
-    question the path was asked."""
+                 resolv: tuple[Nameserver, ...] = (), memo: dict | None = None,
+                 discovered: Discovered | None = None) -> ResolverEvidence:
+    """The resolvers of --resolvers (the replicas found through the API with `all`, or as `discovered`
+    once for many StatefulSets by check --all), each asked every question the path was asked."""
     choice = target.resolvers
     warnings: list[str] = []
     replicas: list[Resolver] = []
-    if choice.mode == "all":
+    if choice.mode == "all" and discovered is not None:
+        replicas, warnings = list(discovered[0]), list(discovered[1])
+    elif choice.mode == "all":
         replicas = await discover(choice.dns_service, api, deadline, warnings)
     resolvers = plan(target.nameservers, choice, replicas, resolv)
     path_transport = "tcp" if choice.transport == "tcp" else "udp"

@@ -122,7 +122,7 @@ def test_junit_has_one_suite_per_statefulset_and_metrics_are_labelled_by_it(clus
     (("--all", "--statefulset", "web"), 2, "drop --statefulset"),
     (("-A", "-n", "default"), 2, "-A checks every namespace"),
     (("--exclude", "default/web"), 2, "give one of those"),
-    (("--all", "--resolvers", "all"), 2, "--resolvers and --transport compare resolvers for one StatefulSet"),
+    (("--all", "--nodelocal", "127.0.0.1"), 2, "--nodelocal is used only with --resolvers all"),
 ])
 def test_bad_input_is_one_line_with_its_exit_code(cluster, extra, code, words):
     sb, args = cluster
