@@ -85,6 +85,14 @@ def _count(limit: int):
     return parse
 
 
+def _between(low: int, high: int):
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from {low} to {high}")
+        return int(text)
+    return parse
+
+
 DEFAULT_ROWS = 100  # a table of 20,000 pods is for a program: -o json
 
 
@@ -330,9 +338,13 @@ def add_fleet_args(c: argparse.ArgumentParser) -> None:
 
 
 def add_sandbox_args(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--pods", type=_count(5000), default=3, help="number of pods (default 3)")
+    c.add_argument("--pods", type=_count(5000), default=3, help="number of pods (default 3; of each StatefulSet)")
+    c.add_argument("--statefulsets", type=_between(1, 100), default=1, metavar="N",
+                   help="serve N StatefulSets, web, web-b, web-c, ... (each its own headless Service), to try "
+                   "check --all (default 1; needs the sandbox's API)")
     c.add_argument("--fault", action="append", default=[], metavar="FAULT",
-                   help="inject a fault (repeatable); the faults are listed below")
+                   help="inject a fault (repeatable); the faults are listed below; NAME/FAULT breaks StatefulSet "
+                   "NAME (web-b/not-headless), a fault naming a pod breaks that pod's StatefulSet")
     g = c.add_argument_group("StatefulSet controller timing (for restart-test and scale-test)")
     g.add_argument("--pod-management-policy", choices=("OrderedReady", "Parallel"), default="OrderedReady")
     g.add_argument("--terminate-delay", type=_seconds, default=0.1, metavar="S",

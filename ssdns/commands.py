@@ -301,13 +301,25 @@ def _have_kube() -> bool:
 
 
 def _world(w: WorldArgs):
-    from ssdns.sandbox import apply_fault, make_world
+    from ssdns.sandbox import make_world
+    from ssdns.sandbox.fleet import add_statefulsets, apply_fleet_fault
 
     world = make_world(w.pods, pod_management_policy=w.pod_management_policy, terminate_delay=w.terminate_delay,
                        ready_delay=w.ready_delay, dns_delay=w.dns_delay)
+    add_statefulsets(world, w.statefulsets, w.pods)
     for spec in w.faults:
-        apply_fault(world, spec)
+        apply_fleet_fault(world, spec)  # to the StatefulSet it names (web's, as ever, when it names none)
     return world
+
+
+def _fleet_needs_api(w: WorldArgs, api: bool) -> None:
+    """--statefulsets N > 1 is for check --all, which finds them through the sandbox's Kubernetes API."""
+    if w.statefulsets > 1 and not api:
+        raise UsageError(f"--statefulsets {w.statefulsets} is for check --all, which finds the StatefulSets through "
+                         "the sandbox's Kubernetes API: drop --no-api")
+    if w.statefulsets > 1 and not _have_kube():
+        raise UsageError(f"--statefulsets {w.statefulsets} needs the sandbox's Kubernetes API: "
+                         "pip install 'ssdns[kube]'")
 
 
 def cmd_demo(opts: DemoOptions) -> int:
@@ -319,7 +331,12 @@ def cmd_demo(opts: DemoOptions) -> int:
     from ssdns.target import ApiOptions
 
     check_output_options(opts.outputs)
+    _fleet_needs_api(opts.world, opts.api)
     world = _world(opts.world)
+    if world.neighbours:  # several StatefulSets: check --all, its one summary and the worst exit code
+        from ssdns.fleet_command import demo_fleet
+
+        return demo_fleet(world, opts)
     use_api = opts.api and _have_kube()
 
     async def go():
@@ -348,6 +365,7 @@ def cmd_sandbox(opts: SandboxOptions) -> int:
 
     from ssdns.sandbox import Sandbox
 
+    _fleet_needs_api(opts.world, opts.api)
     world = _world(opts.world)
     _check_loopback(opts.dns_host)
     use_api = opts.api and _have_kube()
@@ -374,15 +392,18 @@ def cmd_sandbox(opts: SandboxOptions) -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            print(f"sandbox: headless Service {world.service_fqdn} with {len(world.pods)} pods "
-                  f"on 127.10.x.y port {world.port}; nameserver {sb.nameserver}", flush=True)
+            print(_sandbox_headline(world, sb), flush=True)
             extra = ["--api", "off"]  # without the sandbox's API, never fall back to the user's own kubeconfig
             if use_api:
                 kubeconfig = sb.write_kubeconfig(opts.kubeconfig_out)
                 print(f"Kubernetes API at {sb.api_url}; kubeconfig written to {kubeconfig}", flush=True)
                 extra = ["--kubeconfig", str(kubeconfig)]
-            print("check it from another terminal with:\n  ssdns " + " ".join([*sb.check_args(), *extra]),
-                  flush=True)
+            if world.neighbours:
+                print("check them all from another terminal with:\n  ssdns " + " ".join([*sb.fleet_check_args(),
+                      *extra]) + "\nor one of them with:\n  ssdns " + " ".join([*sb.check_args(), *extra]), flush=True)
+            else:
+                print("check it from another terminal with:\n  ssdns " + " ".join([*sb.check_args(), *extra]),
+                      flush=True)
             print(f"and its DNS replicas (kube-system/kube-dns, for --resolvers all or a list): "
                   f"{', '.join(str(ns) for ns in sb.replica_nameservers)}", flush=True)
             if sb.api_url is not None:  # ssdns watch needs the API; --replicas comes from it
@@ -399,6 +420,17 @@ def cmd_sandbox(opts: SandboxOptions) -> int:
         return OK
 
     return asyncio.run(go())
+
+
+def _sandbox_headline(world, sb) -> str:
+    if not world.neighbours:
+        return (f"sandbox: headless Service {world.service_fqdn} with {len(world.pods)} pods "
+                f"on 127.10.x.y port {world.port}; nameserver {sb.nameserver}")
+    names = [world.statefulset, *(n.statefulset for n in world.neighbours)]
+    shown = ", ".join(names[:5]) + (f", ... {names[-1]}" if len(names) > 5 else "")
+    return (f"sandbox: {len(names)} StatefulSets in namespace {world.namespace} ({shown}; {world.statefulset} behind "
+            f"the headless Service {world.service}, each other behind its own name), {len(world.pods)} pods each on port "
+            f"{world.port}; nameserver {sb.nameserver}")
 
 
 def _check_loopback(host: str) -> None:

@@ -118,3 +118,29 @@ def emit_fleet(fr, out: Outputs, deadline: float) -> None:
         from ssdns.termination import write_line
 
         write_line(summary_line(fr), out.termination_log)
+
+
+def demo_fleet(world, opts) -> int:
+    """`ssdns demo --statefulsets N`: check --all against the sandbox's N StatefulSets, in-process, through its
+    Kubernetes API (as a person would run it against `ssdns sandbox --statefulsets N`)."""
+    import asyncio
+    import tempfile
+
+    from ssdns.commands import resolver_choice
+    from ssdns.fleet import Selection, run_fleet
+    from ssdns.sandbox import Sandbox
+    from ssdns.target import ApiOptions
+
+    async def go():
+        async with Sandbox(world, api=True) as sb:
+            base = sb.target(http=opts.http, timeout=opts.timeout, deadline=opts.deadline, service=None,
+                             statefulset=None, replicas=None,
+                             resolvers=resolver_choice(opts.resolvers, opts.transport))
+            with tempfile.TemporaryDirectory(prefix="ssdns-demo-") as tmp:
+                kubeconfig = str(sb.write_kubeconfig(f"{tmp}/kubeconfig"))
+                return await run_fleet(base, ApiOptions("on", kubeconfig), Selection(world.namespace),
+                                       opts.deadline)
+
+    fr = asyncio.run(go())
+    emit_fleet(fr, opts.outputs, opts.deadline)
+    return fr.exit_code

@@ -68,6 +68,7 @@ class WorldArgs:
     terminate_delay: float = 0.1
     ready_delay: float = 0.3
     dns_delay: float = 0.3
+    statefulsets: int = 1  # web, web-b, web-c, ...: several, for check --all (sandbox/fleet.py)
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,8 @@ def target_args(ns: argparse.Namespace, service_pos: str | None = None) -> Targe
 
 def world_args(ns: argparse.Namespace) -> WorldArgs:
     return WorldArgs(pods=ns.pods, faults=tuple(ns.fault), pod_management_policy=ns.pod_management_policy,
-                     terminate_delay=ns.terminate_delay, ready_delay=ns.ready_delay, dns_delay=ns.dns_delay)
+                     terminate_delay=ns.terminate_delay, ready_delay=ns.ready_delay, dns_delay=ns.dns_delay,
+                     statefulsets=ns.statefulsets)
 
 
 def check(ns: argparse.Namespace, started: float) -> CheckOptions:

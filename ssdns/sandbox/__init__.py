@@ -127,6 +127,12 @@ class Sandbox:
                       statefulset=w.statefulset, replicas=len(w.pods), port_name=w.port_name, timeout=5.0)
         return base.with_(**overrides)
 
+    def fleet_check_args(self) -> list[str]:
+        """The `ssdns check --all` arguments for every StatefulSet of the sandbox (with --kubeconfig added)."""
+        w = self.world
+        return ["check", "--all", "--namespace", w.namespace, "--cluster-domain", w.zone, "--nameserver",
+                str(self.nameserver)]
+
     def check_args(self) -> list[str]:
         """The `ssdns check` arguments a person would type against this sandbox."""
         w = self.world
