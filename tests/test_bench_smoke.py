@@ -36,3 +36,17 @@ def test_fleet_bench_runs_and_writes_its_block(tmp_path):
     assert "| `check --all` | 3 x 2 |" in run.stdout and "| `check --statefulset big` | 1 x 6 |" in run.stdout
     text = results.read_text()
     assert text.startswith("# notes kept") and "fleet:begin" in text and "fleet:end" in text
+
+
+def test_fleet_bench_with_every_resolver_writes_its_own_block(tmp_path):
+    """--resolvers all: both checks ask every DNS replica; the plain fleet block is left as it was."""
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# notes kept\n<!-- fleet:begin (x) -->\nplain figures\n<!-- fleet:end -->\n")
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "fleet.py"), "--statefulsets", "3", "--pods", "2",
+                          "--repeat", "1", "--resolvers", "all", "--results", str(results)], capture_output=True,
+                         text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "| `check --all --resolvers all --transport udp` | 3 x 2 |" in run.stdout
+    assert "Fleet verdicts: {'pass': 3, 'warn': 0, 'fail': 0, 'error': 0}" in run.stdout  # the replicas agree
+    text = results.read_text()
+    assert "plain figures" in text and "fleet-resolvers:begin" in text and "fleet-resolvers:end" in text
