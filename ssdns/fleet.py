@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ssdns.errors import (
     API_UNAVAILABLE,
@@ -27,6 +28,10 @@ from ssdns.errors import (
     UsageError,
 )
 from ssdns.model import Finding, Result, Status
+
+if TYPE_CHECKING:
+    from ssdns.kube import Api
+    from ssdns.target import ApiOptions, Target
 
 SCHEMA = "ssdns.fleet/v1"
 OPT_OUT = "ssdns/skip"  # annotation: "true" leaves a StatefulSet out of --all, --selector and -A
@@ -109,6 +114,7 @@ class FleetResult:
     entries: list[Entry]
     skipped: list[tuple[str, str, str]]  # (namespace, name, why)
     elapsed_ms: float = 0.0
+    notes: list[str] = field(default_factory=list)  # about the selection: an --exclude that matched nothing, ...
 
     @property
     def ok(self) -> bool:
@@ -126,7 +132,8 @@ class FleetResult:
     def count(self, verdict: str) -> int:
         return sum(1 for e in self.entries if e.verdict == verdict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self, results: bool = True) -> dict:
+        """The JSON document; results=False leaves `results` empty (fleet_report.write_fleet_json streams them)."""
         return {
             "schema": SCHEMA,
             "ok": self.ok,
@@ -135,32 +142,46 @@ class FleetResult:
                         "skipped": len(self.skipped), "exit_code": self.exit_code},
             "selection": {"namespace": self.selection.namespace, "selector": self.selection.selector,
                           "exclude": sorted(self.selection.exclude)},
-            "results": [e.result.to_dict() for e in self.entries if e.result is not None],
+            "results": [e.result.to_dict() for e in self.entries if e.result is not None] if results else [],
             "errors": [{"namespace": e.namespace, "statefulset": e.statefulset, "service": e.service,
                         "message": e.error, "exit_code": e.exit_code} for e in self.entries if e.result is None],
             "skipped": [{"namespace": ns, "statefulset": n, "reason": why} for ns, n, why in self.skipped],
+            "notes": list(self.notes),
             "stats": {"elapsed_ms": round(self.elapsed_ms, 1),
                       "dns_queries": sum(e.result.stats.dns_queries for e in self.entries if e.result),
                       "http_requests": sum(e.result.stats.http_requests for e in self.entries if e.result)},
         }
 
 
-def choose(listed: list[Listed], sel: Selection) -> tuple[list[Listed], list[tuple[str, str, str]]]:
-    """The StatefulSets to check, in (namespace, name) order, and those left out with why."""
-    keep, skipped = [], []
+def choose(listed: list[Listed], sel: Selection) -> tuple[list[Listed], list[tuple[str, str, str]], list[str]]:
+    """The StatefulSets to check, in (namespace, name) order, those left out with why, and notes on what the
+    user may not have meant: an --exclude that names no StatefulSet of the selection (a typo leaves the one
+    meant checked), an opt-out annotation that is neither "true" nor "false" (checked: say "true" to skip)."""
+    keep, skipped, notes = [], [], []
     for item in sorted(listed, key=lambda s: (s.namespace, s.name)):
         key = f"{item.namespace}/{item.name}"
+        value = item.annotations.get(OPT_OUT)
+        word = (value or "").strip().lower()
         if key in sel.exclude:
             skipped.append((item.namespace, item.name, "--exclude"))
-        elif item.annotations.get(OPT_OUT, "").strip().lower() == "true":
+        elif word == "true":
             skipped.append((item.namespace, item.name, f"annotation {OPT_OUT}: \"true\""))
         else:
             keep.append(item)
-    return keep, skipped
+            if value is not None and word not in ("false", ""):
+                shown = value if len(value) <= 40 else value[:37] + "..."
+                notes.append(f"{key} has annotation {OPT_OUT}: {shown!r}, which is neither \"true\" nor \"false\": "
+                             f"checked; to leave it out: kubectl annotate sts {item.name} -n {item.namespace} "
+                             f"--overwrite {OPT_OUT}=true")
+    seen = {f"{s.namespace}/{s.name}" for s in listed}
+    notes += [f"--exclude {key}: no such StatefulSet in {sel.describe()} (a typo? nothing was left out for it)"
+              for key in sorted(sel.exclude - seen)]
+    return keep, skipped, notes
 
 
-def nothing_to_check(sel: Selection, listed: int, skipped: int) -> NothingToCheck:
-    """The one line (exit NOTHING_TO_CHECK) when the selection leaves nothing: not a pass."""
+def nothing_to_check(sel: Selection, listed: int, skipped: int, notes: list[str] | None = None) -> NothingToCheck:
+    """The one line (exit NOTHING_TO_CHECK) when the selection leaves nothing: not a pass (with the first note:
+    an --exclude naming nothing may be why a namespace looks empty of what was meant)."""
     if listed:
         msg = f"all {listed} StatefulSets in {sel.describe()} are excluded (--exclude or {OPT_OUT}): nothing to check"
     elif sel.selector:
@@ -170,7 +191,7 @@ def nothing_to_check(sel: Selection, listed: int, skipped: int) -> NothingToChec
                f"kubectl get namespace {sel.namespace})")
     else:
         msg = "no StatefulSet in any namespace: nothing to check"
-    return NothingToCheck(msg)
+    return NothingToCheck(msg + (f"; note: {notes[0]}" if notes else ""))
 
 
 class Budget:
@@ -207,17 +228,31 @@ async def run_fleet(base, api_opts, sel: Selection, deadline: float) -> FleetRes
             listed = await kube.list_statefulsets(client, sel.namespace, sel.selector)
         except ApiError as exc:
             raise _list_failed(exc, sel) from None
-        chosen, skipped = choose(listed, sel)
+        chosen, skipped, notes = choose(listed, sel)
         if not chosen:
-            raise nothing_to_check(sel, len(listed), len(skipped))
+            raise nothing_to_check(sel, len(listed), len(skipped), notes)
         discovered, legs = await _resolvers_once(base, api_opts, deadline)
-        budget = Budget()
-        reads = asyncio.Semaphore(API_IN_FLIGHT)
-        entries = await asyncio.gather(*(_one(client, api_opts, base, item, deadline, budget, reads,
-                                              discovered, legs) for item in chosen))
+        shared = _Shared(client, api_opts, base, deadline, Budget(), asyncio.Semaphore(API_IN_FLIGHT), discovered,
+                         legs, sel.namespace is None)
+        entries = await asyncio.gather(*(_one(shared, item) for item in chosen))
     finally:
         client.close()
-    return FleetResult(sel, list(entries), skipped, (time.monotonic() - started) * 1000)
+    return FleetResult(sel, list(entries), skipped, (time.monotonic() - started) * 1000, notes)
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every StatefulSet's check of one run shares: the API client, the deadline, the budget."""
+
+    client: Api
+    api_opts: ApiOptions
+    base: Target  # the Target every check starts from
+    deadline: float
+    budget: Budget
+    reads: asyncio.Semaphore  # API_IN_FLIGHT StatefulSets' reads at once
+    discovered: object  # the DNS replicas found once (--resolvers all), or None
+    legs: int  # (resolver, transport) legs each StatefulSet's questions go over
+    cluster_wide: bool  # -A: the grants come from the ClusterRole
 
 
 async def _resolvers_once(base, api_opts, deadline: float):
@@ -247,35 +282,48 @@ def _list_failed(exc: ApiError, sel: Selection) -> SsdnsError:
     return ApiUnavailable(str(exc))
 
 
-async def _one(client, api_opts, base, item: Listed, deadline: float, budget: Budget,
-               reads: asyncio.Semaphore, discovered=None, legs: int = 1) -> Entry:
+async def _one(run: _Shared, item: Listed) -> Entry:
     """Check one StatefulSet; whatever stops it becomes its entry, never the run's end."""
     from ssdns import kube
-    from ssdns.check import gather_from
+    from ssdns.check import conclude, gather_from
 
     entry = Entry(item.namespace, item.name, item.service, item.replicas)
-    target = base.with_(namespace=item.namespace, statefulset=item.name, service=None, replicas=None,
-                        port_name=base.port_name)
+    target = run.base.with_(namespace=item.namespace, statefulset=item.name, service=None, replicas=None,
+                            port_name=run.base.port_name)
     try:
-        async with reads:
-            if time.monotonic() >= deadline:
-                raise CannotRun("not checked: the deadline passed before its turn; raise --timeout")
-            facts = await kube.load_facts(client, item.namespace, item.name, None)
+        async with run.reads:
+            _in_time(run.deadline)
+            facts = await kube.load_facts(run.client, item.namespace, item.name, None)
+        if facts.problems:  # the API is required (as --api on): a refused read is this StatefulSet's exit 4
+            return _refused(entry, facts.problems[0], run.cluster_wide)
         if facts.statefulset is not None and not facts.statefulset.service_name:
             return _replace(entry, error="spec.serviceName is empty: its pods get no DNS names; set it to a "
                             "headless Service in the same namespace", exit_code=FAILED)
-        units = await budget.take((item.replicas + 1) * legs)
+        units = await run.budget.take((item.replicas + 1) * run.legs)
         try:
-            if time.monotonic() >= deadline:
-                raise CannotRun("not checked: the deadline passed before its turn; raise --timeout")
-            run = await gather_from(target, api_opts, facts, time.monotonic(), discovered)
+            _in_time(run.deadline)
+            gathered = await gather_from(target, run.api_opts, facts, time.monotonic(), run.discovered)
         finally:
-            await budget.give(units)
-        from ssdns.check import conclude
-
-        return _replace(entry, result=conclude(run))
+            await run.budget.give(units)
+        return _replace(entry, result=conclude(gathered))
     except SsdnsError as exc:
         return _replace(entry, error=str(exc), exit_code=exc.exit_code)
+
+
+def _in_time(deadline: float) -> None:
+    if time.monotonic() >= deadline:
+        raise CannotRun("not checked: the deadline passed before its turn; raise --timeout")
+
+
+def _refused(entry: Entry, problem, cluster_wide: bool) -> Entry:
+    """A read of this StatefulSet's objects the API refused or failed: not checked, said with what to grant."""
+    if problem.resource == "statefulsets" and problem.status == 404:
+        return _replace(entry, error="gone since it was listed (deleted during the run?): not checked; run again",
+                        exit_code=CANNOT_RUN)
+    text = str(problem)
+    if cluster_wide and problem.status == 403:  # with -A the grant is the ClusterRole's, not the namespaced Role's
+        text = text.replace("(k8s/rbac.yaml)", "(with -A: the ClusterRole in k8s/cluster-wide/)")
+    return _replace(entry, error=text, exit_code=API_UNAVAILABLE)
 
 
 def _replace(entry: Entry, **changes) -> Entry:

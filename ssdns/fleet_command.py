@@ -92,10 +92,10 @@ def cmd_fleet(opts: CheckOptions) -> int:
 
 def emit_fleet(fr, out: Outputs, deadline: float) -> None:
     from ssdns.commands import use_colour
-    from ssdns.fleet_report import render_fleet_json, render_fleet_text
+    from ssdns.fleet_report import render_fleet_text, write_fleet_json
 
     if out.format == "json":
-        print(render_fleet_json(fr), flush=True)
+        write_fleet_json(fr, sys.stdout)
     else:
         print(render_fleet_text(fr, use_colour(out.color, sys.stdout), max_rows=out.rows), flush=True)
     if out.junit:

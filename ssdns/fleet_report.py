@@ -4,6 +4,7 @@ namespace and StatefulSet. Rendering only: every verdict is the single check's."
 
 from __future__ import annotations
 
+import json
 import os
 
 from ssdns import jsonout
@@ -16,9 +17,37 @@ _VERDICT = {"pass": ("ok", Status.PASS), "warn": ("WARN", Status.WARN), "fail": 
 WORST_WIDTH = 110
 
 
+FLEET_EXPAND = 4  # each StatefulSet's report laid out as a single check's (jsonout: a pod, a finding per line)
+
+
 def render_fleet_json(fr: FleetResult) -> str:
-    # Each StatefulSet's report laid out as a single check's (jsonout: a pod, a finding per line).
-    return jsonout.dumps(fr.to_dict(), expand=4)
+    return jsonout.dumps(fr.to_dict(), expand=FLEET_EXPAND)
+
+
+def write_fleet_json(fr: FleetResult, fp) -> None:
+    """render_fleet_json's text, written one StatefulSet's result at a time: the whole document as one dict and
+    one string cost ~40 MiB of peak RSS at 200 StatefulSets with --resolvers all (bench/fleet.py)."""
+    doc = fr.to_dict(results=False)
+    fp.write("{")
+    for i, (key, value) in enumerate(doc.items()):
+        fp.write(f"{',' if i else ''}\n  {json.dumps(key)}: ")
+        if key != "results":
+            fp.write(_nested(value, 1))
+            continue
+        shown = [e.result for e in fr.entries if e.result is not None]
+        fp.write("[" if shown else "[]")
+        for j, result in enumerate(shown):
+            fp.write(f"{',' if j else ''}\n    {_nested(result.to_dict(), 2)}")
+        if shown:
+            fp.write("\n  ]")
+    fp.write("\n}\n")
+    fp.flush()
+
+
+def _nested(value, depth: int) -> str:
+    """jsonout's layout of `value` as it reads `depth` levels deep in the document (expanded to level
+    FLEET_EXPAND): below that level jsonout writes one line per element, so only its newlines are indented."""
+    return jsonout.dumps(value, expand=FLEET_EXPAND - depth).replace("\n", "\n" + "  " * depth)
 
 
 def headline(fr: FleetResult) -> str:
@@ -52,6 +81,7 @@ def render_fleet_text(fr: FleetResult, colour: bool = False, max_rows: int | Non
     lines = [s(headline(fr), "bold"), "", *_summary_table(fr, s, max_rows)]
     for ns, name, why in fr.skipped:
         lines.append(s(f"skipped {ns}/{name}: {why}", "dim"))
+    lines += [s(f"note: {note}", Status.WARN) for note in fr.notes]
     for e in fr.entries:
         if e.verdict not in ("fail", "error"):
             continue

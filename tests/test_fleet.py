@@ -196,3 +196,57 @@ def test_a_single_check_state_is_not_taken_for_a_fleet_one(cluster, tmp_path):
     for r in doc["results"]:
         [f] = [f for f in r["findings"] if f["check"] == "state.store"]
         assert "is not a state of check --all" in f["message"]
+
+
+def test_json_is_streamed_result_by_result_as_the_whole_document_would_read(cluster):
+    """-o json writes one StatefulSet's result at a time (bounded memory); the text is exactly the whole
+    document's, laid out by jsonout as render_fleet_json does."""
+    from ssdns import jsonout
+    from ssdns.fleet_report import FLEET_EXPAND
+
+    sb, args = cluster
+    sb.change(lambda w: apply_fault(neighbour(sb, "db"), "no-http:db-1"))
+    code, out, err = run_cli(args("-A", "-o", "json"))
+    doc = json.loads(out)
+    assert code == 1 and len(doc["results"]) == 3 and out == jsonout.dumps(doc, expand=FLEET_EXPAND) + "\n"
+    assert '\n      "findings": [\n        {"check": ' in out  # a finding per line, as a single check's
+    assert list(doc) == ["schema", "ok", "summary", "selection", "results", "errors", "skipped", "notes", "stats"]
+    code, out, err = run_cli(args("-A", "-o", "json", "--exclude", "default/web", "--exclude", "default/db",
+                                  "--exclude", "other/cache", "--exclude", "other/nope"))
+    assert (code, out) == (5, "") and "note: --exclude other/nope: no such StatefulSet" in err
+
+
+def test_notes_for_an_exclude_that_names_nothing_and_an_odd_opt_out_value(cluster):
+    sb, args = cluster
+    sb.change(lambda w: neighbour(sb, "db").sts.annotations.update({"ssdns/skip": "yes"}))
+    code, out, err = run_cli(args("--all", "--exclude", "wbe", "--color", "never"))
+    assert code == 0, err
+    assert "note: default/db has annotation ssdns/skip: 'yes', which is neither \"true\" nor \"false\": checked; " \
+        "to leave it out: kubectl annotate sts db -n default --overwrite ssdns/skip=true" in out
+    assert "note: --exclude default/wbe: no such StatefulSet in namespace 'default' (a typo?" in out
+    code, doc = run_json(args("--all", "--exclude", "wbe"))
+    assert [r["target"]["statefulset"] for r in doc["results"]] == ["db", "web"] and len(doc["notes"]) == 2
+    for value, skipped in (("True", True), (" true ", True), ("false", False), ("", False)):
+        sb.change(lambda w, v=value: neighbour(sb, "db").sts.annotations.update({"ssdns/skip": v}))
+        code, doc = run_json(args("--all"))
+        assert (doc["skipped"] != []) is skipped and doc["notes"] == [], value
+
+
+def test_a_refused_read_of_a_statefulsets_objects_is_its_exit_4_naming_the_grant(cluster):
+    sb, args = cluster
+    sb.change(lambda w: w.api_forbidden.add("pods"))
+    code, doc = run_json(args("-A"))
+    assert code == 4 and doc["summary"]["error"] == 3 and doc["results"] == []
+    for e in doc["errors"]:
+        assert e["exit_code"] == 4 and "cannot list pods" in e["message"]
+        assert "with -A: the ClusterRole in k8s/cluster-wide/" in e["message"]
+    code, doc = run_json(args("--all"))
+    assert code == 4 and all("(k8s/rbac.yaml)" in e["message"] for e in doc["errors"])
+
+
+def test_all_namespaces_without_the_clusterrole_is_one_line_exit_4(cluster):
+    sb, args = cluster
+    sb.change(lambda w: w.api_forbidden.add("statefulsets"))
+    code, out, err = run_cli(args("-A"))
+    assert (code, out) == (4, "") and len(err.strip().splitlines()) == 1
+    assert "grant verb 'list' on 'statefulsets' (the ClusterRole in k8s/cluster-wide/)" in err
