@@ -312,7 +312,7 @@ async def _one(run: _Shared, item: Listed) -> Entry:
 
 def _in_time(deadline: float) -> None:
     if time.monotonic() >= deadline:
-        raise CannotRun("not checked: the deadline passed before its turn; raise --timeout")
+        raise CannotRun("the deadline passed before its turn; raise --timeout")
 
 
 def _refused(entry: Entry, problem, cluster_wide: bool) -> Entry:

@@ -77,6 +77,7 @@ def test_one_statefulset_is_as_before():
     (["demo", "--statefulsets", "2", "--fault", "web-b/replica-down:1"], "the whole sandbox's"),
     (["demo", "--statefulsets", "2", "--fault", "web-b/no-http:web-9"], "no pod 'web-9'"),
     (["demo", "--statefulsets", "2", "--fault", "no-http:web-b-7"], "no pod 'web-b-7'"),
+    (["demo", "--statefulsets", "2", "--pods", "1001"], "at most 1000 pods each"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, words):
     code, out, err = run_cli(argv)

@@ -15,6 +15,7 @@ from ssdns.sandbox.faults import REPLICA_FAULTS, TIMED, apply_fault
 from ssdns.sandbox.world import World, add_neighbour, every_world
 
 MAX_STATEFULSETS = 100
+MAX_PODS_EACH = 1000  # each neighbour has a /22 of its own (world.add_neighbour): about 1,018 addresses
 # What the sandbox as a whole does (its DNS server and replicas, its API, its caches): no one StatefulSet's.
 SANDBOX_WIDE = (*REPLICA_FAULTS, *TIMED, "udp-only", "tcp-differs", "dns-forbidden", "dns-servfail", "dns-stuck",
                 "api-forbidden")
@@ -40,6 +41,9 @@ def add_statefulsets(world: World, count: int, replicas: int) -> list[World]:
     """The world's StatefulSet and count - 1 more beside it, each with `replicas` pods."""
     if not 1 <= count <= MAX_STATEFULSETS:
         raise UsageError(f"--statefulsets {count}: give 1 to {MAX_STATEFULSETS}")
+    if count > 1 and replicas > MAX_PODS_EACH:
+        raise UsageError(f"--pods {replicas} with --statefulsets {count}: at most {MAX_PODS_EACH} pods each (or one "
+                         "StatefulSet of up to 5000)")
     return [add_neighbour(world, fleet_name(i, world.statefulset), replicas) for i in range(1, count)]
 
 
