@@ -15,6 +15,7 @@ from ssdns.report import Style, render_text
 _VERDICT = {"pass": ("ok", Status.PASS), "warn": ("WARN", Status.WARN), "fail": ("FAIL", Status.FAIL),
             "error": ("ERROR", Status.FAIL)}
 WORST_WIDTH = 110
+DETAILS = 20  # failing StatefulSets whose full report the text shows (a cluster-wide outage fails them all)
 
 
 FLEET_EXPAND = 4  # each StatefulSet's report laid out as a single check's (jsonout: a pod, a finding per line)
@@ -76,18 +77,22 @@ def _pods(e: Entry) -> str:
 
 
 def render_fleet_text(fr: FleetResult, colour: bool = False, max_rows: int | None = None) -> str:
-    """The summary table (failing first when it is cut at max_rows), then each failing StatefulSet's own report."""
+    """The summary table (failing first when it is cut at max_rows), then each failing StatefulSet's own report
+    (the first DETAILS of them, unless max_rows is None: --rows all)."""
     s = Style(colour)
     lines = [s(headline(fr), "bold"), "", *_summary_table(fr, s, max_rows)]
     for ns, name, why in fr.skipped:
         lines.append(s(f"skipped {ns}/{name}: {why}", "dim"))
     lines += [s(f"note: {note}", Status.WARN) for note in fr.notes]
-    for e in fr.entries:
-        if e.verdict not in ("fail", "error"):
-            continue
+    failing = [e for e in fr.entries if e.verdict in ("fail", "error")]
+    shown = failing if max_rows is None else failing[:DETAILS]
+    for e in shown:
         lines += ["", s(f"=== {e.namespace}/{e.statefulset} ===", "bold")]
         lines.append(render_text(e.result, colour, max_rows=max_rows) if e.result is not None
                      else f"not checked (exit {e.exit_code}): {e.error}")
+    if len(shown) < len(failing):
+        lines += ["", s(f"... and the reports of {len(failing) - len(shown)} more failing StatefulSets, not shown "
+                        "(their rows are above; --rows all shows every report, -o json has them all)", "dim")]
     verdict = "PASS" if fr.ok else "FAIL"
     lines += ["", f"{s(verdict, Status.PASS if fr.ok else Status.FAIL)}: {headline(fr).split(': ', 1)[1]} in "
               f"{fr.elapsed_ms / 1000:.2f} s (exit {fr.exit_code})"]

@@ -250,3 +250,22 @@ def test_all_namespaces_without_the_clusterrole_is_one_line_exit_4(cluster):
     code, out, err = run_cli(args("-A"))
     assert (code, out) == (4, "") and len(err.strip().splitlines()) == 1
     assert "grant verb 'list' on 'statefulsets' (the ClusterRole in k8s/cluster-wide/)" in err
+
+
+def test_text_output_is_bounded_when_every_statefulset_fails(sandbox_factory, tmp_path):
+    """A cluster-wide failure: the table has every row, the full reports stop at 20 and say how many more."""
+    sb = sandbox_factory(faults=["no-http:web-1"])
+
+    def grow(w):
+        for i in range(24):
+            apply_fault(add_neighbour(w, f"s{i:02d}", 2), f"no-http:s{i:02d}-0")
+    sb.change(grow)
+    kubeconfig = sb.sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+    argv = ["check", "--all", "--kubeconfig", str(kubeconfig), "--nameserver", str(sb.sandbox.nameserver),
+            "--timeout", "10", "--color", "never"]
+    code, out, err = run_cli(argv)
+    assert code == 1, err
+    assert out.count("\n=== default/") == 20 and sum(" FAIL " in line for line in out.splitlines()[3:28]) == 25
+    assert "... and the reports of 5 more failing StatefulSets, not shown" in out
+    code, out, err = run_cli([*argv, "--rows", "all"])
+    assert out.count("\n=== default/") == 25 and "more failing StatefulSets" not in out
