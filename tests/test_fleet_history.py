@@ -141,3 +141,20 @@ def test_an_empty_fleet_state_shows_an_empty_table(tmp_path):
     state.write_text('{"schema": "ssdns.fleet-state/v1", "statefulsets": []}')
     code, out, err = run_cli(["history", "--state", str(state)])
     assert (code, out) == (2, "") and "without its 'statefulsets' object" in err
+
+
+def test_history_of_a_fleet_state_in_a_configmap(cluster, tmp_path):  # noqa: F811
+    """The CronJob's way: check --all --state configmap:NAME, then history through the API, one picked too."""
+    sb, args = cluster
+    assert run_cli(args("--all", "--state", "configmap:fleet-state"))[0] == 0
+    assert run_cli(args("--all", "--state", "configmap:fleet-state"))[0] == 0
+    kubeconfig = args()[args().index("--kubeconfig") + 1]
+    base = ["history", "--state", "configmap:fleet-state", "--kubeconfig", kubeconfig]
+    code, out, err = run_cli(base)
+    assert code == 0, err
+    assert out.startswith("ssdns history: 2 StatefulSets in ConfigMap default/fleet-state (ssdns.fleet-state/v1)")
+    assert [line.split()[:2] for line in out.splitlines()[3:5]] == [["default/db", "2"], ["default/web", "2"]]
+    code, out, err = run_cli([*base, "--statefulset", "db", "-o", "json"])
+    assert code == 0 and json.loads(out)["target"] == {"namespace": "default", "statefulset": "db", "service": "db"}
+    code, out, err = run_cli([*base, "-n", "other"])  # the ConfigMap is in the run's namespace, not there
+    assert (code, out) == (2, "") and "ConfigMap other/fleet-state does not exist yet" in err
