@@ -268,7 +268,7 @@ def cmd_history(opts: HistoryOptions) -> int:
     from ssdns.target import check_label, default_namespace
 
     namespace = check_label(opts.namespace or default_namespace(), "namespace")
-    key = fleet_history.pick_key(opts.statefulset, namespace) if opts.statefulset else None
+    key = fleet_history.pick_key(opts.statefulset, namespace) if opts.statefulset is not None else None
     store = open_store(opts.state, namespace, opts.api, opts.deadline)
     doc = store.load()
     if doc is None:

@@ -76,6 +76,7 @@ def test_json_of_a_fleet_state_has_every_history_and_a_summary(fleet_state):
     (("--statefulset", "web", "-n", "other"), "holds no history of other/web"),
     (("--statefulset", "Bad_Name"), "StatefulSet name"),
     (("--statefulset", "x/y/z"), "namespace"),
+    (("--statefulset", ""), "StatefulSet name ''"),
 ])
 def test_a_statefulset_not_in_the_state_is_one_line_exit_2(fleet_state, argv, words):
     sb, args, state = fleet_state
