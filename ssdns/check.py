@@ -61,17 +61,18 @@ async def gather(target: Target, api: ApiOptions = NO_API_OPTIONS) -> Run:
 
 
 async def gather_from(target: Target, api: ApiOptions, facts: ClusterFacts, started: float,
-                      discovered: Any = None) -> Run:
-    """gather() for facts already read (check --all reads them through one client for many StatefulSets, and
-    finds the DNS replicas of --resolvers all once: `discovered`, see resolvers.gather)."""
+                      discovered: Any = None, worker: Any = None) -> Run:
+    """gather() for facts already read (check --all reads them through one client for many StatefulSets, finds
+    the DNS replicas of --resolvers all once: `discovered`, see resolvers.gather, and shares one `worker`)."""
     notes: list[str] = []
     target = refine(target, facts, notes)
     return await _gather_rest(target, api, facts, "on", started, target.deadline or started + target.timeout, notes,
-                              [], discovered)
+                              [], discovered, worker)
 
 
 async def _gather_rest(target: Target, api: ApiOptions, facts: ClusterFacts | None, api_mode: str, started: float,
-                       deadline: float, notes: list[str], gathered: list[Finding], discovered: Any = None) -> Run:
+                       deadline: float, notes: list[str], gathered: list[Finding], discovered: Any = None,
+                       worker: Any = None) -> Run:
     _require_service(target, facts)
     expected = expected_pods(target, facts)
     api_ev = None
@@ -81,7 +82,8 @@ async def _gather_rest(target: Target, api: ApiOptions, facts: ClusterFacts | No
         api_ev = ApiEvidence(facts, want)
     others = target.resolvers.mode != "path"  # other resolvers may answer when the path does not
     memo: dict | None = {} if target.resolvers.active else None  # the resolvers reuse the path's parsed answers
-    obs = await _observe(target, deadline, expected, _api_port(facts, target), must_answer=not others, memo=memo)
+    obs = await _observe(target, deadline, expected, _api_port(facts, target), must_answer=not others, memo=memo,
+                         worker=worker)
     resolvers = await _ask_resolvers(target, api, obs, deadline, memo, discovered) if target.resolvers.active else None
     return Run(Evidence(target, obs, tuple(expected), api_ev, resolvers=resolvers), api_mode, started, notes,
                gathered)
@@ -124,10 +126,10 @@ def _api_port(facts: ClusterFacts | None, target: Target) -> int | None:
 
 
 async def _observe(target: Target, deadline: float, expected: list[str], api_port: int | None,
-                   must_answer: bool = True, memo: dict | None = None) -> Observations:
+                   must_answer: bool = True, memo: dict | None = None, worker: Any = None) -> Observations:
     try:
         async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + GRACE):
-            obs = await observe(target, deadline, expected, api_port=api_port, memo=memo)
+            obs = await observe(target, deadline, expected, api_port=api_port, memo=memo, worker=worker)
     except TimeoutError:
         raise CannotRun(f"the run did not finish within --timeout {target.timeout:g} s; raise it") from None
     if must_answer and not any(lk.answered for lk in obs.lookups):  # the rule: README, exit codes

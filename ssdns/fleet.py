@@ -12,10 +12,12 @@ the run, and each StatefulSet's weight in the budget is its pods times the (reso
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ssdns import worker as _worker
 from ssdns.errors import (
     API_UNAVAILABLE,
     CANNOT_RUN,
@@ -232,9 +234,14 @@ async def run_fleet(base, api_opts, sel: Selection, deadline: float) -> FleetRes
         if not chosen:
             raise nothing_to_check(sel, len(listed), len(skipped), notes)
         discovered, legs = await _resolvers_once(base, api_opts, deadline)
-        shared = _Shared(client, api_opts, base, deadline, Budget(), asyncio.Semaphore(API_IN_FLIGHT), discovered,
-                         legs, sel.namespace is None)
-        entries = await asyncio.gather(*(_one(shared, item) for item in chosen))
+        async with contextlib.AsyncExitStack() as stack:
+            worker = None
+            # One second core for the whole run (its HTTP requests; small StatefulSets have no large answers).
+            if base.http and _worker.wanted(sum(item.replicas for item in chosen)):
+                worker = await stack.enter_async_context(_worker.Worker(base.path, deadline))
+            shared = _Shared(client, api_opts, base, deadline, Budget(), asyncio.Semaphore(API_IN_FLIGHT),
+                             discovered, legs, sel.namespace is None, worker)
+            entries = await asyncio.gather(*(_one(shared, item) for item in chosen))
     finally:
         client.close()
     return FleetResult(sel, list(entries), skipped, (time.monotonic() - started) * 1000, notes)
@@ -253,6 +260,7 @@ class _Shared:
     discovered: object  # the DNS replicas found once (--resolvers all), or None
     legs: int  # (resolver, transport) legs each StatefulSet's questions go over
     cluster_wide: bool  # -A: the grants come from the ClusterRole
+    worker: object = None  # the worker.Worker every check shares (HTTP requests, large answers), or None
 
 
 async def _resolvers_once(base, api_opts, deadline: float):
@@ -302,7 +310,7 @@ async def _one(run: _Shared, item: Listed) -> Entry:
         units = await run.budget.take((item.replicas + 1) * run.legs)
         try:
             _in_time(run.deadline)
-            gathered = await gather_from(target, run.api_opts, facts, time.monotonic(), run.discovered)
+            gathered = await gather_from(target, run.api_opts, facts, time.monotonic(), run.discovered, run.worker)
         finally:
             await run.budget.give(units)
         return _replace(entry, result=conclude(gathered))

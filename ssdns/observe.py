@@ -88,9 +88,10 @@ def warn_if_short(pods: int, target: Target, left: float) -> None:
 
 
 async def observe(target: Target, deadline: float, expected: list[str] | None = None,
-                  api_port: int | None = None, memo: dict | None = None) -> Observations:
+                  api_port: int | None = None, memo: dict | None = None, worker: Any = None) -> Observations:
     """api_port: the pods' port from the API (EndpointSlice), when it was read. memo: parsed answers to share
-    with the resolver legs (resolvers.py)."""
+    with the resolver legs (resolvers.py). worker: a worker.Worker shared by several observations (check
+    --all), used and left open; without one, a large check starts its own."""
     start = time.monotonic()
     if expected is None:
         expected = expected_pods(target)
@@ -99,7 +100,7 @@ async def observe(target: Target, deadline: float, expected: list[str] | None = 
     # is still in flight when the run is cut off at the deadline.
     async with contextlib.AsyncExitStack() as stack:
         run = _Run(target, deadline, len(expected), memo)
-        await run.open(stack, api_port)
+        await run.open(stack, api_port, worker)
         stack.callback(run.cancel)
         await run.walk(expected)
         return run.observations(start)
@@ -115,13 +116,13 @@ class _Run:
         # has little to cancel and ends at once.
         self.in_flight = asyncio.Semaphore(POD_FLOWS)
         self.prober: Any = None
+        self.http_sent = 0
         self.http_port: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
 
-    async def open(self, stack: contextlib.AsyncExitStack, api_port: int | None) -> None:
+    async def open(self, stack: contextlib.AsyncExitStack, api_port: int | None, worker: Any) -> None:
         """The clients, and the questions that do not depend on any answer."""
         t, n = self.target, self.n
-        worker = None
-        if _worker.wanted(n):  # a second core: HTTP requests and large answers (worker.py)
+        if worker is None and _worker.wanted(n):  # a second core: HTTP requests and large answers (worker.py)
             worker = await stack.enter_async_context(_worker.Worker(t.path, self.deadline))
         transport = "tcp" if t.resolvers.transport == "tcp" else "udp"  # --transport both: UDP here, TCP after
         self.dns = dns = DnsClient(t.nameservers, self.deadline, transport=transport, memo=self.memo,
@@ -198,6 +199,7 @@ class _Run:
         done = await asyncio.gather(*jobs)
         if port is not None:
             obs.http = done[-1]
+            self.http_sent += obs.http.sent  # counted here: a worker may be shared with other observations
         return obs
 
     def observations(self, start: float) -> Observations:
@@ -209,7 +211,7 @@ class _Run:
             service_a=self.svc_a.result(), service_aaaa=self.svc_aaaa.result(), srv=self.srv_lookup,
             version=self.version.result(), pods=self.pod_obs, ptr=ptr_by_ip,
             http_port=self.http_port.result() if self.target.http else None,
-            dns_queries=dns.queries_sent, http_requests=self.prober.requests_sent if self.prober else 0,
+            dns_queries=dns.queries_sent, http_requests=self.http_sent,
             elapsed_ms=(time.monotonic() - start) * 1000, lookups=dns.lookups(),
         )
 

@@ -5,6 +5,7 @@ leaves a pod unprobed or an answer unread."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -212,3 +213,29 @@ def test_the_worker_is_used_with_two_cores_and_enough_pods(tmp_path, monkeypatch
     assert worker.wanted(10_000) is False
     monkeypatch.setenv("SSDNS_WORKER", "1")
     assert worker.wanted(1) is True
+
+
+def test_check_all_shares_one_worker_and_sees_what_it_sees_without(monkeypatch):
+    from conftest import run_cli
+
+    from ssdns import worker as worker_module
+
+    started = []
+    real = worker_module.Worker.__aenter__
+
+    async def counted(self):
+        started.append(self)
+        return await real(self)
+
+    monkeypatch.setattr(worker_module.Worker, "__aenter__", counted)
+    seen = {}
+    for mode in ("0", "1"):
+        monkeypatch.setenv("SSDNS_WORKER", mode)
+        code, out, err = run_cli(["demo", "--statefulsets", "3", "--fault", "wrong-name:web-b-1=web-b-2", "-o", "json"])
+        assert code == 1, err
+        doc = json.loads(out)
+        seen[mode] = {r["target"]["statefulset"]: ({p["name"]: p["http"]["body"] for p in r["pods"]},
+                                                   r["stats"]["http_requests"]) for r in doc["results"]}
+    assert seen["0"] == seen["1"]
+    assert seen["1"]["web-b"][0]["web-b-1"] == "web-b-2"
+    assert len(started) == 1  # one child for the whole run, not one per StatefulSet
