@@ -26,7 +26,8 @@ from ssdns.target import Target
 if TYPE_CHECKING:
     from ssdns.httpprobe import HttpObservation
 
-POD_FLOWS = 256  # pods observed at once (each: its A/AAAA, PTRs and one HTTP request)
+POD_FLOWS = 512  # pods observed at once (each: its A/AAAA, PTRs and one HTTP request); with 256 the
+# flows waiting for the worker's HTTP answers held every slot and the DNS side stalled (1,000 pods: 1.59 -> 1.20 s)
 
 
 def srv_records(lookup: Lookup | None) -> list[SrvRecord]:
