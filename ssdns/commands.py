@@ -468,7 +468,7 @@ def _disruptive(name: str, opts: RestartOptions | ScaleOptions):
     if t.api.mode == "off":
         raise UsageError(f"{name} works through the Kubernetes API: drop --api off")
     check_output_options(opts.outputs)
-    target = build_target(t, opts.timeout)  # restart.py and scale.py keep their own deadline
+    target = build_target(t, opts.timeout, opts.deadline)  # one deadline, from start-up (disrupt.py)
     return target, ApiOptions("on", t.api.kubeconfig, t.api.context), Progress(True)
 
 

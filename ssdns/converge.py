@@ -85,7 +85,7 @@ class _Watch:
 
         c = self.conv
         try:
-            pod = await asyncio.to_thread(kube.read_pod, self.api, self.target.namespace, c.pod)
+            pod = await kube.read_pod(self.api, self.target.namespace, c.pod, self.deadline)
         except Exception as exc:  # noqa: BLE001 - a blip of the API: look again next round
             c.error = f"reading the pod: {type(exc).__name__}"
             return

@@ -283,10 +283,11 @@ def request(api: Api, method: str, path: str, *, verb: str, resource: str, name:
 
 
 async def arequest(api: Api, method: str, path: str, *, verb: str, resource: str, name: str | None = None,
-                   namespace: str | None = None, params: dict | None = None, deadline: float | None = None) -> dict:
+                   namespace: str | None = None, params: dict | None = None, body: Any = None,
+                   content_type: str = "application/json", deadline: float | None = None) -> dict:
     """request() for async code: awaits the call's thread without an executor thread of its own, so an
     interrupted run exits at once instead of waiting for calls in flight."""
-    call = _Call(api, method, path, verb, resource, name, namespace, params, None, "application/json", deadline)
+    call = _Call(api, method, path, verb, resource, name, namespace, params, body, content_type, deadline)
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[None] = loop.create_future()
 
@@ -611,11 +612,12 @@ async def list_statefulsets(api: Api, namespace: str | None, selector: str | Non
 
 
 # Disruptive and polling calls, used only by restart-test and scale-test (the ssdns-disrupt Role).
+# Each ends by `deadline` (None: the Api's): the disruption's phases give their own (disrupt.py).
 
-def read_pod(api: Api, namespace: str, name: str) -> PodFacts | None:
+async def read_pod(api: Api, namespace: str, name: str, deadline: float | None = None) -> PodFacts | None:
     try:
-        doc = request(api, "GET", f"{_ns(namespace)}/pods/{name}", verb="get", resource="pods", name=name,
-                      namespace=namespace)
+        doc = await arequest(api, "GET", f"{_ns(namespace)}/pods/{name}", verb="get", resource="pods", name=name,
+                             namespace=namespace, deadline=deadline)
     except ApiError as exc:
         if exc.status == 404:
             return None
@@ -623,37 +625,39 @@ def read_pod(api: Api, namespace: str, name: str) -> PodFacts | None:
     return _shaped(_pod, doc, "get", "pods", api, name, namespace)
 
 
-def delete_pod(api: Api, namespace: str, name: str, uid: str) -> None:
+async def delete_pod(api: Api, namespace: str, name: str, uid: str, deadline: float | None = None) -> None:
     """Delete exactly the pod we looked at: the UID precondition refuses a replacement of the same name."""
-    request(api, "DELETE", f"{_ns(namespace)}/pods/{name}", verb="delete", resource="pods", name=name,
-            namespace=namespace, body={"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}})
+    await arequest(api, "DELETE", f"{_ns(namespace)}/pods/{name}", verb="delete", resource="pods", name=name,
+                   namespace=namespace, body={"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}},
+                   deadline=deadline)
 
 
-def scale(api: Api, namespace: str, statefulset: str, replicas: int) -> None:
-    request(api, "PATCH", f"{_ns(namespace, 'apps/v1')}/statefulsets/{statefulset}/scale", verb="patch",
-            resource="statefulsets/scale", name=statefulset, namespace=namespace,
-            body={"spec": {"replicas": replicas}}, content_type="application/merge-patch+json")
+async def scale(api: Api, namespace: str, statefulset: str, replicas: int, deadline: float | None = None) -> None:
+    await arequest(api, "PATCH", f"{_ns(namespace, 'apps/v1')}/statefulsets/{statefulset}/scale", verb="patch",
+                   resource="statefulsets/scale", name=statefulset, namespace=namespace,
+                   body={"spec": {"replicas": replicas}}, content_type="application/merge-patch+json", deadline=deadline)
 
 
-def list_pods(api: Api, namespace: str, selector: str) -> dict[str, PodFacts]:
-    doc = request(api, "GET", f"{_ns(namespace)}/pods", verb="list", resource="pods", namespace=namespace,
-                  params={"labelSelector": selector})
+async def list_pods(api: Api, namespace: str, selector: str, deadline: float | None = None) -> dict[str, PodFacts]:
+    doc = await arequest(api, "GET", f"{_ns(namespace)}/pods", verb="list", resource="pods", namespace=namespace,
+                         params={"labelSelector": selector}, deadline=deadline)
     return {p.name: p for p in _shaped(_pod, doc, "list", "pods", api, namespace=namespace)}
 
 
-def list_pvcs(api: Api, namespace: str, selector: str) -> dict[str, PvcFacts]:
-    doc = request(api, "GET", f"{_ns(namespace)}/persistentvolumeclaims", verb="list",
-                  resource="persistentvolumeclaims", namespace=namespace, params={"labelSelector": selector})
+async def list_pvcs(api: Api, namespace: str, selector: str, deadline: float | None = None) -> dict[str, PvcFacts]:
+    doc = await arequest(api, "GET", f"{_ns(namespace)}/persistentvolumeclaims", verb="list",
+                         resource="persistentvolumeclaims", namespace=namespace, params={"labelSelector": selector},
+                         deadline=deadline)
     return {c.name: c for c in _shaped(_pvc, doc, "list", "persistentvolumeclaims", api, namespace=namespace)}
 
 
-def watch_pods(api: Api, namespace: str, selector: str, seconds: int, on_event, stop) -> None:
-    """Stream pod events (blocking; run it in a thread) until `stop` is set or `seconds` pass.
-    on_event(type, PodFacts) is called for each. The watch is renewed every second from the last
-    resourceVersion, so a set `stop` is noticed within a second even when no event arrives."""
-    deadline = time.monotonic() + seconds
+def watch_pods(api: Api, namespace: str, selector: str, deadline: float, on_event, stop) -> None:
+    """Stream pod events (blocking; run it in a daemon thread) until `stop` is set or the deadline
+    (time.monotonic()) passes. on_event(type, PodFacts) is called for each. The watch is renewed every
+    second from the last resourceVersion, so a set `stop` is noticed within a second even when no
+    event arrives; a request that hangs is cut off at the deadline (the caller never waits for it)."""
     version: str | None = None
-    for _ in range(seconds + 1):  # one short watch per second, bounded
+    for _ in range(int(max(0.0, deadline - time.monotonic())) + 2):  # one short watch per second, bounded
         left = deadline - time.monotonic()
         if stop.is_set() or left <= 0:
             return

@@ -1,12 +1,12 @@
 """restart-test: delete chosen pods one at a time and time how identity comes back.
 
-Disruptive: refuses without --yes, saying exactly what it would delete. Stops deleting as soon as
-one pod does not come back, so a broken StatefulSet is not made worse.
+Disruptive: refuses without --yes, saying exactly what it would delete, and refuses a StatefulSet that
+is not settled (a rollout, a pod terminating or not Ready: disrupt.unsettled). Stops deleting as soon
+as one pod does not come back, so a broken StatefulSet is not made worse.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from ssdns.converge import Convergence, Progress, wait_for_identity
@@ -37,7 +37,10 @@ async def restart_test(target: Target, api_opts: ApiOptions, ordinals: list[int]
         target = target.with_(service=target.service or sts.service_name, replicas=sts.replicas,
                               port=target.port or service_port(facts, target.port_name))
         names = plan(facts, ordinals)
-        _refuse(facts, names, target.namespace, yes)
+        _refuse(facts, names)
+        d.refuse_unsettled("restart-test")
+        if not yes:
+            raise _without_yes(facts, names, target.namespace)
         before = {n: facts.volumes_of(n) for n in names}
         results: list[Convergence] = []
         for name in names:
@@ -47,33 +50,45 @@ async def restart_test(target: Target, api_opts: ApiOptions, ordinals: list[int]
                 progress(f"{name}: {conv.error}; not restarting any more pods")
                 break
         after = await d.read()
-    return await d.conclude(target, restart=RestartEvidence(names, results, before, after))
+        return await d.conclude(target, restart=RestartEvidence(names, results, before, after))
 
 
-def _refuse(facts: ClusterFacts, names: list[str], namespace: str, yes: bool) -> None:
-    """Nothing is deleted that does not exist, and nothing at all without --yes."""
+def _refuse(facts: ClusterFacts, names: list[str]) -> None:
+    """Nothing is deleted that does not exist."""
     missing = [n for n in names if n not in facts.pods]
     if missing:
         raise UsageError(f"{', '.join(missing)} do not exist now: nothing to restart there; fix the StatefulSet first")
-    if not yes:
-        listing = ", ".join(f"{n} (uid {facts.pods[n].uid})" for n in names)
-        raise UsageError(f"restart-test deletes pods: it would delete {listing} in namespace "
-                         f"{namespace}, one at a time, highest ordinal first; add --yes to do it")
+
+
+def _without_yes(facts: ClusterFacts, names: list[str], namespace: str) -> UsageError:
+    """Nothing at all is deleted without --yes: what it would delete, exactly."""
+    listing = ", ".join(f"{n} (uid {facts.pods[n].uid})" for n in names)
+    return UsageError(f"restart-test deletes pods: it would delete {listing} in namespace "
+                      f"{namespace}, one at a time, highest ordinal first; add --yes to do it")
 
 
 async def _restart_one(d: Disruption, target: Target, sts: StatefulSetFacts, name: str) -> Convergence:
+    """Delete one pod (the call ends by the end of the waiting) and wait for its identity to come back.
+    d.done says what became of it, so a run that ends early says which pods it deleted."""
     from ssdns import kube
 
     pod = d.facts.pods[name]
     d.progress(f"{name}: deleting (uid {pod.uid[:8]}, {', '.join(pod.ips) or 'no IP'})")
     t0 = time.monotonic()
     try:
-        await asyncio.to_thread(kube.delete_pod, d.client, target.namespace, name, pod.uid)
+        await kube.delete_pod(d.client, target.namespace, name, pod.uid, deadline=d.wait_until)
     except ApiError as exc:  # refused or unreachable: either ends the run
+        if exc.status is None:  # no answer: the delete may have been done all the same
+            raise ApiUnavailable(f"{exc}; {name} may have been deleted all the same (its controller then "
+                                 f"replaces it): see 'kubectl get pod {name} -n {target.namespace}'") from None
         raise ApiUnavailable(f"cannot delete pod {name}: {_api_reason(exc)}; the ssdns-disrupt Role "
                              "grants delete on pods") from None
-    return await wait_for_identity(d.client, target, name, ordinal(name, sts.name), pod.uid, pod.ips, t0,
-                                   d.deadline, d.progress)
+    d.done.append(f"deleted {name} (uid {pod.uid[:8]}), not seen back yet")
+    conv = await wait_for_identity(d.client, target, name, ordinal(name, sts.name), pod.uid, pod.ips, t0,
+                                   d.wait_until, d.progress)
+    d.done[-1] = (f"restarted {name} (back with its identity in {conv.http_s:.1f} s)" if conv.converged
+                  else f"deleted {name} (uid {pod.uid[:8]}), not back: {conv.error}")
+    return conv
 
 
 def service_port(facts: ClusterFacts, port_name: str | None = None) -> int | None:
