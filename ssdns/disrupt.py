@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from ssdns.converge import Progress
-from ssdns.errors import ApiUnavailable, CannotRun, SsdnsError, UsageError
+from ssdns.errors import TIMEOUT, ApiError, ApiUnavailable, CannotRun, SsdnsError, UsageError
 from ssdns.facts import ClusterFacts, StatefulSetFacts
 from ssdns.model import Result
 from ssdns.target import ApiOptions, Target
@@ -28,25 +28,34 @@ NOTE_EVERY = 5.0  # say what is still awaited this often
 RESERVE_SHARE = 0.25  # of --timeout: kept after the waiting for restoring and the final check
 RESERVE_MAX = 30.0  # seconds: the reserve of a long --timeout (the final check gets all that is left anyway)
 FINAL_MIN = 0.5  # seconds: a final check with less left is not started (it could only time out)
+FAIR_LOOK = 1.0  # seconds: a look that timed out with less than this left ran into the deadline, not a hung API
 
 
 async def poll_until(look: Callable[[], Awaitable[bool]], deadline: float, progress: Progress,
                      waiting: Callable[[], str], every: float = POLL) -> bool:
     """Call look() every `every` seconds until it returns True (True) or the deadline passes (False),
     with the progress line waiting() every NOTE_EVERY seconds. Bounded in count as well as in time;
-    no sleep runs past the deadline."""
+    no sleep runs past the deadline, and no look starts after it."""
     import asyncio
 
     last_note = time.monotonic()
     for _ in range(int(max(0.0, deadline - time.monotonic()) / every) + 2):
-        if await look():
-            return True
+        had = deadline - time.monotonic()
+        try:
+            if await look():
+                return True
+        except ApiError as exc:
+            if exc.kind != TIMEOUT or had >= FAIR_LOOK:
+                raise  # the API failed (a hanging API is cut off here): the caller's error
+            return False  # a look begun just before the deadline: that is the deadline, not the API
         if time.monotonic() >= deadline:
             break
         if time.monotonic() - last_note >= NOTE_EVERY:
             last_note = time.monotonic()
             progress(waiting())
         await asyncio.sleep(max(0.0, min(every, deadline - time.monotonic())))
+        if time.monotonic() >= deadline:
+            break
     return False
 
 

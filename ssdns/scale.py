@@ -188,7 +188,8 @@ async def _restore(d: Disruption, sts: StatefulSetFacts, to: int, known: bool) -
     try:
         await kube.scale(d.client, ns, sts.name, original, deadline=max(d.deadline, time.monotonic() + RESTORE_FLOOR))
     except ApiError as exc:
-        left = f"is left at {to}" if known else f"may be left at {to}"
+        # Only an answered refusal says the count did not change; a call with no answer may have been done.
+        left = f"is left at {to}" if known and exc.status is not None else f"may be left at {to}"
         d.done[-1] = (f"{d.done[-1]}; restoring it failed too ({exc.reason or exc.kind}): {sts.name} {left} replicas; "
                       f"put it back with 'kubectl scale statefulset {sts.name} --replicas={original} -n {ns}'")
         d.progress(f"{sts.name}: NOT restored: it {left} replicas; put it back with "

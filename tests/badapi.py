@@ -152,3 +152,71 @@ def self_signed(where: Path) -> Path:
                     "-keyout", str(where / "key.pem"), "-out", str(where / "cert.pem")],
                    check=True, capture_output=True, timeout=60)
     return where
+
+
+class ApiProxy:
+    """A proxy in front of a working API (the sandbox's) that misbehaves from a chosen request on, for
+    the disruptive commands' fault cases: `rule(method, path, seen)` says what to do with each request
+    ("pass", or a BadApi mode: "hang", "trickle" (the upstream's answer, one byte a second), "close"),
+    `seen` being the (method, path) of the requests before it. A rule may act too (stop the sandbox's
+    DNS at the delete). One request per client connection, each on its own upstream connection
+    (Connection: close). `faulted` is set at the first request that does not pass."""
+
+    def __init__(self, upstream: str, rule):
+        host, _, port = upstream.removeprefix("http://").partition(":")
+        self.upstream = (host, int(port))
+        self.rule = rule
+        self.seen: list[tuple[str, str]] = []
+        self.faulted = threading.Event()
+        self.inner = BadApi("hang")  # its loop, server life and cleanup; the handler is this class's
+        self.inner._serve = self._serve  # type: ignore[method-assign]
+
+    def __enter__(self) -> ApiProxy:
+        self.inner.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.inner.__exit__(*exc)
+
+    def kubeconfig(self, path: Path) -> Path:
+        return self.inner.kubeconfig(path)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        inner = self.inner
+        inner._writers.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            inner._tasks.add(task)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, path = lines[0].split(" ")[:2]
+            length = next((int(h.split(":", 1)[1]) for h in lines[1:] if h.lower().startswith("content-length:")), 0)
+            body = await reader.readexactly(length) if length else b""
+            mode = self.rule(method, path, list(self.seen))
+            self.seen.append((method, path))
+            if mode != "pass":
+                self.faulted.set()
+            if mode == "hang":
+                await asyncio.sleep(3600)
+            if mode == "close":
+                return
+            kept = [h for h in lines[1:] if h and not h.lower().startswith("connection:")]
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+            try:
+                up_writer.write("\r\n".join([lines[0], *kept, "Connection: close", "", ""]).encode("latin-1") + body)
+                await up_writer.drain()
+                answer = await up_reader.read()  # Connection: close: the whole answer, then EOF
+            finally:
+                up_writer.close()
+            for chunk in ([bytes([b]) for b in answer] if mode == "trickle" else [answer]):
+                writer.write(chunk)
+                await writer.drain()
+                if mode == "trickle":
+                    await asyncio.sleep(1)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError, ssl.SSLError):
+            pass
+        finally:
+            inner._writers.discard(writer)
+            inner._tasks.discard(task)  # type: ignore[arg-type]
+            writer.close()
