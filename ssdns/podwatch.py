@@ -28,7 +28,7 @@ from ssdns.facts import PodFacts
 BACKOFF_FIRST = 0.25  # seconds before the first retry
 BACKOFF_CAP = 30.0  # never longer between tries
 QUICK_END = 1.0  # a stream the server ends within this is treated as a failure (no busy loop)
-CALL_TIMEOUT = 10.0  # a list or get, at most
+CALL_TIMEOUT = 10.0  # a list or get, at most, unless the watch gives its own (ssdns watch: --timeout)
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,9 @@ class PodWatcher:
     view; `connected`, `reconnects`, `relists`, `sts_missing` say how the watch is doing."""
 
     def __init__(self, api, namespace: str, statefulset: str, on_change: Callable[[Change], None],
-                 log: Callable[[str], None], give_up: float = 300.0):
+                 log: Callable[[str], None], give_up: float = 300.0, call_timeout: float = CALL_TIMEOUT):
         self.api, self.namespace, self.statefulset = api, namespace, statefulset
+        self.call_timeout = call_timeout  # a re-list's bound: a large StatefulSet's list gets what --timeout gives
         self.on_change, self.log, self.give_up = on_change, log, give_up
         self.pods: dict[str, PodFacts] = {}
         self.gone: dict[str, Gone] = {}
@@ -116,13 +117,14 @@ class PodWatcher:
                 self.log(f"watch: {exc}; again in {delay:.1f} s")
                 await _sleep(stop, delay)
 
-    async def refresh(self) -> None:
-        """Look at the StatefulSet again (before every full check): its deletion is reported once, and its
-        return; a new selector lists the pods again."""
+    async def refresh(self, deadline: float | None = None) -> None:
+        """Look at the StatefulSet again (before every full check, by its deadline): its deletion is
+        reported once, and its return; a new selector lists the pods again."""
         from ssdns import kube
 
+        deadline = deadline or time.monotonic() + self.call_timeout
         try:
-            sts = await kube.read_statefulset(self.api, self.namespace, self.statefulset, time.monotonic() + CALL_TIMEOUT)
+            sts = await kube.read_statefulset(self.api, self.namespace, self.statefulset, deadline)
         except ApiError as exc:
             self.log(f"watch: cannot read the StatefulSet: {exc}")
             return
@@ -144,7 +146,7 @@ class PodWatcher:
     async def _list(self, first: bool = False, deadline: float | None = None) -> None:
         from ssdns import kube
 
-        deadline = deadline or time.monotonic() + CALL_TIMEOUT
+        deadline = deadline or time.monotonic() + self.call_timeout
         try:
             sts = await kube.read_statefulset(self.api, self.namespace, self.statefulset, deadline)
         except ApiError as exc:

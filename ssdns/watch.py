@@ -97,10 +97,13 @@ class Watch:
             port = runner.addresses[0][1] if runner.addresses else 0
             if on_ready is not None:
                 on_ready(port)
-            api = kube.api_client(self.s.api)
+            start_by = time.monotonic() + self.s.timeout  # the start-up's one deadline
+            api = kube.api_client(self.s.api, start_by)  # loading credentials (an exec plugin) is start-up too
+            api.deadline = None  # from here each call takes its own bound (podwatch.py, full_check)
             try:
-                self.watcher = PodWatcher(api, t.namespace, t.statefulset, self._changed, self.log, self.s.probe.give_up)
-                if not await _unless_stopped(self.watcher.start(time.monotonic() + self.s.timeout), stop):
+                self.watcher = PodWatcher(api, t.namespace, t.statefulset, self._changed, self.log, self.s.probe.give_up,
+                                          call_timeout=self.s.timeout)
+                if not await _unless_stopped(self.watcher.start(start_by), stop):
                     return  # stopped while starting
                 if self.resolvers.discovering and not await _unless_stopped(self._discover(), stop):
                     return
@@ -258,9 +261,9 @@ class Watch:
         from ssdns.check import run_check
 
         t = self.s.target
+        deadline = time.monotonic() + self.s.timeout  # one per full check: the re-read, the check, the state
         if self.watcher is not None:
-            await self.watcher.refresh()
-        deadline = time.monotonic() + self.s.timeout
+            await self.watcher.refresh(deadline)
         try:
             result = await run_check(t.with_(deadline=deadline, timeout=self.s.timeout), self.s.api)
         except SsdnsError as exc:

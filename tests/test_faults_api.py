@@ -194,15 +194,68 @@ def test_history_with_a_kubeconfig_that_is_not_one(tmp_path):
     assert_within(run, T)
 
 
-def test_kubeconfig_whose_exec_plugin_hangs(tmp_path):
-    """An exec credential plugin that never returns: loading the credentials is bounded too."""
-    kc = tmp_path / "kc"
+def hanging_exec_kubeconfig(kc):
     kc.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\n"
                   "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
                   "clusters:\n- name: k\n  cluster: {server: 'http://127.0.0.1:9'}\n"
                   "users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
                   "      command: sleep\n      args: ['30']\n      interactiveMode: Never\n")
-    run = run_ssdns(*check_args(kc, "127.0.0.1:9"))
+    return kc
+
+
+def test_kubeconfig_whose_exec_plugin_hangs(tmp_path):
+    """An exec credential plugin that never returns: loading the credentials is bounded too."""
+    run = run_ssdns(*check_args(hanging_exec_kubeconfig(tmp_path / "kc"), "127.0.0.1:9"))
     assert run.returncode == 4, run
     assert "did not finish in time" in run.one_line()
     assert_within(run, T)
+
+
+def watch_args(kubeconfig) -> list[str]:
+    return ["watch", "--statefulset", "web", "--listen", "127.0.0.1:0", "--nameserver", "127.0.0.1:9",
+            "--kubeconfig", str(kubeconfig), "--timeout", str(T)]
+
+
+def test_watch_start_up_with_an_exec_plugin_that_hangs_is_bounded(tmp_path):
+    """ssdns watch's start-up has --timeout as its deadline: loading the credentials too (it took the
+    plugin's 30 s before)."""
+    run = run_ssdns(*watch_args(hanging_exec_kubeconfig(tmp_path / "kc")))
+    assert run.returncode == 4, run
+    assert "did not finish in time" in run.one_line()
+    assert_within(run, T)
+
+
+@pytest.mark.parametrize("mode", ["hang", "trickle"])
+def test_watch_start_up_against_a_hanging_api_is_bounded(mode, tmp_path):
+    with BadApi(mode) as api:
+        run = run_ssdns(*watch_args(api.kubeconfig(tmp_path / "kc")))
+    assert run.returncode == 4, run
+    line = run.one_line()
+    assert "ssdns watch needs the StatefulSet" in line and "did not answer in time" in line, line
+    assert_within(run, T)
+
+
+@pytest.mark.parametrize("given", ["deadline", "call_timeout"])
+def test_watch_rereads_are_bounded_by_the_full_check_or_the_watch_timeout(given, tmp_path):
+    """ssdns watch's re-read of the StatefulSet before a full check ends by that check's deadline, and
+    a re-list without one by the watch's --timeout (call_timeout), not a constant of its own."""
+    import asyncio
+    import time
+
+    from faultkit import SLACK
+
+    from ssdns import kube
+    from ssdns.podwatch import PodWatcher
+    from ssdns.target import ApiOptions
+
+    with BadApi("hang") as api:
+        client = kube.api_client(ApiOptions("on", str(api.kubeconfig(tmp_path / "kc"))))
+        logs: list[str] = []
+        watcher = PodWatcher(client, "default", "web", lambda change: None, logs.append,
+                             call_timeout=60.0 if given == "deadline" else 0.5)
+        started = time.monotonic()
+        asyncio.run(watcher.refresh(started + 0.5 if given == "deadline" else None))
+        elapsed = time.monotonic() - started
+        client.close()
+    assert elapsed < 0.5 + SLACK, elapsed
+    assert len(logs) == 1 and "cannot read the StatefulSet" in logs[0] and "did not answer in time" in logs[0], logs
