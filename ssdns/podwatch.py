@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ssdns.errors import ApiError, ApiUnavailable
+from ssdns.errors import TIMEOUT, ApiError, ApiUnavailable
 from ssdns.facts import PodFacts
 
 BACKOFF_FIRST = 0.25  # seconds before the first retry
@@ -222,12 +222,20 @@ class PodWatcher:
         threading.Thread(target=work, name="ssdns-watch", daemon=True).start()
         self.connected = True
         self.last_contact = time.monotonic()
+        # The server ends a stream at timeoutSeconds; one that trickles past that (each byte resets the
+        # read timeout) is given up here, its thread abandoned, and watched again after a backoff.
+        bound = kube.WATCH_SECONDS + kube.WATCH_READ_SLACK
+        ends = self.last_contact + bound
         stopped = asyncio.ensure_future(stop.wait())
         got: asyncio.Future | None = None
         try:
             while True:
                 got = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({got, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait({got, stopped}, timeout=max(0.0, ends - time.monotonic()),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    raise ApiError(TIMEOUT, "watch", "pods", reason=f"the stream did not end within {bound:.0f} s",
+                                   namespace=self.namespace, server=self.api.server)
                 if got not in done:
                     return
                 what, a, pod, rv = got.result()

@@ -259,3 +259,31 @@ def test_watch_rereads_are_bounded_by_the_full_check_or_the_watch_timeout(given,
         client.close()
     assert elapsed < 0.5 + SLACK, elapsed
     assert len(logs) == 1 and "cannot read the StatefulSet" in logs[0] and "did not answer in time" in logs[0], logs
+
+
+def test_a_watch_stream_that_trickles_is_given_up_at_its_bound(tmp_path, monkeypatch):
+    """Each byte resets the read timeout, so only a bound on the whole stream ends it: timeoutSeconds
+    plus the slack (1 + 1 s here), then ssdns watch reconnects."""
+    import asyncio
+    import time
+
+    from faultkit import SLACK
+
+    from ssdns import kube
+    from ssdns.errors import ApiError
+    from ssdns.podwatch import PodWatcher
+    from ssdns.target import ApiOptions
+
+    monkeypatch.setattr(kube, "WATCH_SECONDS", 1)
+    monkeypatch.setattr(kube, "WATCH_READ_SLACK", 1.0)
+    with BadApi("trickle") as api:
+        client = kube.api_client(ApiOptions("on", str(api.kubeconfig(tmp_path / "kc"))))
+        watcher = PodWatcher(client, "default", "web", lambda change: None, lambda line: None)
+        watcher.selector, watcher.version = "app=web", "1"
+        started = time.monotonic()
+        with pytest.raises(ApiError) as caught:
+            asyncio.run(watcher._stream(asyncio.Event()))
+        elapsed = time.monotonic() - started
+        client.close()
+    assert caught.value.kind == "timeout" and "the stream did not end within 2 s" in str(caught.value)
+    assert elapsed < 2 + SLACK, elapsed
