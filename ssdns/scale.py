@@ -112,7 +112,7 @@ async def scale_test(target: Target, api_opts: ApiOptions, to: int, yes: bool, p
 async def _down_and_up(d: Disruption, sts: StatefulSetFacts, to: int, removed: list[str],
                        order: _Order) -> dict[str, PvcFacts]:
     """Scale down, wait for the removed pods to go, note their claims, scale back up and wait for them
-    to be Ready; every call and wait ends by d.wait_until. The original count is restored however this
+    to be Ready and answer as themselves; every call and wait ends by d.wait_until. The original count is restored however this
     ends (an error, the deadline, Ctrl-C, SIGTERM), in the time kept for it; when even that fails, the
     error says at what count the StatefulSet is left and how to put it back."""
     from ssdns import kube
@@ -209,6 +209,8 @@ def _watch(client: Any, namespace: str, selector: str, deadline: float, order: _
         kube.watch_pods(client, namespace, selector, deadline, order.event, stop)
     except Exception:  # noqa: BLE001 - no watch (forbidden, unsupported): polling records the order instead
         order.watch_failed = True
+        with contextlib.suppress(RuntimeError):  # nobody need wait for its first events any more
+            order.loop.call_soon_threadsafe(order.first.set)
 
 
 async def _until(d: Disruption, sts: StatefulSetFacts, order: _Order,

@@ -146,15 +146,17 @@ def test_api_auto_without_a_service_cannot_run(tmp_path):
 
 
 def test_configmap_state_against_a_hanging_api(dns, tmp_path):
-    """State in a ConfigMap, API hanging: the check runs, state.store fails, all within the deadline."""
+    """State in a ConfigMap, API hanging: the check runs, state.store fails, all within the deadline.
+    4 s, not T: the hanging reads take half of it, and on a loaded 2-core machine the kubernetes import
+    plus DNS and HTTP did not always fit in what 2 s left (exit 3: the run did not finish)."""
     with BadApi("hang") as api:
-        run = run_ssdns(*check_args(api.kubeconfig(tmp_path / "kc"), str(dns.sandbox.nameserver), api="auto"),
-                        "--state", "configmap:ssdns-state", "--output", "json")
+        run = run_ssdns(*check_args(api.kubeconfig(tmp_path / "kc"), str(dns.sandbox.nameserver), api="auto",
+                                    timeout=4), "--state", "configmap:ssdns-state", "--output", "json")
     assert run.returncode == 1, run
     assert run.stderr == ""
     [store] = [f for f in json.loads(run.stdout)["findings"] if f["check"] == "state.store"]
     assert "did not answer in time" in store["message"]
-    assert_within(run, T)
+    assert_within(run, 4)
 
 
 def test_history_against_a_hanging_api_has_a_deadline(tmp_path):
