@@ -213,14 +213,18 @@ def test_restart_test_slower_than_its_timeout_still_reports(sandbox_factory, tmp
     assert_within(run, T)
 
 
-def test_scale_test_slower_than_its_timeout_restores_and_says_so(sandbox_factory, tmp_path):
-    sb = sandbox_factory(ready_delay=30)
+@pytest.mark.parametrize("slow, waited, done", [
+    ({"terminate_delay": 30}, "web-1, web-2 to go", "scaled web to 1; restored 3 replicas"),
+    ({"ready_delay": 30}, "web-1, web-2 to be Ready", "scaled web to 1 and back to 3"),
+])
+def test_scale_test_slower_than_its_timeout_restores_and_says_so(sandbox_factory, tmp_path, slow, waited, done):
+    sb = sandbox_factory(**slow)
     run = run_ssdns(*args("scale-test", sb.sandbox.write_kubeconfig(tmp_path / "kc"), sb.sandbox.nameserver),
                     timeout=60)
     assert run.returncode == 3, run
     line = error_line(run)
-    assert "web-1, web-2 to be Ready did not happen in time" in line and "raise --timeout" in line, line
-    assert line.endswith("before that, scaled web to 1 and back to 3"), line
+    assert f"{waited} did not happen in time" in line and "raise --timeout" in line, line
+    assert line.endswith(f"before that, {done}"), line
     assert sb.world.sts.replicas == 3
     assert_within(run, T)
 
