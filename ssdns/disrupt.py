@@ -21,6 +21,7 @@ from ssdns.converge import Progress
 from ssdns.errors import TIMEOUT, ApiError, ApiUnavailable, CannotRun, SsdnsError, UsageError
 from ssdns.facts import ClusterFacts, StatefulSetFacts
 from ssdns.model import Result
+from ssdns.names import ordinal
 from ssdns.target import ApiOptions, Target
 
 POLL = 0.25  # seconds between looks while waiting; each look is a few API reads and DNS queries
@@ -136,10 +137,9 @@ def unsettled(facts: ClusterFacts, namespace: str) -> str | None:
     sts = facts.statefulset
     assert sts is not None
     name, ns = sts.name, namespace
-    if sts.current_revision and sts.update_revision and sts.current_revision != sts.update_revision:
-        return (f"a rollout of {name} is under way (revision {sts.current_revision} -> {sts.update_revision}, "
-                f"{sts.updated_replicas} of {sts.replicas} pods updated): wait for "
-                f"'kubectl rollout status statefulset/{name} -n {ns}' to finish, then run it again")
+    rollout = _rollout(sts, facts)
+    if rollout:
+        return rollout + f"; then run it again (see 'kubectl rollout status statefulset/{name} -n {ns}')"
     terminating = sorted(n for n, p in facts.pods.items() if p.terminating)
     if terminating:
         return (f"{', '.join(terminating)} {_is(terminating)} terminating (stuck? its node may be gone): "
@@ -154,6 +154,25 @@ def unsettled(facts: ClusterFacts, namespace: str) -> str | None:
         return (f"{', '.join(not_ready)} {_is(not_ready)} not Ready: fix that first "
                 f"('kubectl describe pod {not_ready[0]} -n {ns}'); the test times a healthy StatefulSet")
     return None
+
+
+def _rollout(sts: StatefulSetFacts, facts: ClusterFacts) -> str | None:
+    """A rollout under way: a pod not at the update revision (its controller-revision-hash label), or,
+    when no pod says its revision, currentRevision not yet updateRevision. The pods are what counts:
+    status.currentRevision has been seen to lag a finished rollout."""
+    update = sts.update_revision
+    if not update:
+        return None
+    # A staged rollout keeps the pods below its partition at the old revision on purpose: not behind.
+    revisions = {n: p.revision for n, p in facts.pods.items() if p.revision and (ordinal(n, sts.name) or 0) >= sts.partition}
+    behind = sorted(n for n, r in revisions.items() if r != update)
+    if not behind and (revisions or not sts.current_revision or sts.current_revision == update):
+        return None
+    head = (f"a rollout of {sts.name} is under way (to revision {update}; "
+            f"{', '.join(behind) + ' not updated yet' if behind else f'currentRevision {sts.current_revision}'})")
+    if sts.update_strategy == "OnDelete":
+        return head + ": with updateStrategy OnDelete a deleted pod comes back at the new revision; finish the rollout"
+    return head + ": wait for it to finish"
 
 
 def _is(names: list[str]) -> str:

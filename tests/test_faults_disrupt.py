@@ -234,7 +234,8 @@ def test_scale_test_slower_than_its_timeout_restores_and_says_so(sandbox_factory
 
 @pytest.mark.parametrize("command", ["restart-test", "scale-test"])
 @pytest.mark.parametrize("fault, says", [
-    ("stuck-rollout:web-1", "a rollout of web is under way (revision"),
+    ("stuck-rollout:web-1", "a rollout of web is under way (to revision web-5d8c7b9f4; web-2 not updated yet): "
+                            "wait for it to finish"),
     ("stuck-terminating:web-1", "web-1 is terminating (stuck? its node may be gone)"),
     ("stuck-not-ready:web-0", "web-0 is not Ready: fix that first"),
 ])
@@ -317,3 +318,33 @@ def test_a_look_that_times_out_is_the_deadline_only_when_it_had_too_little_time(
             asyncio.run(go())
     else:
         assert asyncio.run(go()) is False
+
+
+def _facts(revisions: list[str | None], *, current: str | None = "r1", update: str | None = "r1",
+           strategy: str = "RollingUpdate", partition: int = 0):
+    from ssdns.facts import ClusterFacts, PodFacts, StatefulSetFacts
+
+    sts = StatefulSetFacts("web", len(revisions), "nginx", "app=web", current_revision=current,
+                           update_revision=update, update_strategy=strategy, partition=partition)
+    pods = {f"web-{i}": PodFacts(f"web-{i}", f"uid-{i}", [f"127.0.0.{i + 1}"], True, False, "Running", None, 0,
+                                 f"web-{i}", "nginx", revision=r) for i, r in enumerate(revisions)}
+    return ClusterFacts("default", sts, None, pods)
+
+
+@pytest.mark.parametrize("facts, says", [
+    (_facts(["r1", "r1", "r1"]), None),
+    # status.currentRevision lagging a finished rollout: every pod runs the update revision
+    (_facts(["r2", "r2", "r2"], current="r1", update="r2"), None),
+    # a staged rollout: the pods below the partition stay at the old revision on purpose
+    (_facts(["r1", "r2", "r2"], current="r1", update="r2", partition=1), None),
+    (_facts(["r1", "r1", "r2"], current="r1", update="r2"), "web-0, web-1 not updated yet): wait for it to finish"),
+    (_facts(["r1", "r2", "r2"], current="r1", update="r2", strategy="OnDelete"),
+     "with updateStrategy OnDelete a deleted pod comes back at the new revision"),
+    # pods that do not say their revision: the StatefulSet's status decides
+    (_facts([None, None, None], current="r1", update="r2"), "(to revision r2; currentRevision r1)"),
+])
+def test_a_rollout_is_judged_by_the_pods_revisions(facts, says):
+    from ssdns.disrupt import unsettled
+
+    why = unsettled(facts, "default")
+    assert why is None if says is None else (why is not None and says in why), why
