@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from ssdns.converge import Progress
-from ssdns.errors import TIMEOUT, ApiError, ApiUnavailable, CannotRun, SsdnsError, UsageError
+from ssdns.errors import TIMEOUT, ApiError, ApiUnavailable, CannotRun, Interrupted, SsdnsError, UsageError
 from ssdns.facts import ClusterFacts, StatefulSetFacts
 from ssdns.model import Result
 from ssdns.names import ordinal
@@ -93,9 +93,13 @@ class Disruption:
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
+        import asyncio
+
         self.client.close()
         if isinstance(exc, SsdnsError) and not isinstance(exc, UsageError) and self.done:
             raise said(exc, f"before that, {'; '.join(self.done)}") from None
+        if isinstance(exc, (Interrupted, KeyboardInterrupt, asyncio.CancelledError)) and self.done:
+            self.progress(f"stopped; before that, {'; '.join(self.done)}")  # the interrupt's own line follows
 
     async def read(self) -> ClusterFacts:
         from ssdns import kube

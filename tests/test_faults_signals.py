@@ -107,3 +107,34 @@ def test_sigterm_mid_scale_test_restores_the_replicas_and_exits_143(sandbox_fact
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "ssdns: interrupted by SIGTERM: the run stopped before it finished"
     assert sb.world.sts.replicas == 3  # restored before exiting
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_mid_restart_test_ends_at_once_and_says_what_was_deleted(sandbox_factory, tmp_path, sig, code):
+    """Interrupted while the replacement is awaited (its reads in flight): no call is waited for, and
+    the progress says which pod was deleted before the interrupt's one line."""
+    sb = sandbox_factory(ready_delay=30)
+    kc = sb.sandbox.write_kubeconfig(tmp_path / "kc")
+    args = [sys.executable, "-m", "ssdns", "restart-test", "--statefulset", "web", "--ordinal", "2", "--yes",
+            "--kubeconfig", str(kc), "--nameserver", str(sb.sandbox.nameserver), "--timeout", "60"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+    try:
+        api = sb.sandbox.api
+        for _ in range(400):  # until the delete has reached the API (bounded: 20 s)
+            if any(r.verb == "delete" for r in list(api.requests)):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("restart-test never deleted")
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith(f"ssdns: interrupted by {signal.Signals(sig).name}"), err
+    assert "stopped; before that, deleted web-2 (uid" in lines[-2] and "not seen back yet" in lines[-2], err
+    assert took < SLACK  # at once: not at --timeout 60, nor after a call's own bound
