@@ -105,7 +105,7 @@ class Watch:
                                           call_timeout=self.s.timeout)
                 if not await _unless_stopped(self.watcher.start(start_by), stop):
                     return  # stopped while starting
-                if self.resolvers.discovering and not await _unless_stopped(self._discover(), stop):
+                if self.resolvers.discovering and not await _unless_stopped(self._discover(start_by), stop):
                     return
                 self.log(f"watch: {t.namespace}/{t.statefulset}: {len(self.watcher.pods)} pods, watching from "
                          f"resourceVersion {self.watcher.version}; serving /metrics, /healthz, /readyz, /report "
@@ -132,11 +132,11 @@ class Watch:
         if self.pending:
             await self._flush(STOP_FLUSH)
 
-    async def _discover(self) -> None:
+    async def _discover(self, deadline: float) -> None:
         """--resolvers all: the cluster DNS Service's replicas, before the first replacement is probed."""
         from dataclasses import replace
 
-        update = await self.resolvers.discover(self.s.api, time.monotonic() + self.s.timeout)
+        update = await self.resolvers.discover(self.s.api, deadline)  # the start-up's deadline
         self._learned(replace(update, came=()))  # the start-up line names them all
 
     def _learned(self, update: Update) -> None:
