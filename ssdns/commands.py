@@ -473,23 +473,21 @@ def _disruptive(name: str, opts: RestartOptions | ScaleOptions):
 
 
 def cmd_restart_test(opts: RestartOptions) -> int:
-    import asyncio
-
+    from ssdns.aio import run  # SIGINT and SIGTERM cancel the run through its loop: never lost in a task
     from ssdns.restart import restart_test
 
     target, api, progress = _disruptive("restart-test", opts)
     ordinals = None if opts.ordinals is None else list(opts.ordinals)
-    return emit(asyncio.run(restart_test(target, api, ordinals, opts.yes, progress)), opts.outputs,
+    return emit(run(restart_test(target, api, ordinals, opts.yes, progress)), opts.outputs,
                 deadline=opts.deadline)
 
 
 def cmd_scale_test(opts: ScaleOptions) -> int:
-    import asyncio
-
+    from ssdns.aio import run  # a cancelled scale-test restores the count before Interrupted (scale.py)
     from ssdns.scale import scale_test
 
     target, api, progress = _disruptive("scale-test", opts)
-    return emit(asyncio.run(scale_test(target, api, opts.to, opts.yes, progress)), opts.outputs,
+    return emit(run(scale_test(target, api, opts.to, opts.yes, progress)), opts.outputs,
                 deadline=opts.deadline)
 
 

@@ -301,7 +301,10 @@ async def arequest(api: Api, method: str, path: str, *, verb: str, resource: str
 
     call.start(done)
     try:
-        await asyncio.wait_for(fut, call.left)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancellation (SIGINT, SIGTERM through
+        # aio.run) that comes as the answer does, and the run would go on as if nothing had been asked.
+        async with asyncio.timeout(call.left):
+            await fut
     except TimeoutError:
         raise call.timed_out() from None
     return call.result()

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 from ssdns.converge import Progress
 from ssdns.disrupt import Disruption, poll_until
-from ssdns.errors import ApiError, CannotRun, Interrupted, UsageError
+from ssdns.errors import ApiError, CannotRun, UsageError
 from ssdns.evidence import ScaleEvidence
 from ssdns.facts import PodFacts, PvcFacts, StatefulSetFacts
 from ssdns.model import Result
@@ -122,10 +120,10 @@ async def _down_and_up(d: Disruption, sts: StatefulSetFacts, to: int, removed: l
     threading.Thread(target=_watch, args=(d.client, ns, sts.selector, d.wait_until, order, stop),
                      name="ssdns-scale-watch", daemon=True).start()  # never waited for: it ends by wait_until
     # The watch's first events list the current pods: wait for them so it sees every change after.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(order.first.wait(), max(0.0, min(WATCH_START, d.wait_until - time.monotonic())))
+    with contextlib.suppress(TimeoutError):  # asyncio.timeout: a cancellation is never dropped (kube.arequest)
+        async with asyncio.timeout(max(0.0, min(WATCH_START, d.wait_until - time.monotonic()))):
+            await order.first.wait()
     changed: bool | None = False  # the count may differ from `original`: True known, None maybe (no answer)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed Job still restores the count
     try:
         d.progress(f"{sts.name}: scaling {original} -> {to}")
         try:
@@ -153,12 +151,11 @@ async def _down_and_up(d: Disruption, sts: StatefulSetFacts, to: int, removed: l
         await _until(d, sts, order, lambda pods: all(n in pods and pods[n].ready for n in removed),
                      f"{', '.join(removed)} to be Ready")
         await _identity_back(d, sts, removed, t0)
-    except BaseException:
+    except BaseException:  # also the cancellation a SIGTERM or Ctrl-C makes (aio.run): a killed Job restores too
         if changed is not False:
             await _restore(d, sts, to, known=changed is True)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
         stop.set()
     return pvcs_down
 
@@ -196,10 +193,6 @@ async def _restore(d: Disruption, sts: StatefulSetFacts, to: int, known: bool) -
                    f"'kubectl scale statefulset {sts.name} --replicas={original} -n {ns}'")
         return
     d.done[-1] = f"{d.done[-1]}; restored {original} replicas"
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted(signum)  # exit 143, like a SIGTERM anywhere else (cli.main)
 
 
 def _watch(client: Any, namespace: str, selector: str, deadline: float, order: _Order, stop: threading.Event) -> None:
