@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import threading
+import time
 
 import pytest
 
@@ -82,6 +83,20 @@ def sandbox_factory():
 @pytest.fixture
 def sandbox(sandbox_factory):
     return sandbox_factory()
+
+
+
+def until(fn, timeout: float = 5.0, every: float = 0.02):
+    """Poll fn() until it returns something truthy; bounded in count and by timeout."""
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / every) + 2):
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(every)
+    raise AssertionError(f"not reached within {timeout} s: {getattr(fn, '__name__', fn)}")
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:

@@ -23,7 +23,7 @@ kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client, config, watch  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 
-from conftest import failures, run_cli, run_json  # noqa: E402
+from conftest import failures, run_cli, run_json, until  # noqa: E402
 
 NS = "default"
 SVC = "nginx.default.svc.cluster.local."
@@ -76,17 +76,6 @@ def ready(pod) -> bool:
     return pod is not None and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
-def until(fn, timeout: float = 5.0, every: float = 0.02):
-    """Poll fn() until it returns something truthy; bounded by timeout."""
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / every) + 2):
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(every)
-    raise AssertionError(f"not reached within {timeout} s: {getattr(fn, '__name__', fn)}")
 
 
 def ask(sb, name: str, rdtype: str = "A") -> tuple[str, set[str]]:

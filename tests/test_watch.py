@@ -26,6 +26,7 @@ pytest.importorskip("kubernetes")
 pytest.importorskip("prometheus_client")
 
 from conftest import run_json  # noqa: E402
+from conftest import until as poll  # noqa: E402
 
 from ssdns.target import ApiOptions  # noqa: E402
 from ssdns.watch import Watch, WatchSettings  # noqa: E402
@@ -36,16 +37,8 @@ SLACK = 0.4  # scheduling on a shared, loaded machine: an upper bound's slack, n
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def until(fn, timeout: float = 10.0, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / every) + 2):
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(every)
-    raise AssertionError(f"not reached within {timeout} s: {getattr(fn, '__name__', fn)}")
+def until(fn, timeout: float = 10.0):
+    return poll(fn, timeout, every=0.05)
 
 
 class Running:
