@@ -6,8 +6,12 @@ once per run: concurrent askers share one in-flight query.
 
 Transport: the question bytes are built here (a 12-byte header, the name, an OPT record: no
 protocol logic), all queries to one nameserver share one connected UDP socket, and a reply is
-taken only when its ID *and* its question match an outstanding query; anything else (a late
-or forged reply, garbage) is ignored and counted. Every reply is parsed by dnspython.
+taken only when it is a response (QR set, opcode QUERY) whose ID *and* question match an
+outstanding query; anything else (a late or forged reply, an echoed query, garbage) is ignored and
+counted. Every name and record in a reply is parsed by dnspython: the common answer (NOERROR, only
+records of the type asked, owned by the name asked) through its wire parser, record by record
+(`_plain`: 5-9x cheaper than building a Message); any other reply through `dns.message.from_wire`,
+imported only then.
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import dns.exception
-import dns.flags
-import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.wire
 
 from ssdns.target import Nameserver
 
@@ -122,9 +126,10 @@ def query_bytes(qid: int, question: bytes) -> bytes:
 
 
 def _matches(reply: bytes, question: bytes) -> bool:
-    """The reply's question section is ours (case-insensitively: a server may echo 0x20 case)."""
+    """A response (QR set, opcode QUERY) whose question section is ours (case-insensitively: a server may
+    echo 0x20 case). Our own query reflected back (QR clear) is not an answer."""
     end = 12 + len(question)
-    return (len(reply) >= end and reply[4:6] == b"\x00\x01"
+    return (len(reply) >= end and reply[2] & 0xF8 == 0x80 and reply[4:6] == b"\x00\x01"
             and reply[12:end - 4].lower() == question[:-4] and reply[end - 4:end] == question[-4:])
 
 
@@ -464,15 +469,88 @@ class DnsClient:
 
 
 def classify_wire(wire: bytes, name: str, rdtype: str, server: str, tcp: bool) -> Lookup:
+    """wire: a reply whose question matched ours (_matches)."""
+    qtype = _QTYPES.get(rdtype) or dns.rdatatype.from_text(rdtype)
     try:
-        reply = dns.message.from_wire(wire, ignore_trailing=True)
+        plain = _plain(wire, qtype)
+    except (dns.exception.DNSException, IndexError, struct.error):
+        plain = None  # malformed: from_wire says how
+    if plain is None:
+        return classify_message(wire, name, rdtype, server, tcp)
+    outcome, ttl, values = plain
+    return Lookup(name, rdtype, outcome, values, ttl, server, tcp, rcode="NOERROR")
+
+
+def classify_message(wire: bytes, name: str, rdtype: str, server: str, tcp: bool) -> Lookup:
+    """Any reply, read whole by dns.message.from_wire (imported only when a reply needs it: ~15 ms)."""
+    from dns.message import from_wire
+
+    try:
+        reply = from_wire(wire, ignore_trailing=True)
     except dns.exception.DNSException as exc:
         return Lookup(name, rdtype, Outcome.ERROR, server=server, tcp=tcp,
                       detail=f"{server}: malformed reply ({type(exc).__name__}: {exc})")
     return classify(reply, name, rdtype, server, tcp)
 
 
-def classify(reply: dns.message.Message, name: str, rdtype: str, server: str, tcp: bool) -> Lookup:
+_HEADER = struct.Struct("!HHHHHH")
+_RR = struct.Struct("!HHIH")  # type, class, TTL, rdata length
+_TO_QUESTION = b"\xc0\x0c"  # a compression pointer to the question's name (offset 12)
+
+
+def _plain(wire: bytes, qtype: int) -> tuple[Outcome, int | None, tuple[str, ...]] | None:
+    """The common reply's (outcome, TTL, values), read with dnspython's wire parser, names and rdata classes,
+    without building a Message: NOERROR; in the answer section only records of the type asked, in class IN,
+    owned by the name asked (a pointer to the question), or none at all (NODATA); the authority and additional
+    records (a NODATA's SOA, an SRV answer's addresses) parsed and set aside, with at most one OPT (no extended
+    rcode, no options). None for any other reply: classify_message reads it in full. What comes back is what
+    classify() makes of the same reply: each value once, sorted, lower-cased; the smallest TTL."""
+    _id, flags, _qd, ancount, nscount, arcount = _HEADER.unpack_from(wire)
+    if flags & 0x780F:  # an opcode other than QUERY (from_wire reads an UPDATE otherwise), an rcode
+        return None
+    at = 12
+    while wire[at]:  # the question's name: uncompressed, it matched ours byte for byte
+        at += wire[at] + 1
+    parser = dns.wire.Parser(wire, at + 5)
+    rdtype = dns.rdatatype.RdataType.make(qtype)
+    values: set[str] = set()
+    ttl = 0xFFFFFFFF
+    for _ in range(ancount):
+        if parser.get_bytes(2) != _TO_QUESTION:
+            return None
+        rtype, rclass, rttl, rdlen = parser.get_struct(_RR.format)
+        if rtype != qtype or rclass != 1:
+            return None
+        with parser.restrict_to(rdlen):
+            values.add(dns.rdata.from_wire_parser(dns.rdataclass.IN, rdtype, parser).to_text().lower())
+        ttl = min(ttl, 0 if rttl > 0x7FFFFFFF else rttl)  # RFC 2181 §8, as dnspython reads it
+    if not _set_aside(parser, nscount, False) or not _set_aside(parser, arcount, True):
+        return None
+    if not values:
+        return Outcome.NODATA, None, ()
+    return Outcome.OK, ttl, tuple(sorted(values))
+
+
+def _set_aside(parser: dns.wire.Parser, count: int, additional: bool) -> bool:
+    """Read count records as from_wire reads them (a malformed one makes the reply malformed) and drop them;
+    False for what only from_wire judges: an OPT out of place, with options or extended rcode bits, a TSIG."""
+    opt = False
+    for _ in range(count):
+        owner = parser.get_name(None, True)
+        rtype, rclass, ttl, rdlen = parser.get_struct(_RR.format)
+        if rtype == 41:  # OPT
+            if not additional or opt or len(owner) != 1 or ttl >> 24 or rdlen:
+                return False
+            opt = True
+        elif rtype == 250:  # TSIG
+            return False
+        else:
+            with parser.restrict_to(rdlen):
+                dns.rdata.from_wire_parser(rclass, rtype, parser)
+    return True
+
+
+def classify(reply: Any, name: str, rdtype: str, server: str, tcp: bool) -> Lookup:
     """name: the absolute name asked, lower-cased, with its trailing dot; rdtype: its type's mnemonic."""
     rcode = reply.rcode()
     rtext = dns.rcode.to_text(rcode)

@@ -94,7 +94,7 @@ class World:
 
 class FaultDns:
     """fault: None (answer well), "silent", "servfail", "refused", "formerr", "notimp", "nxdomain",
-    "garbage", "wrong-id", "wrong-question" (each alone, or "+real" after it: the forgery first, then the
+    "garbage", "wrong-id", "wrong-question", "echo" (the query sent back as it came: QR clear) (each alone, or "+real" after it: the forgery first, then the
     real answer), "tc" (UDP says truncated; `tcp` says what TCP does: None no listener, "ok",
     "close-mid", "trickle", "tc", "servfail"), "malformed", "cname-loop", "slow"."""
 
@@ -194,7 +194,9 @@ class FaultDns:
             forged = dns.message.make_response(other)
             forged.answer.append(dns.rrset.from_text("evil." + SVC, 5, "IN", "A", "127.66.66.66"))
             transport.sendto(forged.to_wire(), addr)
-        if base in ("wrong-id", "wrong-question"):
+        elif base == "echo":
+            transport.sendto(data, addr)
+        if base in ("wrong-id", "wrong-question", "echo"):
             if not fault.endswith("+real"):
                 return
             await asyncio.sleep(0.05)

@@ -82,6 +82,12 @@ def test_only_forged_replies_wrong_question(lp):
         cannot_run(check(d.address), "no nameserver answered", "replies ignored")
 
 
+def test_only_our_own_queries_reflected(lp):
+    """A middlebox or a broken forwarder sending each query back: the same ID and question, but no answer."""
+    with FaultDns(lp, fault="echo") as d:
+        cannot_run(check(d.address), "no nameserver answered", "replies ignored")
+
+
 def test_closed_port_fails_fast(lp):
     with FaultDns(lp) as d:
         pass  # its address, closed again: nothing listens there, ICMP port unreachable
@@ -102,7 +108,7 @@ def test_truncated_with_no_tcp_listener_everywhere(lp):
 
 # --------------------------------------------------------------------------- DNS: forged replies ignored
 
-@pytest.mark.parametrize("fault", ["wrong-id+real", "wrong-question+real"])
+@pytest.mark.parametrize("fault", ["wrong-id+real", "wrong-question+real", "echo+real"])
 def test_forged_reply_before_the_real_one_is_ignored(lp, fault):
     with FaultDns(lp, fault=fault) as d:
         rep = report(check(d.address), 0)
