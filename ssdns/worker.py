@@ -2,7 +2,7 @@
 DNS answers.
 
 A check of 1,000 pods is CPU-bound in one Python process: parsing 2,000 DNS replies (dnspython; the
-SRV set of 1,000 records alone takes ~50 ms, the Service's A set ~15 ms) and sending 1,000 HTTP
+SRV set of 1,000 records alone takes ~60 ms, the Service's A set ~20 ms) and sending 1,000 HTTP
 requests (aiohttp, ~0.2 s to import and ~0.25 ms of CPU per request) take turns on one core. With two
 or more cores at hand and at least WORKER_FROM pods, a child (ssdns.worker.main) does those with the same
 code (HttpProber, dnsquery.classify_wire) while this process asks DNS and judges. Each job and its
