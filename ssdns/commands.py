@@ -233,9 +233,6 @@ def check_output_options(out: Outputs) -> None:
 
 
 def cmd_check(opts: CheckOptions) -> int:
-    from ssdns.aio import run
-    from ssdns.check import run_check
-
     if opts.fleet is not None:
         from ssdns.fleet_command import cmd_fleet
 
@@ -243,6 +240,21 @@ def cmd_check(opts: CheckOptions) -> int:
 
     target = build_target(opts.target, opts.timeout, opts.deadline)
     check_output_options(opts.outputs)
+    from ssdns import worker
+
+    # A large check's second process starts now, before this one imports the check (worker.py).
+    if opts.deadline is not None:
+        worker.start_early(target.replicas, target.path, opts.deadline, target.http)
+    try:
+        return _check(opts, target)
+    finally:
+        worker.discard_early()
+
+
+def _check(opts: CheckOptions, target) -> int:
+    from ssdns.aio import run
+    from ssdns.check import run_check
+
     api = opts.target.api
     store = None
     if opts.state is not None and opts.state.startswith("configmap:") and api.mode == "off":

@@ -124,7 +124,7 @@ class _Run:
         """The clients, and the questions that do not depend on any answer."""
         t, n = self.target, self.n
         if worker is None and _worker.wanted(n):  # a second core: HTTP requests and large answers (worker.py)
-            worker = await stack.enter_async_context(_worker.Worker(t.path, self.deadline))
+            worker = await stack.enter_async_context(_worker.Worker(t.path, self.deadline, http=t.http))
         transport = "tcp" if t.resolvers.transport == "tcp" else "udp"  # --transport both: UDP here, TCP after
         self.dns = dns = DnsClient(t.nameservers, self.deadline, transport=transport, memo=self.memo,
                                    offload=worker.classify if worker is not None else None)

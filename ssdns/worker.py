@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Self
@@ -70,10 +72,12 @@ class Worker:
     """The child, seen from the check: probe() is HttpProber's, classify() is dnsquery.classify_wire's;
     requests_sent counts the HTTP requests that went out, wherever they were sent from."""
 
-    def __init__(self, path: str, deadline: float, concurrency: int = 64):
-        self.path, self.deadline, self.concurrency = path, deadline, concurrency
+    def __init__(self, path: str, deadline: float, concurrency: int = 64, http: bool = True):
+        self.path, self.deadline, self.concurrency, self.http = path, deadline, concurrency, http
         self.requests_sent = 0
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: subprocess.Popen | None = None
+        self._stdin: asyncio.WriteTransport | None = None
+        self._stdout: asyncio.ReadTransport | None = None
         self._reader: asyncio.Task[None] | None = None
         self._waiting: dict[int, tuple[tuple, asyncio.Future[Any]]] = {}  # id -> (job, its answer)
         self._next = 0
@@ -83,31 +87,48 @@ class Worker:
         self._redo: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Self:
-        try:
-            self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", _CHILD, _ROOT, self.path, repr(self.deadline), str(self.concurrency),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-                limit=LINE_LIMIT)
-        except OSError:
+        self._proc = _adopt(self.path, self.deadline, self.concurrency, self.http) or _spawn(
+            self.path, self.deadline, self.concurrency, self.http)
+        if self._proc is None:
             self._gone = True  # everything is done in this process
-        else:
-            self._reader = asyncio.ensure_future(self._read())
+            return self
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        loop = asyncio.get_running_loop()
+        stdout = asyncio.StreamReader(limit=LINE_LIMIT)
+        try:
+            self._stdout, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdout),
+                                                           self._proc.stdout)
+            self._stdin, _ = await loop.connect_write_pipe(asyncio.Protocol, self._proc.stdin)
+        except OSError:
+            self._close()
+            self._gone = True
+            return self
+        self._reader = asyncio.ensure_future(self._read(stdout))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._closing = True
-        proc = self._proc
-        if proc is not None and proc.returncode is None:
-            # Every job is answered (or the run was cut off): the child has nothing left to do or to save,
-            # and its interpreter's teardown would only add to the run's time.
-            proc.kill()
-            await proc.wait()  # reaped at once after SIGKILL
+        # Every job is answered (or the run was cut off): the child has nothing left to do or to save,
+        # and its interpreter's teardown would only add to the run's time.
+        self._close()
         if self._reader is not None:
             self._reader.cancel()
         for task in list(self._redo):
             task.cancel()
         if self._prober is not None:
             await self._prober.__aexit__(None, None, None)
+
+    def _close(self) -> None:
+        """Kill the child; its pipes are closed by whoever holds them: the transports, else here."""
+        if self._proc is None:
+            return
+        _end(self._proc, pipes=False)
+        for transport, pipe in ((self._stdin, self._proc.stdin), (self._stdout, self._proc.stdout)):
+            if transport is not None:
+                transport.close()
+            elif pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
     async def probe(self, req: HttpRequest) -> HttpObservation:
         return await self._job(("h", req.pod, req.ip, req.port, req.host))
@@ -123,32 +144,33 @@ class Worker:
             return _classify(wire, name, rdtype, server, tcp)  # the child's answer, if it comes, is dropped
 
     async def _job(self, job: tuple) -> Any:
-        proc = self._proc
-        if self._gone or proc is None or proc.stdin is None:
+        stdin = self._stdin
+        if self._gone or stdin is None or stdin.is_closing():
             return await self._here(job)
         ident, self._next = self._next, self._next + 1
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        # Registered before it is written: if the child is gone, _read's end does it here.
         self._waiting[ident] = (job, fut)
         try:
-            proc.stdin.write(json.dumps([ident, *job]).encode() + b"\n")
+            stdin.write(json.dumps([ident, *job]).encode() + b"\n")
         except (ConnectionError, RuntimeError):
             self._waiting.pop(ident, None)
             return await self._here(job)
         return await fut
 
-    async def _read(self) -> None:
+    async def _read(self, stdout: asyncio.StreamReader) -> None:
         """Answers from the child, as they come; at its end, what it left unanswered is done here."""
-        proc = self._proc
-        assert proc is not None and proc.stdout is not None
         try:
-            while line := await proc.stdout.readline():
+            while line := await stdout.readline():
                 ident, *answer = json.loads(line)
                 job, fut = self._waiting.pop(ident)
                 if not fut.done():
                     fut.set_result(self._answer(job, answer))
         except (ValueError, KeyError, TypeError):
-            if proc.returncode is None:  # not what this module writes: the child is treated as gone
-                proc.kill()
+            if self._proc is not None:  # not what this module writes: the child is treated as gone
+                _end(self._proc, pipes=False)
+        except OSError:
+            pass  # the pipe broke: as at EOF
         finally:
             self._gone = True
             waiting, self._waiting = self._waiting, {}
@@ -202,15 +224,70 @@ class Worker:
         return obs
 
 
+def command(path: str, deadline: float, concurrency: int, http: bool) -> list[str]:
+    """The child's command line (tests put another child in its place)."""
+    return [sys.executable, "-c", _CHILD, _ROOT, path, repr(deadline), str(concurrency), "http" if http else "dns"]
+
+
+def _spawn(path: str, deadline: float, concurrency: int, http: bool) -> subprocess.Popen | None:
+    try:
+        return subprocess.Popen(command(path, deadline, concurrency, http), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+def _end(proc: subprocess.Popen, pipes: bool = True) -> None:
+    """Kill and reap (at once after SIGKILL; bounded all the same); close its pipes unless the event loop's
+    transports own them (closing them here would let the loop close a reused descriptor number later)."""
+    if proc.poll() is None:
+        proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1.0)
+    for pipe in (proc.stdin, proc.stdout) if pipes else ():
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+
+_early: dict[tuple[str, float, int, bool], subprocess.Popen] = {}
+
+
+def start_early(pods: int | None, path: str, deadline: float, http: bool, concurrency: int = 64) -> None:
+    """Start the child before this process imports what a check needs: the two start-ups (~0.2-0.3 s each:
+    the check's modules here, aiohttp there) overlap instead of following one another. The Worker of the
+    same path and deadline adopts it; discard_early() ends it if none did (the run failed before)."""
+    if pods is None or not wanted(pods) or _early:
+        return
+    proc = _spawn(path, deadline, concurrency, http)
+    if proc is not None:
+        _early[(path, deadline, concurrency, http)] = proc
+
+
+def _adopt(path: str, deadline: float, concurrency: int, http: bool) -> subprocess.Popen | None:
+    proc = _early.pop((path, deadline, concurrency, http), None)
+    if proc is not None and proc.poll() is not None:  # it died meanwhile: a new one
+        _end(proc)
+        return None
+    return proc
+
+
+def discard_early() -> None:
+    for proc in _early.values():
+        _end(proc)
+    _early.clear()
+
+
 def _classify(wire: bytes, name: str, rdtype: str, server: str, tcp: bool) -> Any:
     from ssdns.dnsquery import classify_wire
 
     return classify_wire(wire, name, rdtype, server, tcp)
 
 
-async def _serve(path: str, deadline: float, concurrency: int) -> None:
-    """The child: one line in, one job, one line out, until EOF and every job answered. aiohttp is
-    imported at the first HTTP job (a --no-http check sends none)."""
+async def _serve(path: str, deadline: float, concurrency: int, eager: bool) -> None:
+    """The child: one line in, one job, one line out, until EOF and every job answered. A check that sends
+    HTTP requests has the child import aiohttp at once, while the check starts up (a --no-http check: at
+    the first HTTP job, if any)."""
     from ssdns.httpobs import HttpRequest
 
     loop = asyncio.get_running_loop()
@@ -220,6 +297,10 @@ async def _serve(path: str, deadline: float, concurrency: int) -> None:
     writer, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout)
     tasks: set[asyncio.Task[None]] = set()
     prober: Any = None
+    if eager:
+        from ssdns.httpprobe import HttpProber
+
+        prober = await HttpProber(path, deadline, concurrency).__aenter__()
 
     def send(ident: int, *answer: Any) -> None:
         writer.write(json.dumps([ident, *answer]).encode() + b"\n")
@@ -255,11 +336,11 @@ async def _serve(path: str, deadline: float, concurrency: int) -> None:
 
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends the run on Ctrl-C, and this process
-    path, deadline, concurrency = argv[0], float(argv[1]), int(argv[2])
+    path, deadline, concurrency, http = argv[0], float(argv[1]), int(argv[2]), argv[3:] == ["http"]
     from ssdns.aio import loop_factory
 
     with asyncio.Runner(loop_factory=loop_factory(None)) as runner:
-        runner.run(asyncio.wait_for(_serve(path, deadline, concurrency), max(0.0, deadline - time.monotonic()) + 1))
+        runner.run(asyncio.wait_for(_serve(path, deadline, concurrency, http), max(0.0, deadline - time.monotonic()) + 1))
     return 0
 
 

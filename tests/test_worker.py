@@ -73,14 +73,9 @@ def test_an_answer_the_worker_does_not_parse_in_time_is_parsed_here(monkeypatch)
     monkeypatch.setattr(worker, "PARSE_WAIT", 0.3)
 
     async def go():
-        real = asyncio.create_subprocess_exec
-
-        async def stuck(*_args, **kw):  # a child that reads and never answers
-            return await real(sys.executable, "-c", "import time; time.sleep(30)", **kw)
-
-        monkeypatch.setattr(asyncio, "create_subprocess_exec", stuck)
+        # a child that reads and never answers
+        monkeypatch.setattr(worker, "command", lambda *_: [sys.executable, "-c", "import time; time.sleep(30)"])
         async with Worker("/", time.monotonic() + 10) as w:
-            monkeypatch.setattr(asyncio, "create_subprocess_exec", real)
             t0 = time.monotonic()
             got = await w.classify(wire, "big.example.", "TXT", "127.0.0.1:53", True)
             return got, time.monotonic() - t0
@@ -125,21 +120,15 @@ def test_garbage_from_the_worker_kills_it_and_the_probes_go_on(sandbox, monkeypa
     async def go():
         prober = Worker("/", time.monotonic() + 10)
         # A child that answers nonsense: `python -c` printing a line that is no answer, then waiting.
-        real = asyncio.create_subprocess_exec
-
-        async def liar(*_args, **kw):
-            return await real(sys.executable, "-c", "import sys, time; print('not json', flush=True); time.sleep(30)",
-                              **kw)
-
-        monkeypatch.setattr(asyncio, "create_subprocess_exec", liar)
+        monkeypatch.setattr(worker, "command", lambda *_: [
+            sys.executable, "-c", "import sys, time; print('not json', flush=True); time.sleep(30)"])
         async with prober:
-            monkeypatch.setattr(asyncio, "create_subprocess_exec", real)
             got = await asyncio.gather(*(prober.probe(HttpRequest(p.name, p.ip, port, "x")) for p in pods))
             proc = prober._proc
         return got, proc
 
     got, proc = asyncio.run(go())
-    assert [(o.status, o.body) for o in got] == [(200, p.name) for p in pods]
+    assert [(o.status, o.body) for o in got] == [(200, p.name) for p in pods], [o.error for o in got]
     assert proc is not None and proc.returncode is not None  # killed, not left to run on
 
 
@@ -239,3 +228,49 @@ def test_check_all_shares_one_worker_and_sees_what_it_sees_without(monkeypatch):
     assert seen["0"] == seen["1"]
     assert seen["1"]["web-b"][0]["web-b-1"] == "web-b-2"
     assert len(started) == 1  # one child for the whole run, not one per StatefulSet
+
+
+def test_a_child_started_early_is_the_one_the_check_uses(sandbox, monkeypatch):
+    """cmd_check starts the child before importing the check (worker.start_early): the Worker of the same
+    path and deadline adopts it, and it answers as a child started by the Worker would."""
+    monkeypatch.setenv("SSDNS_WORKER", "1")
+    pods, port = sandbox.world.pods, sandbox.world.port
+    deadline = time.monotonic() + 10
+    worker.start_early(len(pods), "/", deadline, http=True)
+    [early] = worker._early.values()
+
+    async def go():
+        async with Worker("/", deadline) as w:
+            assert w._proc is early and not worker._early
+            return await asyncio.gather(*(w.probe(HttpRequest(p.name, p.ip, port, "x")) for p in pods))
+
+    got = asyncio.run(go())
+    assert [(o.status, o.body) for o in got] == [(200, p.name) for p in pods]
+    assert early.returncode is not None  # killed and reaped at the end
+
+
+def test_a_child_started_early_and_never_used_is_ended(monkeypatch):
+    monkeypatch.setenv("SSDNS_WORKER", "1")
+    worker.start_early(500, "/", time.monotonic() + 10, http=False)
+    [early] = worker._early.values()
+    async def other():  # another deadline: not this child's run
+        async with Worker("/", time.monotonic() + 5, http=False) as w:
+            return w._proc
+
+    assert asyncio.run(other()) is not early
+    worker.discard_early()
+    assert early.returncode is not None and not worker._early
+
+
+def test_a_check_that_fails_after_the_early_start_ends_its_child(sandbox, monkeypatch):
+    """--state configmap with --api off is refused after the child has started: the child is ended then,
+    not left to find its pipe closed."""
+    from ssdns.cli import main
+
+    monkeypatch.setenv("SSDNS_WORKER", "1")
+    started = []
+    spawn = worker._spawn
+    monkeypatch.setattr(worker, "_spawn", lambda *a: started.append(spawn(*a)) or started[-1])
+    code = main(sandbox.args("--api", "off", "--state", "configmap:x"))
+    assert code == 2 and len(started) == 1
+    assert started[0].poll() is not None and not worker._early
