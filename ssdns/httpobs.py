@@ -43,5 +43,6 @@ class HttpObservation:
 
 
 def url_for(ip: str, port: int, path: str) -> str:
+    # http:// only. An https:// probe would need the worker's child to keep the CA bundle (worker._NO_CA).
     host = f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
     return f"http://{host}:{port}{path}"

@@ -229,10 +229,15 @@ def command(path: str, deadline: float, concurrency: int, http: bool) -> list[st
     return [sys.executable, "-c", _CHILD, _ROOT, path, repr(deadline), str(concurrency), "http" if http else "dns"]
 
 
+# The child sends plain http:// requests only (httpobs.url_for), yet importing aiohttp builds two TLS
+# contexts that read the system's CA bundle (40-130 ms of the child's start-up): it is given none to read.
+_NO_CA = {"SSL_CERT_FILE": os.devnull, "SSL_CERT_DIR": os.devnull}
+
+
 def _spawn(path: str, deadline: float, concurrency: int, http: bool) -> subprocess.Popen | None:
     try:
         return subprocess.Popen(command(path, deadline, concurrency, http), stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, **_NO_CA})
     except OSError:
         return None
 
