@@ -48,7 +48,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # extras must be the ones .ci/lock resolves (tests/test_image_lock.py checks).
 # hadolint ignore=DL3013
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels "ssdns[kube,metrics,junit]"
+    pip install --no-cache-dir --no-index --find-links=/wheels "ssdns[kube,metrics,junit,fast]"
 # Numeric, so that Kubernetes runAsNonRoot can verify it without /etc/passwd.
 # Must equal runAsUser/runAsGroup in k8s/ (tests/test_manifests.py checks this).
 USER 65532:65532

@@ -1,4 +1,4 @@
-"""Running a check's coroutine: uvloop when it is installed (`pip install uvloop`), and the
+"""Running a check's coroutine: uvloop when it is installed (the `fast` extra: `pip install 'ssdns[fast]'`), and the
 result kept out of the task.
 
 Why not plain `asyncio.run(coro)`: on CPython 3.11 its exit restores the SIGINT handler and, in doing
