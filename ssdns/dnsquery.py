@@ -373,27 +373,29 @@ class DnsClient:
         return proto
 
     async def _udp(self, question: bytes, server: Nameserver, budget: float) -> bytes:
-        """Send, and resend once halfway through the budget (UDP loses datagrams) under the same ID, so
-        a late answer to the first send still counts."""
+        """Send, and resend at even steps of the budget (UDP loses datagrams) under the same ID, so a late
+        answer to an earlier send still counts. One timer per resend and one timeout per query: this runs
+        for every question (thousands per run, and once more per resolver leg)."""
         chan = await self._channel(server)
+        transport = chan.transport
+        assert transport is not None
         qid = chan.new_id()
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bytes] = loop.create_future()
         chan.waiting[qid] = (question, fut)
         wire = query_bytes(qid, question)
-        until = time.monotonic() + budget
-        try:
-            assert chan.transport is not None
-            for attempt in range(TRIES_PER_SERVER):
+
+        def send() -> None:
+            if not fut.done() and not transport.is_closing():
                 self.queries_sent += 1
-                chan.transport.sendto(wire)
-                wait = budget / TRIES_PER_SERVER if attempt < TRIES_PER_SERVER - 1 else until - time.monotonic()
-                try:
-                    async with asyncio.timeout(max(0.0, wait)):
-                        return await asyncio.shield(fut)
-                except TimeoutError:
-                    if attempt == TRIES_PER_SERVER - 1:
-                        raise
-            raise TimeoutError
+                transport.sendto(wire)
+
+        resends = [loop.call_later(budget * k / TRIES_PER_SERVER, send) for k in range(1, TRIES_PER_SERVER)]
+        try:
+            self.queries_sent += 1
+            transport.sendto(wire)
+            async with asyncio.timeout(budget):
+                return await fut
         except TimeoutError:
             extra = f" ({chan.ignored} replies ignored: not an answer to any question asked)" if chan.ignored else ""
             raise _Failed(Outcome.TIMEOUT, f"no reply from {server}{extra}") from None
@@ -402,6 +404,8 @@ class DnsClient:
         except OSError as exc:
             raise _Failed(Outcome.ERROR, f"{server}: {exc.strerror or exc}") from None
         finally:
+            for handle in resends:
+                handle.cancel()
             del chan.waiting[qid]
 
     async def _tcp(self, question: bytes, server: Nameserver, timeout: float) -> bytes:

@@ -94,7 +94,8 @@ class World:
 
 class FaultDns:
     """fault: None (answer well), "silent", "servfail", "refused", "formerr", "notimp", "nxdomain",
-    "garbage", "wrong-id", "wrong-question", "echo" (the query sent back as it came: QR clear) (each alone, or "+real" after it: the forgery first, then the
+    "garbage", "wrong-id", "wrong-question", "echo" (the query sent back as it came: QR clear), "drop-first" (the first datagram of each question
+    is lost) (each alone, or "+real" after it: the forgery first, then the
     real answer), "tc" (UDP says truncated; `tcp` says what TCP does: None no listener, "ok",
     "close-mid", "trickle", "tc", "servfail"), "malformed", "cname-loop", "slow"."""
 
@@ -108,6 +109,7 @@ class FaultDns:
         self.queries = 0
         self._records = self.world.rrsets()
         self._servers: list = []
+        self._dropped: set = set()
 
     @property
     def address(self) -> str:
@@ -168,6 +170,9 @@ class FaultDns:
         apply = self._applies(q)
         fault = self.fault if apply else None
         if fault == "silent":
+            return
+        if fault == "drop-first" and (key := (q.question[0].name, q.question[0].rdtype)) not in self._dropped:
+            self._dropped.add(key)
             return
         if fault == "slow":
             await asyncio.sleep(0.3)

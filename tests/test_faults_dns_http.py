@@ -116,6 +116,17 @@ def test_forged_reply_before_the_real_one_is_ignored(lp, fault):
     assert "127.66.66.66" not in json.dumps(rep)
 
 
+def test_a_lost_datagram_is_sent_again_under_the_same_id(lp):
+    """Every A question's first datagram lost (UDP): each is sent once more partway through the time the
+    nameserver gets, and the run passes; the stats count both sends."""
+    with FaultDns(lp) as clean:
+        asked = report(check(clean.address), 0)["stats"]["dns_queries"]
+    with FaultDns(lp, fault="drop-first", only="A") as d:
+        rep = report(check(d.address, timeout=3), 0)
+    assert rep["service"]["ips"] == [f"127.77.{d.world.subnet}.{i}" for i in (1, 2, 3)]
+    assert rep["stats"]["dns_queries"] == d.queries == asked + 1 + 3  # the Service's A and each pod's, twice
+
+
 def test_slow_nameserver_within_the_deadline(lp):
     with FaultDns(lp, fault="slow") as d:
         report(check(d.address), 0)
