@@ -30,7 +30,8 @@ from ssdns.watchresolvers import ResolverSet, Update
 
 RECENT = 50  # convergence events kept for the page
 STOP_FLUSH = 1.5  # seconds for the last state write after a stop
-EVENTS_KEPT = 200  # convergence events kept in the state
+EVENTS_KEPT = 200  # convergence events kept in the state: per probe leg, so 200 replacements however many
+MAX_KEPT = 4 * EVENTS_KEPT  # ... up to 4 legs (~550 bytes an event: ~450 KB; a ConfigMap holds 1 MiB)
 MAX_PROBES = 256  # probes at once (one per pod, resolver and transport); more wait their turn
 SPREAD_STAGES = ("dns", "old_ip_gone")  # per replacement: the slowest resolver and the spread, for these
 
@@ -221,10 +222,14 @@ class Watch:
             self.probes.pop(key, None)
         self._record(ev)
 
+    def kept(self) -> int:
+        """Convergence events kept: EVENTS_KEPT replacements' worth, each replacement an event per leg."""
+        return min(MAX_KEPT, EVENTS_KEPT * max(1, len(self.resolvers.probes())))
+
     def _record(self, ev: ConvergenceEvent) -> None:
         self.recent.append(ev)
         self.pending.append(ev.to_dict())
-        del self.pending[:-EVENTS_KEPT]
+        del self.pending[:-self.kept()]
         group = self._replacements.get(ev.pod)
         slot = group.slots.get(id(ev), "path") if group is not None else "path"
         if self.metrics is not None:
@@ -293,7 +298,7 @@ class Watch:
             events, self.pending = self.pending, []  # taken here, on the loop: probes append meanwhile
             result, unsaved = await _in_thread(self._save, result, deadline, events)
             if unsaved is not None:
-                self.pending = [*events, *self.pending][-EVENTS_KEPT:]
+                self.pending = [*events, *self.pending][-self.kept():]
                 self.log(f"watch: convergence events not saved: {unsaved}")
         self.last, self.last_error = result, None
         failed = sum(1 for f in result.findings if f.status.value == "fail")
@@ -308,7 +313,7 @@ class Watch:
         result = apply_state(result, store, max(1, self.s.history))
         if events:
             try:
-                record_events(store, target_key(result), events, EVENTS_KEPT)
+                record_events(store, target_key(result), events, self.kept())
             except SsdnsError as exc:
                 return result, str(exc)
         return result, None
@@ -327,10 +332,11 @@ class Watch:
             key = target_key(self.last)
         events, self.pending = self.pending, []
         deadline = time.monotonic() + seconds
+        kept = self.kept()
 
         def write() -> None:
             store = open_store(self.s.state or "", self.s.target.namespace, self.s.api, deadline)
-            record_events(store, key, events, EVENTS_KEPT)
+            record_events(store, key, events, kept)
 
         try:
             await _in_thread(write, deadline=deadline)

@@ -376,3 +376,20 @@ def _ready(port: int) -> bool:
             return r.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+@pytest.mark.parametrize("listed, transport, legs", [(0, "udp", 1), (0, "both", 2), (2, "udp", 3), (5, "both", 12)])
+def test_the_state_keeps_as_many_replacements_whatever_the_resolvers(listed, transport, legs):
+    """Each replacement is an event per (resolver, transport; the path and each one listed): the state keeps
+    EVENTS_KEPT events per leg (200 replacements), up to MAX_KEPT events (a ConfigMap holds 1 MiB)."""
+    from ssdns import watch as watch_mod
+    from ssdns.target import ApiOptions, Target
+    from ssdns.watchprobe import ProbeOptions
+
+    servers = tuple(Nameserver(f"127.0.0.{i + 1}", 53) for i in range(listed))
+    choice = ResolverChoice("list", servers, transport) if listed else ResolverChoice("path", (), transport)
+    target = Target(service="nginx", namespace="default", zone="cluster.local",
+                    nameservers=(Nameserver("127.0.0.53", 53),), resolvers=choice)
+    w = watch_mod.Watch(watch_mod.WatchSettings(target, ApiOptions("off"), ProbeOptions()), log=lambda _: None)
+    assert len(w.resolvers.probes()) == legs
+    assert w.kept() == min(watch_mod.MAX_KEPT, watch_mod.EVENTS_KEPT * legs)
