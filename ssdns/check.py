@@ -214,7 +214,7 @@ async def _read_api(target: Target, api: ApiOptions, deadline: float, notes: lis
     if not target.statefulset and not target.service:
         raise UsageError("give --statefulset NAME (or --service NAME) to check")
     try:
-        kube.import_client()
+        kube.import_client(api)
         now = time.monotonic()
         client = kube.api_client(api, now + API_SHARE * max(0.0, deadline - now))
     except ApiUnavailable as exc:

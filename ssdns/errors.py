@@ -124,6 +124,6 @@ class ApiError(ApiUnavailable):
                     "or raise --timeout")
         if self.kind == TLS:
             return (f"cannot {self.call}: TLS with the Kubernetes API{at} failed ({self.reason}); give the "
-                    "cluster's CA (certificate-authority in the kubeconfig)")
+                    "cluster's CA (certificate-authority in the kubeconfig; in a pod, the service account's ca.crt)")
         return (f"cannot {self.call}: the answer{at} is not what a Kubernetes API sends ({self.reason}); check "
                 "that --kubeconfig/--context point at the API server")

@@ -1,9 +1,9 @@
 """The one transport to the Kubernetes API: credentials, deadlines, and errors translated once.
 
-The kubernetes package costs 0.35 s to import (its ApiClient and config loaders) and 0.6 s more for
-the generated API classes and models, so only this module imports it, only when the API is used,
-and only for its credentials (kubeconfig, in-cluster token, TLS settings) and its connection pool:
-ssdns sends the requests itself, as JSON.
+The kubernetes package costs 0.3-0.5 s to import (its ApiClient, config loaders and what they pull in),
+so only this module imports it, only for a kubeconfig, and only for its credentials (auth plugins, TLS
+settings) and its connection pool. In a pod, the service account is read without it (incluster.py).
+Either way ssdns sends the requests itself, as JSON, through urllib3.
 
 Every call takes its timeout from the time left before the run's deadline: connect and read, and a
 hard bound on the whole call (a server that trickles one byte a second is cut off at the deadline:
@@ -61,12 +61,13 @@ def credentials_available(opts: ApiOptions) -> bool:
 
 
 class Api:
-    """A connection to one API server: the official client's ApiClient (credentials, TLS, pool) and
-    the deadline its calls share (None: each call gets CALL_TIMEOUT)."""
+    """A connection to one API server: its credentials and connection pool (`client`: _Official for a
+    kubeconfig, incluster.ServiceAccount in a pod) and the deadline its calls share (None: each call gets
+    CALL_TIMEOUT)."""
 
     def __init__(self, client, deadline: float | None = None):
         self.client = client
-        self.server = str(client.configuration.host)
+        self.server = client.server
         self.deadline = deadline
 
     def close(self) -> None:
@@ -99,35 +100,66 @@ def api_client(opts: ApiOptions, deadline: float | None = None) -> Api:
     return box["api"]
 
 
-def import_client() -> None:
-    """Load the kubernetes package (0.35 s, more on a busy machine) before any API deadline is set:
-    an import is local work, not a remote call, and must not eat the API reads' share of the time."""
+def in_cluster(opts: ApiOptions) -> bool:
+    """In a pod, without --kubeconfig or --context: the service account's credentials."""
+    return not (opts.kubeconfig or opts.context) and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def import_client(opts: ApiOptions | None = None) -> None:
+    """Load what the API path needs (the kubernetes package for a kubeconfig: 0.3-0.5 s, more on a busy
+    machine; urllib3 alone in a pod) before any API deadline is set: an import is local work, not a remote
+    call, and must not eat the API reads' share of the time."""
     try:
-        import kubernetes.client
-        import kubernetes.config  # noqa: F401
+        if opts is not None and in_cluster(opts):
+            import urllib3  # noqa: F401
+        else:
+            import kubernetes.client
+            import kubernetes.config  # noqa: F401
     except ImportError:
         raise ApiUnavailable("the kubernetes client is not installed: pip install 'ssdns[kube]'") from None
 
 
+class _Official:
+    """The kubernetes package's ApiClient for a kubeconfig: the URL and the headers it signs a request with
+    (bearer tokens, exec plugins, OIDC), and its pool (client certificates, the CA)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.server = str(client.configuration.host)
+        self.pool = client.rest_client.pool_manager
+
+    def prepare(self, method: str, path: str, params: dict | None, headers: dict[str, str]) -> tuple[str, dict]:
+        _, url, headers, _, _ = self.client.param_serialize(
+            method, path, query_params=list((params or {}).items()), header_params=headers,
+            auth_settings=["BearerToken"])
+        return url, headers
+
+    def close(self) -> None:
+        self.client.close()
+
+
 def _load(opts: ApiOptions, deadline: float | None) -> Api:
-    import_client()
+    import_client(opts)
+    if in_cluster(opts):
+        from ssdns.incluster import ServiceAccount
+
+        try:
+            return Api(ServiceAccount(SA_DIR, POOL), deadline)
+        except ValueError as exc:
+            raise ApiUnavailable(f"cannot load Kubernetes credentials (in-cluster service account): {exc}") from None
     from kubernetes import client, config
 
     cfg = client.Configuration()
     try:
-        if not (opts.kubeconfig or opts.context) and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=cfg)
-        else:
-            config.load_kube_config(config_file=opts.kubeconfig, context=opts.context, client_configuration=cfg,
-                                    persist_config=False)
+        config.load_kube_config(config_file=opts.kubeconfig, context=opts.context, client_configuration=cfg,
+                                persist_config=False)
     except Exception as exc:  # noqa: BLE001 - the loaders raise anything a malformed file makes them (yaml, KeyError, ...)
-        where = opts.kubeconfig or (os.environ.get("KUBERNETES_SERVICE_HOST") and "in-cluster service account") \
-            or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        where = opts.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         detail = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise ApiUnavailable(f"cannot load Kubernetes credentials ({where}): {detail}") from None
     cfg.retries = False  # no urllib3 retries behind the deadline's back (also passed per request)
     cfg.connection_pool_maxsize = POOL  # check --all reads several StatefulSets at once through one client
-    return Api(client.ApiClient(cfg), deadline)
+    return Api(_Official(client.ApiClient(cfg)), deadline)
 
 
 def _left(api: Api, deadline: float | None) -> float:
@@ -144,11 +176,9 @@ def _open(api: Api, method: str, path: str, params: dict | None, body: Any, cont
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = content_type
-    method, url, headers, _, _ = api.client.param_serialize(
-        method, path, query_params=list((params or {}).items()), header_params=headers,
-        auth_settings=["BearerToken"])
+    url, headers = api.client.prepare(method, path, params, headers)
     timeout = urllib3.Timeout(connect=max(0.01, min(CONNECT_TIMEOUT, left)), read=max(0.01, left))
-    return api.client.rest_client.pool_manager.request(
+    return api.client.pool.request(
         method, url, body=None if body is None else json.dumps(body), headers=headers, timeout=timeout,
         retries=False, redirect=False, preload_content=False)
 

@@ -259,7 +259,7 @@ class ConfigMapStore:
 
         if self._client is None:
             try:
-                kube.import_client()  # local work: not counted against the calls' time
+                kube.import_client(self.api_opts)  # local work: not counted against the calls' time
                 self._client = kube.api_client(self.api_opts, self.deadline)
             except ApiUnavailable as exc:  # credentials: the store is unreachable, like a refused read
                 raise StateUnreachable(f"cannot read {self.where}: {exc}") from None

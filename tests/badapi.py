@@ -162,13 +162,14 @@ class ApiProxy:
     DNS at the delete). One request per client connection, each on its own upstream connection
     (Connection: close). `faulted` is set at the first request that does not pass."""
 
-    def __init__(self, upstream: str, rule):
+    def __init__(self, upstream: str, rule, *, tls: Path | None = None):
         host, _, port = upstream.removeprefix("http://").partition(":")
         self.upstream = (host, int(port))
         self.rule = rule
         self.seen: list[tuple[str, str]] = []
+        self.headers: list[dict[str, str]] = []  # each request's headers, names lower-cased
         self.faulted = threading.Event()
-        self.inner = BadApi("hang")  # its loop, server life and cleanup; the handler is this class's
+        self.inner = BadApi("hang", tls=tls)  # its loop, server life, TLS and cleanup; the handler is this class's
         self.inner._serve = self._serve  # type: ignore[method-assign]
 
     def __enter__(self) -> ApiProxy:
@@ -180,6 +181,10 @@ class ApiProxy:
 
     def kubeconfig(self, path: Path) -> Path:
         return self.inner.kubeconfig(path)
+
+    @property
+    def port(self) -> int:
+        return self.inner.port
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         inner = self.inner
@@ -195,6 +200,7 @@ class ApiProxy:
             body = await reader.readexactly(length) if length else b""
             mode = self.rule(method, path, list(self.seen))
             self.seen.append((method, path))
+            self.headers.append({k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)})
             if mode != "pass":
                 self.faulted.set()
             if mode == "hang":
