@@ -2,6 +2,7 @@
 
     python bench/resolvers.py                      # N=1000, 5 rounds; rewrites its block of bench/RESULTS.md
     python bench/resolvers.py --pods 200 --repeat 1 --results -   # a quick look, nothing written
+    python bench/resolvers.py --before /work/before   # also the previous tree's ssdns, alternating
 
 The world: four knotd servers on loopback (127.56.0.1-4, free ports), all serving the same headless
 Service zone of N pods (tests/knotdns.py). The first is the path (--nameserver); the other three are the
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -45,7 +47,7 @@ def ssdns(n: int, path: str, *extra: str) -> list[str]:
             *extra]
 
 
-def bench(n: int, repeat: int, log) -> dict:
+def bench(n: int, repeat: int, log, before: Path | None = None) -> dict:
     zones = headless_zones([Pod(f"web-{i}", pod_ip(i)) for i in range(n)], port=8080)
     servers = [KnotServer(zones, address=h) for h in HOSTS]
     for s in servers:
@@ -55,12 +57,15 @@ def bench(n: int, repeat: int, log) -> dict:
         path_ns = next(path)
         cmds = {"single": ssdns(n, path_ns),
                 "all": ssdns(n, path_ns, "--resolvers", ",".join(replicas), "--transport", "both")}
+        cwds = {"single": ROOT, "all": ROOT}
+        if before is not None:  # another tree's ssdns (main before a change), from its own directory
+            cmds["all before"], cwds["all before"] = cmds["all"], before
         runs: dict[str, list] = {k: [] for k in cmds}
         for name, cmd in cmds.items():  # warm-up
-            measure(cmd, 120 + 0.05 * n, env=ENV)
+            measure(cmd, 120 + 0.05 * n, env=ENV, cwd=cwds[name])
         for r in range(repeat):
             for name, cmd in cmds.items():
-                run = measure(cmd, 120 + 0.05 * n, env=ENV)
+                run = measure(cmd, 120 + 0.05 * n, env=ENV, cwd=cwds[name])
                 if run.rc not in (0, 1):
                     raise RuntimeError(f"{name} exited {run.rc}: {run.stderr[-500:]}")
                 runs[name].append(run)
@@ -74,7 +79,10 @@ def bench(n: int, repeat: int, log) -> dict:
     wall = {k: statistics.median(r.wall for r in v) for k, v in runs.items()}
     rss = {k: statistics.median(r.maxrss_kib for r in v) / 1024 for k, v in runs.items()}
     ratios = [a.wall / s.wall for a, s in zip(runs["all"], runs["single"], strict=True)]
-    return {"n": n, "repeat": repeat, "questions": questions, "single_queries": single["stats"]["dns_queries"],
+    vs_before = (statistics.median(a.wall / b.wall for a, b in zip(runs["all"], runs["all before"], strict=True))
+                 if "all before" in runs else None)
+    return {"n": n, "repeat": repeat, "vs_before": vs_before, "questions": questions,
+            "single_queries": single["stats"]["dns_queries"],
             "all_queries": every["stats"]["dns_queries"], "expected": expected, "wall": wall, "rss": rss,
             "ratio": statistics.median(ratios), "verdict": every["ok"],
             "failed": [f["check"] for f in every["findings"] if f["status"] != "pass"]}
@@ -92,13 +100,15 @@ def render(rows: list[dict]) -> str:
              f"{os.cpu_count()} cores, Python {platform.python_version()} ({uv}), load {os.getloadavg()[0]:.1f}: "
              "4 knotd on loopback, DNS only, medians of alternating rounds.", "",
              "| N | questions | queries single | queries all (documented) | wall single | wall all | "
-             "ratio (<= 2.5) | RSS single | RSS all (<= 100 MiB) | findings |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "ratio (<= 2.5) | RSS single | RSS all (<= 100 MiB) | all / all before | findings |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         exact = "exact" if r["all_queries"] == r["expected"] else f"expected {r['expected']}"
+        before = "-" if r["vs_before"] is None else f"{r['vs_before']:.2f}x"
         lines.append(f"| {r['n']} | {r['questions']} | {r['single_queries']} | {r['all_queries']} ({exact}) | "
                      f"{r['wall']['single']:.2f} s | {r['wall']['all']:.2f} s | {r['ratio']:.2f} | "
                      f"{r['rss']['single']:.0f} MiB | {r['rss']['all']:.0f} MiB | "
+                     f"{before} | "
                      f"{', '.join(sorted(set(r['failed']))) or 'none'} |")
     return "\n".join(lines)
 
@@ -118,12 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pods", default="1000", help="comma-separated pod counts (default 1000)")
     ap.add_argument("--repeat", type=int, default=5, help="rounds, medians kept (default 5)")
     ap.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"), help="file to update, or - (print only)")
+    ap.add_argument("--before", metavar="TREE", type=Path,
+                    help="also run every resolver with another checkout's ssdns, alternating (all / all before)")
     args = ap.parse_args(argv)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    rows = [bench(int(n), max(1, args.repeat), log) for n in args.pods.split(",")]
+    for tree in (ROOT, *([args.before] if args.before else [])):  # as installed: byte-compiled (bench/run.py)
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "ssdns")], check=True, timeout=120)
+    rows = [bench(int(n), max(1, args.repeat), log, args.before) for n in args.pods.split(",")]
     block = render(rows)
     print(block)
     if args.results != "-":
