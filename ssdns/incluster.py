@@ -52,6 +52,8 @@ class ServiceAccount:
             try:
                 token = self.token_file.read_text().strip()
                 problem = "" if token else f"{self.token_file} is empty"
+                if any(c in token for c in "\r\n\0"):  # not a header value: say so, not "invalid header" later
+                    token, problem = "", f"{self.token_file} holds more than one line"
             except (OSError, UnicodeDecodeError) as exc:
                 token, problem = "", f"{self.token_file}: {getattr(exc, 'strerror', None) or exc}"
             if problem and not self._token:

@@ -82,6 +82,7 @@ def test_the_api_server_must_present_the_clusters_ca(sandbox, cert, tmp_path, mo
     ("no-port", "KUBERNETES_SERVICE_PORT is not set"),
     ("no-token", "token does not exist"),
     ("empty-token", "token is empty"),
+    ("two-lines", "token holds more than one line"),
     ("no-ca", "ca.crt does not exist"),
 ])
 def test_a_broken_service_account_is_one_line(cert, tmp_path, monkeypatch, broken, words):
@@ -93,6 +94,8 @@ def test_a_broken_service_account_is_one_line(cert, tmp_path, monkeypatch, broke
         (sa / "token").unlink()
     if broken == "empty-token":
         (sa / "token").write_text("")
+    if broken == "two-lines":
+        (sa / "token").write_text("abc\ndef\n")
     if broken == "no-ca":
         (sa / "ca.crt").unlink()
     monkeypatch.setattr(kube, "SA_DIR", sa)
