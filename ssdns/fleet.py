@@ -1,9 +1,10 @@
 """Many StatefulSets in one run: `check --all`, `-l/--selector`, `-A/--all-namespaces`, `--exclude NS/NAME`.
 
-The StatefulSets come from one list call (namespaced, or cluster-wide with -A); each is then checked as
-a single check would check it (its API facts, DNS, HTTP, the registry's checks), all under one deadline
-and one budget of pods in flight (the DNS queries and HTTP requests of several StatefulSets never add
-up past it). The API is read through one client with at most API_IN_FLIGHT StatefulSets' reads at once.
+The StatefulSets come from one list call (namespaced, or cluster-wide with -A), whose items are the whole
+objects as of one moment (the list's resourceVersion): each is taken as listed, not read again with a get,
+then checked as a single check would check it (its other API facts, DNS, HTTP, the registry's checks),
+all under one deadline and one budget of pods in flight (the DNS queries and HTTP requests of several
+StatefulSets never add up past it). The API is read through one client with at most API_IN_FLIGHT StatefulSets' reads at once.
 A StatefulSet that cannot be checked (no serviceName, the deadline passed before its turn) is an entry
 that says why, never a crash of the run. With --resolvers all the cluster DNS replicas are found once for
 the run, and each StatefulSet's weight in the budget is its pods times the (resolver, transport) legs.
@@ -32,6 +33,7 @@ from ssdns.errors import (
 from ssdns.model import Finding, Result, Status
 
 if TYPE_CHECKING:
+    from ssdns.facts import StatefulSetFacts
     from ssdns.kube import Api
     from ssdns.target import ApiOptions, Target
 
@@ -69,6 +71,7 @@ class Listed:
     name: str
     service: str
     replicas: int
+    statefulset: StatefulSetFacts  # the whole object, parsed as a get's: its facts are not read again
     annotations: dict[str, str] = field(default_factory=dict)
 
 
@@ -301,7 +304,7 @@ async def _one(run: _Shared, item: Listed) -> Entry:
     try:
         async with run.reads:
             _in_time(run.deadline)
-            facts = await kube.load_facts(run.client, item.namespace, item.name, None)
+            facts = await kube.load_facts(run.client, item.namespace, item.name, None, listed=item.statefulset)
         if facts.problems:  # the API is required (as --api on): a refused read is this StatefulSet's exit 4
             return _refused(entry, facts.problems[0], run.cluster_wide)
         if facts.statefulset is not None and not facts.statefulset.service_name:
@@ -325,9 +328,6 @@ def _in_time(deadline: float) -> None:
 
 def _refused(entry: Entry, problem, cluster_wide: bool) -> Entry:
     """A read of this StatefulSet's objects the API refused or failed: not checked, said with what to grant."""
-    if problem.resource == "statefulsets" and problem.status == 404:
-        return _replace(entry, error="gone since it was listed (deleted during the run?): not checked; run again",
-                        exit_code=CANNOT_RUN)
     text = str(problem)
     if cluster_wide and problem.status == 403:  # with -A the grant is the ClusterRole's, not the namespaced Role's
         text = text.replace("(k8s/rbac.yaml)", "(with -A: the ClusterRole in k8s/cluster-wide/)")

@@ -402,18 +402,36 @@ def _shaped(parse, doc: dict, verb: str, resource: str, api: Api, name: str | No
 
 
 async def load_facts(api: Api, namespace: str, statefulset: str | None, service: str | None,
-                     deadline: float | None = None) -> ClusterFacts:
+                     deadline: float | None = None, listed: StatefulSetFacts | None = None) -> ClusterFacts:
     """Read what the API says. A refused read (403, 404, 5xx, ...) becomes an ApiProblem and the run goes
     on without it; when the API as a whole cannot be used (unreachable, timed out, TLS, not an API, 401)
-    the first such ApiError is raised, and nothing more is asked."""
+    the first such ApiError is raised, and nothing more is asked. `listed`: the StatefulSet as a list call
+    returned it (check --all), taken as read instead of a get of the same object."""
     start = time.monotonic()
-    facts = ClusterFacts(namespace, None, None)
+    facts = ClusterFacts(namespace, listed, None)
     read = _Reader(api, facts, deadline)
-    if statefulset:
+    if statefulset and listed is None:
         facts.statefulset = await read("get", "statefulsets", f"{_ns(namespace, 'apps/v1')}/statefulsets/{statefulset}",
                                        _statefulset, name=statefulset)
     sts = facts.statefulset
     service = service or (sts.service_name if sts else None)
+    jobs = _reads(read, namespace, service, sts)
+    got = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
+    if service:
+        _add_service(facts, service, got["service"], got["slices"])
+        facts.over_capacity = got["endpoints"]
+        # No Endpoints object (no Service, or not written yet) is api.service's finding, not a refused read.
+        facts.problems = [p for p in facts.problems if not (p.resource == "endpoints" and p.status == 404)]
+    facts.pods = {p.name: p for p in got.get("pods") or []}
+    facts.pvcs = {c.name: c for c in got.get("pvcs") or []}
+    facts.elapsed_ms = (time.monotonic() - start) * 1000
+    facts.read_at = time.time()
+    return facts
+
+
+def _reads(read: _Reader, namespace: str, service: str | None, sts: StatefulSetFacts | None) -> dict[str, Any]:
+    """The reads after the StatefulSet's (at most READS_AT_ONCE), by name: its Service, the Service's
+    EndpointSlices and Endpoints object, the StatefulSet's pods and claims."""
     jobs: dict[str, Any] = {}
     if service:
         jobs["service"] = read("get", "services", f"{_ns(namespace)}/services/{service}", _service, name=service)
@@ -426,17 +444,7 @@ async def load_facts(api: Api, namespace: str, statefulset: str | None, service:
         if sts.claim_templates:
             jobs["pvcs"] = read("list", "persistentvolumeclaims", f"{_ns(namespace)}/persistentvolumeclaims", _pvc,
                                 params={"labelSelector": sts.selector})
-    got = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
-    if service:
-        _add_service(facts, service, got["service"], got["slices"])
-        facts.over_capacity = got["endpoints"]
-        # No Endpoints object (no Service, or not written yet) is api.service's finding, not a refused read.
-        facts.problems = [p for p in facts.problems if not (p.resource == "endpoints" and p.status == 404)]
-    facts.pods = {p.name: p for p in got.get("pods") or []}
-    facts.pvcs = {c.name: c for c in got.get("pvcs") or []}
-    facts.elapsed_ms = (time.monotonic() - start) * 1000
-    facts.read_at = time.time()
-    return facts
+    return jobs
 
 
 class _Reader:
@@ -626,8 +634,10 @@ def _pvc(d: dict) -> PvcFacts:
 
 
 async def list_statefulsets(api: Api, namespace: str | None, selector: str | None) -> list:
-    """The StatefulSets of a namespace (None: of every namespace), by label selector, as fleet.Listed.
-    An ApiError for a refused or failed list (a selector that does not parse is a 400)."""
+    """The StatefulSets of a namespace (None: of every namespace), by label selector, as fleet.Listed, each
+    with the whole StatefulSet parsed as a get's (the list's items are the full objects, all as of the list's
+    resourceVersion: check --all reads none of them again). An ApiError for a refused or failed list (a
+    selector that does not parse is a 400), or one item of another shape."""
     from ssdns.fleet import Listed
 
     path = f"{_ns(namespace, 'apps/v1')}/statefulsets" if namespace else "/apis/apps/v1/statefulsets"
@@ -639,7 +649,7 @@ async def list_statefulsets(api: Api, namespace: str | None, selector: str | Non
         sts = _statefulset(d)
         annotations = {str(k): str(v) for k, v in _obj(meta.get("annotations")).items()}
         return Listed(_str(meta.get("namespace")) or namespace or "", sts.name, sts.service_name, sts.replicas,
-                      annotations)
+                      sts, annotations)
 
     return _shaped(listed, doc, "list", "statefulsets", api)
 
