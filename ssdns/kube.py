@@ -7,9 +7,10 @@ Either way ssdns sends the requests itself, as JSON, through urllib3.
 
 Every call takes its timeout from the time left before the run's deadline: connect and read, and a
 hard bound on the whole call (a server that trickles one byte a second is cut off at the deadline:
-the call runs in a daemon thread that is abandoned, never waited for). No retries behind ssdns's
-back: urllib3 is told retries=False, and redirects are not followed. Every failure leaves this module
-as an errors.ApiError (verb, resource, object, status, reason), worded in one place.
+the call runs in one of the Api's few daemon threads (callpool.py) and is abandoned there, never waited
+for). No retries behind ssdns's back: urllib3 is told retries=False, and redirects are not followed.
+Every failure leaves this module as an errors.ApiError (verb, resource, object, status, reason), worded
+in one place.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ssdns.callpool import CallPool, Job
 from ssdns.errors import (
     BAD_ANSWER,
     TIMEOUT,
@@ -49,6 +51,8 @@ CONNECT_TIMEOUT = 3.0  # seconds, at most, to connect (less when less time is le
 CALL_TIMEOUT = 10.0  # a call's whole bound when the caller gave no deadline
 MAX_BODY = 256 * 1024 * 1024  # a list of 20,000 pods is ~100 MiB; more is not an API answer
 POOL = 32  # connections kept to the API server (fleet.API_IN_FLIGHT StatefulSets x their concurrent reads)
+READS_AT_ONCE = 5  # the most calls load_facts has in flight (Service, EndpointSlices, Endpoints, pods, PVCs)
+CALLS = POOL  # calls in flight through one Api by default (threads that send them): as many as connections
 
 
 def credentials_available(opts: ApiOptions) -> bool:
@@ -62,30 +66,34 @@ def credentials_available(opts: ApiOptions) -> bool:
 
 class Api:
     """A connection to one API server: its credentials and connection pool (`client`: _Official for a
-    kubeconfig, incluster.ServiceAccount in a pod) and the deadline its calls share (None: each call gets
-    CALL_TIMEOUT)."""
+    kubeconfig, incluster.ServiceAccount in a pod), the deadline its calls share (None: each call gets
+    CALL_TIMEOUT) and the threads that send them, at most `calls` at once (the others wait their turn,
+    within their own time)."""
 
-    def __init__(self, client, deadline: float | None = None):
+    def __init__(self, client, deadline: float | None = None, calls: int = CALLS):
         self.client = client
         self.server = client.server
         self.deadline = deadline
+        self.pool = CallPool(calls, "ssdns-api")
 
     def close(self) -> None:
+        self.pool.close()
         with contextlib.suppress(Exception):  # closing a pool must not turn a result into an error
             self.client.close()
 
 
-def api_client(opts: ApiOptions, deadline: float | None = None) -> Api:
-    """An Api from the in-cluster service account, else the kubeconfig (--kubeconfig, --context).
-    A kubeconfig that is missing, not YAML or incomplete is one ApiUnavailable line. Loading is
-    bounded by the deadline too: a kubeconfig's exec credential plugin runs a command, which may hang."""
+def api_client(opts: ApiOptions, deadline: float | None = None, calls: int = CALLS) -> Api:
+    """An Api from the in-cluster service account, else the kubeconfig (--kubeconfig, --context), sending at
+    most `calls` calls at once. A kubeconfig that is missing, not YAML or incomplete is one ApiUnavailable
+    line. Loading is bounded by the deadline too: a kubeconfig's exec credential plugin runs a command, which
+    may hang."""
     if deadline is None:
-        return _load(opts, None)
+        return _load(opts, None, calls)
     box: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            box["api"] = _load(opts, deadline)
+            box["api"] = _load(opts, deadline, calls)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             box["error"] = exc
 
@@ -138,13 +146,13 @@ class _Official:
         self.client.close()
 
 
-def _load(opts: ApiOptions, deadline: float | None) -> Api:
+def _load(opts: ApiOptions, deadline: float | None, calls: int) -> Api:
     import_client(opts)
     if in_cluster(opts):
         from ssdns.incluster import ServiceAccount
 
         try:
-            return Api(ServiceAccount(SA_DIR, POOL), deadline)
+            return Api(ServiceAccount(SA_DIR, POOL), deadline, calls)
         except ValueError as exc:
             raise ApiUnavailable(f"cannot load Kubernetes credentials (in-cluster service account): {exc}") from None
     from kubernetes import client, config
@@ -159,7 +167,7 @@ def _load(opts: ApiOptions, deadline: float | None) -> Api:
         raise ApiUnavailable(f"cannot load Kubernetes credentials ({where}): {detail}") from None
     cfg.retries = False  # no urllib3 retries behind the deadline's back (also passed per request)
     cfg.connection_pool_maxsize = POOL  # check --all reads several StatefulSets at once through one client
-    return Api(_Official(client.ApiClient(cfg)), deadline)
+    return Api(_Official(client.ApiClient(cfg)), deadline, calls)
 
 
 def _left(api: Api, deadline: float | None) -> float:
@@ -251,8 +259,9 @@ def _translate(exc: BaseException, fail: Callable[..., ApiError], waited: float)
 
 
 class _Call:
-    """One request on its way in a daemon thread: when the deadline passes first, the call is
-    abandoned, and never holds up the exit (nor an executor's shutdown)."""
+    """One request on its way in one of the Api's daemon threads: when the deadline passes first, or the
+    caller is interrupted, the call is abandoned (it never starts, or its thread is let go) and never holds
+    up the exit (nor an executor's shutdown)."""
 
     def __init__(self, api: Api, method: str, path: str, verb: str, resource: str, name: str | None,
                  namespace: str | None, params: dict | None, body: Any, content_type: str, deadline: float | None):
@@ -260,7 +269,8 @@ class _Call:
         self.left = _left(api, deadline)
         self.box: dict[str, Any] = {}
         self.started = time.monotonic()
-        self.args = (api, method, path, params, body, content_type, self.left)
+        self.args = (api, method, path, params, body, content_type)
+        self.job: Job | None = None
 
     def fail(self, kind: str, *, status: int | None = None, reason: str = "") -> ApiError:
         return ApiError(kind, self.verb, self.resource, status=status, reason=reason, name=self.name,
@@ -272,7 +282,11 @@ class _Call:
 
         def work() -> None:
             try:
-                resp = _open(*self.args)
+                # The time left when its turn comes (it may have waited for a thread): none, no request.
+                left = self.started + self.left - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                resp = _open(*self.args, left)
                 try:
                     self.box["answer"] = (resp.status, resp.headers.get("Content-Type", ""),
                                           resp.headers.get("Location"), resp.reason, _read(resp))
@@ -283,7 +297,12 @@ class _Call:
             finally:
                 done()
 
-        threading.Thread(target=work, name="ssdns-api", daemon=True).start()
+        self.job = self.api.pool.submit(work)
+
+    def abandon(self) -> None:
+        """Nobody waits for this call any more (timed out, interrupted)."""
+        if self.job is not None:
+            self.api.pool.abandon(self.job)
 
     def timed_out(self) -> ApiError:
         return self.fail(TIMEOUT, reason=f"no complete answer within {self.left:.1f} s")
@@ -308,6 +327,7 @@ def request(api: Api, method: str, path: str, *, verb: str, resource: str, name:
     done = threading.Event()
     call.start(done.set)
     if not done.wait(call.left):
+        call.abandon()
         raise call.timed_out()
     return call.result()
 
@@ -316,7 +336,7 @@ async def arequest(api: Api, method: str, path: str, *, verb: str, resource: str
                    namespace: str | None = None, params: dict | None = None, body: Any = None,
                    content_type: str = "application/json", deadline: float | None = None) -> dict:
     """request() for async code: awaits the call's thread without an executor thread of its own, so an
-    interrupted run exits at once instead of waiting for calls in flight."""
+    interrupted run exits at once instead of waiting for calls in flight (which are abandoned)."""
     call = _Call(api, method, path, verb, resource, name, namespace, params, body, content_type, deadline)
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[None] = loop.create_future()
@@ -336,7 +356,11 @@ async def arequest(api: Api, method: str, path: str, *, verb: str, resource: str
         async with asyncio.timeout(call.left):
             await fut
     except TimeoutError:
+        call.abandon()
         raise call.timed_out() from None
+    except BaseException:  # cancelled (SIGINT, SIGTERM through aio.run, a task given up): nobody waits for it
+        call.abandon()
+        raise
     return call.result()
 
 

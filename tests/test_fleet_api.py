@@ -7,7 +7,7 @@ import asyncio
 import json
 
 import pytest
-from badapi import CANNED, BadApi, _response
+from badapi import CANNED, ApiProxy, BadApi, _response
 from conftest import run_cli
 from faultkit import assert_within, run_ssdns
 
@@ -102,3 +102,30 @@ def test_list_statefulsets_raises_for_an_item_of_another_shape(monkeypatch, tmp_
         finally:
             api.close()
     assert caught.value.kind == "bad-answer" and "JSON of another shape: no 'name'" in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", ["hang", "trickle"])
+def test_pod_lists_that_never_end_still_end_the_run_at_its_deadline(sandbox_factory, tmp_path, mode):
+    """Every pods list hangs (or trickles: each byte resets the read timeout, so the threads sending them stay
+    stuck past the deadline): the run ends at --timeout all the same, each StatefulSet an entry saying why
+    (timed out in its read, or its turn never came), and the process exits without waiting for its threads."""
+    sb = sandbox_factory()
+    sb.change(lambda w: [add_neighbour(w, f"s{i}", 2) for i in range(11)])
+
+    def rule(method: str, path: str, seen) -> str:
+        return mode if path.split("?")[0].endswith("/pods") else "pass"
+
+    with ApiProxy(sb.sandbox.api_url, rule) as proxy:
+        run = run_ssdns("check", "--all", "--kubeconfig", str(proxy.kubeconfig(tmp_path / "kc")), "--nameserver",
+                        str(sb.sandbox.nameserver), "--cluster-domain", sb.world.zone, "--timeout", "3", "-o", "json",
+                        timeout=60)
+        pods_lists = sum(1 for _, path in proxy.seen if path.split("?")[0].endswith("/pods"))
+    assert_within(run, 3)
+    assert run.returncode == 4 and run.stderr == "", run
+    doc = json.loads(run.stdout)
+    assert doc["summary"]["statefulsets"] == 12 and doc["summary"]["error"] == 12 and doc["results"] == []
+    said = {e["statefulset"]: (e["exit_code"], e["message"]) for e in doc["errors"]}
+    timed_out = [name for name, (code, text) in said.items() if code == 4 and "did not answer in time" in text]
+    too_late = [name for name, (code, text) in said.items() if code == 3 and "deadline passed before its turn" in text]
+    assert len(timed_out) + len(too_late) == 12, said
+    assert 1 <= len(timed_out) == pods_lists <= 4  # API_IN_FLIGHT StatefulSets' reads at once, no more
