@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 
 QUEUED, RUNNING, DONE, ABANDONED = "queued", "running", "done", "abandoned"
+IDLE = 5.0  # seconds a thread waits for work before it ends (a pool nobody closes keeps no threads)
 
 
 class Job:
@@ -34,10 +35,10 @@ class Job:
 
 
 class CallPool:
-    def __init__(self, size: int, name: str = "ssdns-call"):
+    def __init__(self, size: int, name: str = "ssdns-call", idle: float = IDLE):
         if size < 1:
             raise ValueError(f"a pool of {size} threads")
-        self.size, self.name = size, name
+        self.size, self.name, self.idle = size, name, idle
         self._cond = threading.Condition()
         self._queue: deque[Job] = deque()
         self._serving = 0  # threads that take jobs from the queue (not those stuck in an abandoned call)
@@ -75,7 +76,8 @@ class CallPool:
             self._start()
 
     def close(self) -> None:
-        """End the idle threads (and each running one after its call): nothing waits for them."""
+        """End the idle threads now (and each running one after its call), not after IDLE: nothing waits for
+        them."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -100,9 +102,10 @@ class CallPool:
             with self._cond:
                 self._idle += 1
                 while not self._queue and not self._closed:
-                    self._cond.wait()
+                    if not self._cond.wait(self.idle):
+                        break
                 self._idle -= 1
-                if not self._queue:  # closed, nothing left to do
+                if not self._queue:  # closed, or idle for long: nothing left to do
                     self._serving -= 1
                     return
                 job = self._queue.popleft()

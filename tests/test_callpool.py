@@ -118,6 +118,18 @@ def test_threads_are_daemons_and_a_closed_pool_serves_again():
         CallPool(0)
 
 
+def test_a_pool_nobody_closes_keeps_no_idle_thread():
+    """A client dropped without close() (a state store made per run of a long-lived watch) leaks no thread."""
+    pool = CallPool(2, "test-pool-f", idle=0.2)
+    jobs = [pool.submit(lambda: None) for _ in range(2)]
+    until(lambda: all(j.state == DONE for j in jobs), WAIT)
+    until(lambda: not pool_threads("test-pool-f"), WAIT)
+    assert pool.serving == 0
+    job = pool.submit(lambda: None)  # and serves again when work comes
+    until(lambda: job.state == DONE, WAIT)
+    pool.close()
+
+
 def test_api_calls_that_trickle_end_at_their_deadline_and_do_not_hold_up_the_next(tmp_path):
     """Through kube.arequest with a pool of 2: four calls to a server that trickles one byte a second (the read
     timeout never fires) all end at the deadline; the threads stuck in them are let go, so a later call is
