@@ -4,9 +4,9 @@ The StatefulSets come from one list call (namespaced, or cluster-wide with -A), 
 objects as of one moment (the list's resourceVersion): each is taken as listed, not read again with a get,
 then checked as a single check would check it (its other API facts, DNS, HTTP, the registry's checks),
 all under one deadline and one budget of pods in flight (the DNS queries and HTTP requests of several
-StatefulSets never add up past it). The API is read through one client with at most API_IN_FLIGHT StatefulSets' reads at once,
-sent by as many threads as those reads (kube.Api's pool: not a new thread per call).
-A StatefulSet that cannot be checked (no serviceName, the deadline passed before its turn) is an entry
+StatefulSets never add up past it). The API is read through one client with at most API_IN_FLIGHT
+StatefulSets' reads at once, sent by as many threads as those reads (kube.Api's pool, not a new thread per
+call). A StatefulSet that cannot be checked (no serviceName, the deadline passed before its turn) is an entry
 that says why, never a crash of the run. With --resolvers all the cluster DNS replicas are found once for
 the run, and each StatefulSet's weight in the budget is its pods times the (resolver, transport) legs.
 """
