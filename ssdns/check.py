@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ssdns import checks
 from ssdns.errors import ApiError, ApiUnavailable, CannotRun, UsageError
 from ssdns.evidence import ApiEvidence, Evidence
 from ssdns.expected import expect, expected_pods
-from ssdns.facts import ClusterFacts
 from ssdns.model import ApiPodView, Finding, PodView, Result, ScaleSummary, ServiceView, Stats, Status, TargetView
 from ssdns.names import ordinal
 from ssdns.observe import Observations, observe
 from ssdns.target import ApiOptions, Target
+
+if TYPE_CHECKING:  # a run without the API loads no API facts
+    from ssdns.facts import ClusterFacts
 
 API_SHARE = 0.5  # of the time left: what the API reads may use, so DNS and HTTP keep the rest
 GRACE = 0.5  # every operation stops at the deadline by itself; this only guards against a bug

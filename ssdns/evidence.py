@@ -12,12 +12,13 @@ from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from ssdns.facts import ClusterFacts, PvcFacts
 from ssdns.names import by_ordinal
 
-if TYPE_CHECKING:  # types only: what judges history alone (state.py) loads no DNS or HTTP code
+if TYPE_CHECKING:  # types only: what judges history alone (state.py) loads no DNS or HTTP code, and
+    # a run without the API loads no API facts
     from ssdns.converge import Convergence
     from ssdns.expected import PodExpectation
+    from ssdns.facts import ClusterFacts, PvcFacts
     from ssdns.observe import Observations
     from ssdns.resolvers import ResolverEvidence
     from ssdns.target import Target

@@ -9,9 +9,12 @@ equals the Service's name (dns-spec.md sections 2 and 6.6).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ssdns.facts import ClusterFacts
 from ssdns.target import Target
+
+if TYPE_CHECKING:  # a run without the API loads no API facts
+    from ssdns.facts import ClusterFacts
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,8 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from ssdns.facts import PodFacts, PvcFacts
-
 if TYPE_CHECKING:  # only for types: each costs an import a run may not need
+    from ssdns.facts import PodFacts, PvcFacts
     from ssdns.converge import Convergence
     from ssdns.dnsquery import Lookup
     from ssdns.httpprobe import HttpObservation

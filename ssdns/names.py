@@ -9,7 +9,7 @@ import ipaddress
 import re
 from typing import NamedTuple
 
-_ORDINAL = re.compile(r".+-(0|[1-9][0-9]*)")
+_ORDINAL = r".+-(0|[1-9][0-9]*)"  # compiled (and cached by `re`) when first used
 
 
 class SrvRecord(NamedTuple):
@@ -29,7 +29,7 @@ def ordinal(name: str, statefulset: str | None = None) -> int | None:
             return None
         tail = name[len(statefulset) + 1 :]
         return int(tail) if tail.isdigit() and (tail == "0" or not tail.startswith("0")) else None
-    m = _ORDINAL.fullmatch(name)
+    m = re.fullmatch(_ORDINAL, name)
     return int(m.group(1)) if m else None
 
 

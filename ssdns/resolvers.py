@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from ssdns.target import ApiOptions, Target
 
 NODELOCAL_DEFAULT = "169.254.20.10"  # node-local-dns's default listen address
-SLOW_MS = 4500.0  # the conntrack-race signature: a UDP answer that came only after a resend at 5 s
-P99_WARN_MS = 1000.0  # a healthy in-cluster resolver answers in milliseconds
 PATIENCE = 6.0  # seconds a resolver leg waits per question: long enough to see a 5 s answer
 PER_LEG = 32  # queries in flight per resolver over UDP
 # ... and over TCP, all on one pipelined connection per server (RFC 7766; a connection per question cost
@@ -77,6 +75,8 @@ class Leg:
     def latency(self) -> Latency:
         import statistics  # only when judged: the option parsing that imports this module stays light
 
+        from ssdns.checks.resolvers import SLOW_MS  # the threshold is the check's
+
         times = sorted(lk.elapsed_ms for lk in self.answering)
         if not times:
             return Latency(0, None, None, 0)
@@ -102,7 +102,7 @@ class Latency:
     answers: int
     p50_ms: float | None
     p99_ms: float | None
-    slow: int  # answers slower than SLOW_MS
+    slow: int  # answers slower than checks/resolvers.py's SLOW_MS
 
 
 def _percentile(sorted_times: list[float], q: float) -> float:

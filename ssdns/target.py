@@ -15,12 +15,13 @@ from ssdns.errors import UsageError
 RESOLV_CONF = Path("/etc/resolv.conf")
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
+# Patterns, compiled (and cached by `re`) when first used: start-up compiles none a run does not use.
 # RFC 1123 label, as Kubernetes validates pod and namespace names (lower case only).
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # RFC 1035 label, as Kubernetes validates Service names (must start with a letter).
-_LABEL_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL_1035 = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
 # IANA service name, as Kubernetes validates port names: at most 15 characters, at least one letter.
-_PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$")
+_PORT_NAME = r"^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$"
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class ApiOptions:
 
 def check_label(value: str, what: str, *, rfc1035: bool = False) -> str:
     pattern = _LABEL_1035 if rfc1035 else _LABEL
-    if not pattern.match(value):
+    if not re.match(pattern, value):
         rule = "start with a letter, " if rfc1035 else ""
         raise UsageError(
             f"{what} {value!r} is not a valid DNS label: use 1-63 lower-case letters, digits "
@@ -109,7 +110,7 @@ def check_label(value: str, what: str, *, rfc1035: bool = False) -> str:
 
 
 def check_port_name(value: str) -> str:
-    if not _PORT_NAME.match(value) or "--" in value or not re.search(r"[a-z]", value):
+    if not re.match(_PORT_NAME, value) or "--" in value or not re.search(r"[a-z]", value):
         raise UsageError(f"port name {value!r} is not a valid Service port name: use 1-15 lower-case letters, "
                          "digits and single '-', with at least one letter (as in the Service's ports[].name)")
     return value
@@ -127,7 +128,7 @@ def check_zone(value: str) -> str:
 TEMPLATE_FIELDS = ("pod", "fqdn", "ordinal", "service", "namespace", "statefulset")
 MAX_TEMPLATE_WIDTH = 1000  # a width or precision above this is a mistake (and {x:>99999999999} a MemoryError)
 # A standard format spec: [[fill]align][sign][#][0][width][grouping][.precision][type]
-_FORMAT_SPEC = re.compile(r"^(?:.?[<>=^])?[-+ ]?#?0?(\d*)[,_]?(?:\.(\d+))?[sdxXobeEfFgG%n]?$", re.DOTALL)
+_FORMAT_SPEC = r"^(?:.?[<>=^])?[-+ ]?#?0?(\d*)[,_]?(?:\.(\d+))?[sdxXobeEfFgG%n]?$"
 
 
 def check_template(text: str, option: str = "--expect") -> str:
@@ -150,7 +151,9 @@ def check_template(text: str, option: str = "--expect") -> str:
                              f"else); use {fields}")
         if conversion is not None:
             raise UsageError(f"{option} {text!r}: {{{field}!{_printable(conversion)}}}: conversions are not supported; use {{{field}}}")
-        match = _FORMAT_SPEC.match(raw_spec or "")
+        if not raw_spec:
+            continue
+        match = re.match(_FORMAT_SPEC, raw_spec, re.DOTALL)
         if not match:
             raise UsageError(f"{option} {text!r}: {{{field}:{spec}}} is not a format spec like {{ordinal:03d}}")
         if any(int(n or 0) > MAX_TEMPLATE_WIDTH for n in match.groups()):

@@ -11,7 +11,7 @@ from ssdns.names import ordinal
 from ssdns.target import Target
 
 # A pattern that must match at the end of the body: a body cut at the read cap can never prove it.
-_END_ANCHORED = re.compile(r"(?<!\\)(?:\$|\\Z)\)*$")
+_END_ANCHORED = r"(?<!\\)(?:\$|\\Z)\)*$"  # compiled (and cached by `re`) when first used
 
 
 def expected_body(target: Target, pod: str, ordinal_: int | None) -> str:
@@ -27,7 +27,7 @@ def expected_body(target: Target, pod: str, ordinal_: int | None) -> str:
 def cut_short(target: Target, truncated: bool) -> bool:
     """A body cut at the read cap cannot pass an exact match or an end-anchored pattern."""
     return truncated and (target.match == "exact" or (target.match == "regex"
-                                                        and _END_ANCHORED.search(target.expect) is not None))
+                                                        and re.search(_END_ANCHORED, target.expect) is not None))
 
 
 def body_matches(target: Target, expected: str, body: str, truncated: bool = False) -> bool:

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ssdns.checks.registry import Verdict, check, failed, passed, warned
 from ssdns.dnsquery import Lookup, Outcome
 from ssdns.evidence import Evidence, Need
 from ssdns.names import pod_from_fqdn
-from ssdns.resolvers import P99_WARN_MS, SLOW_MS, Leg, Question, Resolver, ResolverEvidence, said_something
+
+if TYPE_CHECKING:  # every family is imported to list the catalogue: a run without --resolvers loads no resolvers.py
+    from ssdns.resolvers import Leg, Question, Resolver, ResolverEvidence
 
 Answer = tuple[str, tuple[str, ...]]  # (outcome, values): what a resolver said about one question
 EXAMPLES = 3  # names quoted per finding; the count says how many more
+SLOW_MS = 4500.0  # the conntrack-race signature: a UDP answer that came only after a resend at 5 s
+P99_WARN_MS = 1000.0  # a healthy in-cluster resolver answers in milliseconds
 
 
 def _answer(lk: Lookup) -> Answer:
@@ -85,6 +90,8 @@ def _right(ev: Evidence, q: Question, said: dict[Resolver, Answer]) -> tuple[Ans
 @check("dns.resolver", place=32, needs=(Need.RESOLVERS,),
        title="every resolver (path, each DNS replica, NodeLocal) answers every name as the API and the others do")
 def resolver_agreement(ev: Evidence) -> Iterator[Verdict]:
+    from ssdns.resolvers import said_something
+
     rev = ev.resolvers
     assert rev is not None
     for w in rev.warnings:  # `all` could not find the replicas: the run asked fewer resolvers
@@ -123,6 +130,8 @@ def _compare(ev: Evidence, q: Question, said: dict[Resolver, Answer], wrong: dic
 
 
 def _judge_one(r: Resolver, g: Leg, wrong: list[str], questions: int) -> Iterator[Verdict]:
+    from ssdns.resolvers import said_something
+
     late = [lk for lk in g.lookups.values() if lk.outcome is Outcome.TIMEOUT and "deadline reached" in lk.detail]
     if late:  # the run's deadline, not the resolver: say so, and judge what was asked
         yield warned(r.label, f"{r.describe()} was not asked {len(late)} of {len(g.lookups)} questions before the "
@@ -168,6 +177,8 @@ def transport_agreement(ev: Evidence) -> Iterator[Verdict]:
 
 
 def _compare_legs(ev: Evidence, r: Resolver, udp: Leg, tcp: Leg, rev: ResolverEvidence) -> Iterator[Verdict]:
+    from ssdns.resolvers import said_something
+
     if not tcp.answering:
         lk = next(iter(tcp.lookups.values()), None)
         why = (lk.detail or lk.outcome.value) if lk is not None else "no answer"

@@ -8,11 +8,14 @@ terminating since) count to the time the API was read, so a check stays a pure f
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ssdns.checks.registry import Verdict, check, failed, fix, passed, warned
 from ssdns.dnsquery import Outcome
 from ssdns.evidence import ApiEvidence, Evidence, Need
-from ssdns.facts import PodFacts
+
+if TYPE_CHECKING:  # every family is imported to list the catalogue: a run without the API loads no facts
+    from ssdns.facts import PodFacts
 
 MAX_NAME = 52  # the controller-revision-hash label is NAME-<10 chars>, and a label value is at most 63
 MAX_ENDPOINTS = 1000  # the Endpoints controller truncates at 1000 addresses (over-capacity: truncated)

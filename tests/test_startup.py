@@ -1,0 +1,46 @@
+"""Start-up of a small check: a CronJob may run `ssdns check --no-http --api off` every minute, so that run
+imports what it uses and nothing else, and compiles no regular expression it does not use. (How fast it
+starts is measured in bench/, never asserted here.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# The ssdns modules a DNS-only check without the API imports: the command line, the run, every check family
+# (the catalogue lists them all, so their own imports must stay light) and the text report. A module added
+# here is a start-up cost on every run: import it where its path uses it instead, if it can be.
+DNS_ONLY = {
+    "ssdns", "ssdns.cli", "ssdns.errors", "ssdns.commands", "ssdns.options", "ssdns.target",
+    "ssdns.aio", "ssdns.check", "ssdns.evidence", "ssdns.expected", "ssdns.model", "ssdns.names", "ssdns.observe",
+    "ssdns.worker", "ssdns.dnsquery", "ssdns.report", "ssdns.jsonout", "ssdns.termination", "ssdns.identity",
+    "ssdns.checks", "ssdns.checks.registry", "ssdns.checks.words", "ssdns.checks.api", "ssdns.checks.disruption",
+    "ssdns.checks.dns", "ssdns.checks.history", "ssdns.checks.http", "ssdns.checks.records",
+    "ssdns.checks.resolvers", "ssdns.checks.rollout", "ssdns.checks.storage", "ssdns.checks.wiring",
+}
+# What other paths use, never this one: the API's facts and client, HTTP, --resolvers, --state, the sandbox.
+NOT_ON_THIS_PATH = {"aiohttp", "kubernetes", "yaml", "uvloop", "ssdns.facts", "ssdns.kube", "ssdns.httpprobe",
+                    "ssdns.httpobs", "ssdns.resolvers", "ssdns.state", "ssdns.sandbox", "ssdns.restart"}
+
+PROBE = """
+import json, re, sys
+from ssdns.cli import main
+rc = main(sys.argv[1:])
+loaded = sorted(sys.modules)
+patterns = sorted(f"{m}.{k}" for m in list(sys.modules) if m.startswith("ssdns")
+                  for k, v in vars(sys.modules[m]).items() if isinstance(v, re.Pattern))
+print(json.dumps({"rc": rc, "modules": loaded, "patterns": patterns}))
+"""
+
+
+def test_dns_only_check_imports_only_what_it_uses(sandbox):
+    proc = subprocess.run([sys.executable, "-c", PROBE, *sandbox.args("--no-http")], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["rc"] == 0  # the check ran and passed: this is the path a healthy CronJob takes
+    modules = set(got["modules"])
+    assert {m for m in modules if m.startswith("ssdns")} - DNS_ONLY == set()
+    assert {m for m in modules if m in NOT_ON_THIS_PATH or m.split(".")[0] in NOT_ON_THIS_PATH} == set()
+    assert got["patterns"] == []  # compiled when first used (re caches them), not at import
