@@ -116,14 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
                 "headless Service DNS, per-pod names, SRV and PTR, and each pod's HTTP identity.",
                 epilog=EXIT_CODES, formatter_class=fmt)
     p.add_argument("--version", action="version", version=f"ssdns {__version__}")
-    # Each subparser carries its command as data: (the options builder in options.py, the handler in
-    # commands.py), both resolved by name after parsing.
+    # Each subparser carries its command as data: (the options builder, MODULE.FUNCTION: check's in options.py,
+    # the others' in other_options.py; the handler in commands.py), both resolved by name after parsing.
     sub = p.add_subparsers(metavar="COMMAND", parser_class=_Parser)
 
     c = sub.add_parser("check", help="check a headless Service and its pods", epilog=EXIT_CODES,
                        formatter_class=fmt, description="Check a headless Service's DNS records and each "
                        "pod's identity. Without --statefulset and --replicas, pods are discovered from DNS.")
-    c.set_defaults(command=("check", "cmd_check"))
+    c.set_defaults(command=("options.check", "cmd_check"))
     c.add_argument("service_pos", nargs="?", metavar="SERVICE", help="shortcut for --service")
     add_target_args(c)
     add_resolver_args(c)
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Show what --state stored: one line per run, with restarts, moves, "
                         "new IPs and identity breaks per pod, so flapping is visible. The state of check --all "
                         "(one history per StatefulSet) shows a summary table first, then each timeline.")
-    hi.set_defaults(command=("history", "cmd_history"))
+    hi.set_defaults(command=("other_options.history", "cmd_history"))
     hi.add_argument("--state", required=True, metavar="PATH|configmap:NAME")
     hi.add_argument("-n", "--namespace", help="namespace of the ConfigMap, and of --statefulset NAME (default: the "
                     "pod's own, else 'default')")
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="run a check against a built-in emulated headless Service",
                        epilog=FAULT_HELP + "\n\n" + EXIT_CODES, formatter_class=fmt)
-    d.set_defaults(command=("demo", "cmd_demo"))
+    d.set_defaults(command=("other_options.demo", "cmd_demo"))
     add_sandbox_args(d)
     add_resolver_args(d, demo=True)
     add_output_args(d)
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Delete the chosen pods one at a time (highest ordinal first), wait for each "
                        "replacement to be Ready, then until its DNS name, the Service's records and its HTTP "
                        "identity are right. Reports the time to each. Refuses without --yes.")
-    r.set_defaults(command=("restart", "cmd_restart_test"))
+    r.set_defaults(command=("other_options.restart", "cmd_restart_test"))
     add_target_args(r)
     who = r.add_mutually_exclusive_group(required=True)
     who.add_argument("--ordinal", type=_count(100000), action="append", metavar="N", help="a pod to restart (repeatable)")
@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "order and kept their PVCs, scale back up, check ascending order (OrderedReady), that each "
                         "returned ordinal has its old volume and that DNS and HTTP identity hold. The original "
                         "replica count is always restored, also on failure or interruption. Refuses without --yes.")
-    sc.set_defaults(command=("scale", "cmd_scale_test"))
+    sc.set_defaults(command=("other_options.scale", "cmd_scale_test"))
     add_target_args(sc)
     sc.add_argument("--to", type=_count(100000), required=True, metavar="K", help="replicas to scale down to")
     sc.add_argument("--yes", action="store_true", help="really scale the StatefulSet")
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt, epilog=FAULT_HELP, description="Start the emulated headless Service (a DNS "
                        "server answering as CoreDNS does, and echo pods on 127.10.x.y) and print how to "
                        "check it from another terminal.")
-    s.set_defaults(command=("sandbox", "cmd_sandbox"))
+    s.set_defaults(command=("other_options.sandbox", "cmd_sandbox"))
     add_sandbox_args(s)
     s.add_argument("--dns-host", default="127.54.0.1", help="DNS server address (default %(default)s)")
     s.add_argument("--dns-port", type=_port, default=None, help="DNS server port (default: a free port)")
@@ -223,7 +223,7 @@ def add_watch_parser(sub, fmt) -> None:
                        "resolver of --resolvers: one probe each, the slowest named). Run "
                        "the full check every --interval, keep --state, and serve /metrics, /healthz, /readyz, "
                        "/report and a small page on --listen. SIGTERM or Ctrl-C stop it (exit 0).")
-    w.set_defaults(command=("watch", "cmd_watch"))
+    w.set_defaults(command=("other_options.watch", "cmd_watch"))
     add_target_args(w)
     add_state_args(w)
     add_resolver_args(w)
@@ -362,7 +362,7 @@ def _raise_interrupted(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     """The one error boundary: an SsdnsError or a signal becomes one line on stderr and its exit code;
     a run that could not finish still writes its unattended outputs, with a could-not-run verdict.
-    The options are built once, typed (options.py), and handed to the subparser's handler."""
+    The options are built once, typed (options.py, other_options.py), and handed to the subparser's handler."""
     started = time.monotonic()  # --timeout counts from here: the user's wall clock, not the check's
     parser = build_parser()
     previous = {}
@@ -375,13 +375,13 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(ns, "command", None) is None:
             parser.print_help()
             return USAGE
-        from ssdns import (  # after parsing: --help and usage errors stay light
-            commands,
-            options,
-        )
+        import importlib
+
+        from ssdns import commands  # after parsing: --help and usage errors stay light
 
         build, handler = ns.command
-        opts = getattr(options, build)(ns, started)
+        module, builder = build.rsplit(".", 1)
+        opts = getattr(importlib.import_module(f"ssdns.{module}"), builder)(ns, started)
         return getattr(commands, handler)(opts)
     except SsdnsError as exc:
         print(f"ssdns: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever it quotes

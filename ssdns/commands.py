@@ -1,4 +1,4 @@
-"""The commands: typed options (options.py) in, a Target validated, run, render, exit code.
+"""The commands: typed options (options.py, other_options.py) in, a Target validated, run, render, exit code.
 
 Each command imports what it uses, so `ssdns --help` and a DNS-only check stay light. No command
 changes its options: they are frozen, built once by cli.main.
@@ -10,21 +10,22 @@ import contextlib
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from ssdns.errors import OK, CannotRun, UsageError
-from ssdns.options import (
-    CheckOptions,
-    WatchOptions,
-    DemoOptions,
-    HistoryOptions,
-    Options,
-    Outputs,
-    RestartOptions,
-    SandboxOptions,
-    ScaleOptions,
-    TargetArgs,
-    WorldArgs,
-)
+from ssdns.options import CheckOptions, Outputs, TargetArgs
+
+if TYPE_CHECKING:  # the other commands' options: check does not create their classes (other_options.py)
+    from ssdns.other_options import (
+        DemoOptions,
+        HistoryOptions,
+        Options,
+        RestartOptions,
+        SandboxOptions,
+        ScaleOptions,
+        WatchOptions,
+        WorldArgs,
+    )
 
 
 def build_target(t: TargetArgs, timeout: float, deadline: float | None = None):

@@ -19,9 +19,11 @@ DNS_ONLY = {
     "ssdns.checks.dns", "ssdns.checks.history", "ssdns.checks.http", "ssdns.checks.records",
     "ssdns.checks.resolvers", "ssdns.checks.rollout", "ssdns.checks.storage", "ssdns.checks.wiring",
 }
-# What other paths use, never this one: the API's facts and client, HTTP, --resolvers, --state, the sandbox.
+# What other paths use, never this one: the API's facts and client, HTTP, --resolvers, --state, the sandbox,
+# the other commands' options.
 NOT_ON_THIS_PATH = {"aiohttp", "kubernetes", "yaml", "uvloop", "ssdns.facts", "ssdns.kube", "ssdns.httpprobe",
-                    "ssdns.httpobs", "ssdns.resolvers", "ssdns.state", "ssdns.sandbox", "ssdns.restart"}
+                    "ssdns.httpobs", "ssdns.resolvers", "ssdns.state", "ssdns.sandbox", "ssdns.restart",
+                    "ssdns.other_options"}
 
 PROBE = """
 import json, re, sys

@@ -104,9 +104,15 @@ def catalogue() -> list[Check]:
     return sorted(_CHECKS.values(), key=lambda c: (c.place, c.id))
 
 
+_families_loaded = False
+
+
 def _load_families() -> None:
-    """Import every family module of ssdns/checks/ (they register their checks), on first use: a
+    """Import every family module of ssdns/checks/ (they register their checks), once, on first use: a
     command that needs one family (history needs none) does not pay for all of them."""
+    global _families_loaded
+    if _families_loaded:
+        return
     import importlib
     import pkgutil
 
@@ -115,6 +121,7 @@ def _load_families() -> None:
     for module in pkgutil.iter_modules(ssdns.checks.__path__):
         if module.name not in ("registry", "words"):
             importlib.import_module(f"ssdns.checks.{module.name}")
+    _families_loaded = True
 
 
 def columns() -> list[tuple[str, str]]:
