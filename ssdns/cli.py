@@ -110,8 +110,15 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line. `only`: build that command's options and no other's (main passes the command it
+    runs: a check need not build watch's options). Every command is still listed, with its help; a command
+    not built parses nothing, so pass None (every command) for anything but running `only`."""
     fmt = argparse.RawDescriptionHelpFormatter
+
+    def wanted(command: str) -> bool:
+        return only is None or only == command
+
     p = _Parser(prog="ssdns", description="Check the stable identity a StatefulSet promises: "
                 "headless Service DNS, per-pod names, SRV and PTR, and each pod's HTTP identity.",
                 epilog=EXIT_CODES, formatter_class=fmt)
@@ -124,13 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt, description="Check a headless Service's DNS records and each "
                        "pod's identity. Without --statefulset and --replicas, pods are discovered from DNS.")
     c.set_defaults(command=("options.check", "cmd_check"))
-    c.add_argument("service_pos", nargs="?", metavar="SERVICE", help="shortcut for --service")
-    add_target_args(c)
-    add_resolver_args(c)
-    add_output_args(c)
-    add_state_args(c)
-    add_unattended_args(c)
-    add_fleet_args(c)
+    if wanted("check"):
+        c.add_argument("service_pos", nargs="?", metavar="SERVICE", help="shortcut for --service")
+        add_target_args(c)
+        add_resolver_args(c)
+        add_output_args(c)
+        add_state_args(c)
+        add_unattended_args(c)
+        add_fleet_args(c)
 
     hi = sub.add_parser("history", help="show the stored snapshots as a timeline", formatter_class=fmt,
                         epilog=HISTORY_EXIT_CODES,
@@ -138,30 +146,32 @@ def build_parser() -> argparse.ArgumentParser:
                         "new IPs and identity breaks per pod, so flapping is visible. The state of check --all "
                         "(one history per StatefulSet) shows a summary table first, then each timeline.")
     hi.set_defaults(command=("other_options.history", "cmd_history"))
-    hi.add_argument("--state", required=True, metavar="PATH|configmap:NAME")
-    hi.add_argument("-n", "--namespace", help="namespace of the ConfigMap, and of --statefulset NAME (default: the "
-                    "pod's own, else 'default')")
-    hi.add_argument("--statefulset", metavar="NAME|NS/NAME",
-                    help="with the state of check --all/-l/-A: show only this StatefulSet's history (default: a "
-                    "summary table, then every one's)")
-    hi.add_argument("--kubeconfig", metavar="PATH")
-    hi.add_argument("--context")
-    hi.add_argument("--last", type=_count(1000), default=None, metavar="N", help="show only the last N")
-    hi.add_argument("-o", "--output", choices=("text", "json"), default="text")
-    hi.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
-                    help="one deadline for reading the state (default 10)")
+    if wanted("history"):
+        hi.add_argument("--state", required=True, metavar="PATH|configmap:NAME")
+        hi.add_argument("-n", "--namespace", help="namespace of the ConfigMap, and of --statefulset NAME (default: the "
+                        "pod's own, else 'default')")
+        hi.add_argument("--statefulset", metavar="NAME|NS/NAME",
+                        help="with the state of check --all/-l/-A: show only this StatefulSet's history (default: a "
+                        "summary table, then every one's)")
+        hi.add_argument("--kubeconfig", metavar="PATH")
+        hi.add_argument("--context")
+        hi.add_argument("--last", type=_count(1000), default=None, metavar="N", help="show only the last N")
+        hi.add_argument("-o", "--output", choices=("text", "json"), default="text")
+        hi.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
+                        help="one deadline for reading the state (default 10)")
 
     d = sub.add_parser("demo", help="run a check against a built-in emulated headless Service",
                        epilog=FAULT_HELP + "\n\n" + EXIT_CODES, formatter_class=fmt)
     d.set_defaults(command=("other_options.demo", "cmd_demo"))
-    add_sandbox_args(d)
-    add_resolver_args(d, demo=True)
-    add_output_args(d)
-    add_unattended_args(d)
-    d.add_argument("--no-http", dest="http", action="store_false", help="check DNS only")
-    d.add_argument("--no-api", dest="api", action="store_false",
-                   help="check DNS and HTTP only (by default the sandbox also serves the Kubernetes API "
-                   "and the check cross-checks it)")
+    if wanted("demo"):
+        add_sandbox_args(d)
+        add_resolver_args(d, demo=True)
+        add_output_args(d)
+        add_unattended_args(d)
+        d.add_argument("--no-http", dest="http", action="store_false", help="check DNS only")
+        d.add_argument("--no-api", dest="api", action="store_false",
+                       help="check DNS and HTTP only (by default the sandbox also serves the Kubernetes API "
+                       "and the check cross-checks it)")
 
     r = sub.add_parser("restart-test", help="delete pods and time how their identity comes back (disruptive)",
                        epilog=EXIT_CODES, formatter_class=fmt,
@@ -169,13 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "replacement to be Ready, then until its DNS name, the Service's records and its HTTP "
                        "identity are right. Reports the time to each. Refuses without --yes.")
     r.set_defaults(command=("other_options.restart", "cmd_restart_test"))
-    add_target_args(r)
-    who = r.add_mutually_exclusive_group(required=True)
-    who.add_argument("--ordinal", type=_count(100000), action="append", metavar="N", help="a pod to restart (repeatable)")
-    who.add_argument("--all", action="store_true", help="every pod, one at a time, highest ordinal first")
-    r.add_argument("--yes", action="store_true", help="really delete the pods")
-    add_output_args(r, timeout=300.0)
-    add_unattended_args(r)
+    if wanted("restart-test"):
+        add_target_args(r)
+        who = r.add_mutually_exclusive_group(required=True)
+        who.add_argument("--ordinal", type=_count(100000), action="append", metavar="N", help="a pod to restart (repeatable)")
+        who.add_argument("--all", action="store_true", help="every pod, one at a time, highest ordinal first")
+        r.add_argument("--yes", action="store_true", help="really delete the pods")
+        add_output_args(r, timeout=300.0)
+        add_unattended_args(r)
 
     sc = sub.add_parser("scale-test", help="scale down and back up, checking order, volumes and identity (disruptive)",
                         epilog=EXIT_CODES, formatter_class=fmt,
@@ -184,26 +195,28 @@ def build_parser() -> argparse.ArgumentParser:
                         "returned ordinal has its old volume and that DNS and HTTP identity hold. The original "
                         "replica count is always restored, also on failure or interruption. Refuses without --yes.")
     sc.set_defaults(command=("other_options.scale", "cmd_scale_test"))
-    add_target_args(sc)
-    sc.add_argument("--to", type=_count(100000), required=True, metavar="K", help="replicas to scale down to")
-    sc.add_argument("--yes", action="store_true", help="really scale the StatefulSet")
-    add_output_args(sc, timeout=300.0)
-    add_unattended_args(sc)
+    if wanted("scale-test"):
+        add_target_args(sc)
+        sc.add_argument("--to", type=_count(100000), required=True, metavar="K", help="replicas to scale down to")
+        sc.add_argument("--yes", action="store_true", help="really scale the StatefulSet")
+        add_output_args(sc, timeout=300.0)
+        add_unattended_args(sc)
 
     s = sub.add_parser("sandbox", help="run the emulated headless Service until interrupted",
                        formatter_class=fmt, epilog=FAULT_HELP, description="Start the emulated headless Service (a DNS "
                        "server answering as CoreDNS does, and echo pods on 127.10.x.y) and print how to "
                        "check it from another terminal.")
     s.set_defaults(command=("other_options.sandbox", "cmd_sandbox"))
-    add_sandbox_args(s)
-    s.add_argument("--dns-host", default="127.54.0.1", help="DNS server address (default %(default)s)")
-    s.add_argument("--dns-port", type=_port, default=None, help="DNS server port (default: a free port)")
-    s.add_argument("--no-api", dest="api", action="store_false", help="do not serve the Kubernetes API")
-    s.add_argument("--kubeconfig-out", metavar="PATH", default="ssdns-sandbox.kubeconfig",
-                   help="where to write the kubeconfig for the sandbox's API (default %(default)s)")
-    s.add_argument("--duration", type=_positive_float, default=None,
-                   help="stop after this many seconds (default: run until interrupted)")
-    add_watch_parser(sub, fmt)
+    if wanted("sandbox"):
+        add_sandbox_args(s)
+        s.add_argument("--dns-host", default="127.54.0.1", help="DNS server address (default %(default)s)")
+        s.add_argument("--dns-port", type=_port, default=None, help="DNS server port (default: a free port)")
+        s.add_argument("--no-api", dest="api", action="store_false", help="do not serve the Kubernetes API")
+        s.add_argument("--kubeconfig-out", metavar="PATH", default="ssdns-sandbox.kubeconfig",
+                       help="where to write the kubeconfig for the sandbox's API (default %(default)s)")
+        s.add_argument("--duration", type=_positive_float, default=None,
+                       help="stop after this many seconds (default: run until interrupted)")
+    add_watch_parser(sub, fmt, wanted("watch"))
     return p
 
 
@@ -213,8 +226,8 @@ WATCH_EXIT_CODES = """exit codes:
   4  the Kubernetes API cannot be used, or refuses a read the watch needs (the message names the grant)"""
 
 
-def add_watch_parser(sub, fmt) -> None:
-    """ssdns watch: the long-running probe (watch.py)."""
+def add_watch_parser(sub, fmt, wanted: bool = True) -> None:
+    """ssdns watch: the long-running probe (watch.py); its options only when `wanted`."""
     w = sub.add_parser("watch", help="run until stopped: time how identity comes back on every pod restart, "
                        "check every --interval, serve metrics", epilog=WATCH_EXIT_CODES, formatter_class=fmt,
                        description="Watch the StatefulSet's pods through the Kubernetes API. When a pod is replaced "
@@ -224,24 +237,25 @@ def add_watch_parser(sub, fmt) -> None:
                        "the full check every --interval, keep --state, and serve /metrics, /healthz, /readyz, "
                        "/report and a small page on --listen. SIGTERM or Ctrl-C stop it (exit 0).")
     w.set_defaults(command=("other_options.watch", "cmd_watch"))
-    add_target_args(w)
-    add_state_args(w)
-    add_resolver_args(w)
-    g = w.add_argument_group("watch")
-    g.add_argument("--interval", type=_positive_float, default=60.0, metavar="SECONDS",
-                   help="run the full check this often (default 60)")
-    g.add_argument("--probe-interval", type=_positive_float, default=0.25, metavar="SECONDS",
-                   help="ask a replaced pod's names this often (default 0.25)")
-    g.add_argument("--settle", type=_seconds, default=2.0, metavar="SECONDS",
-                   help="a replaced pod's DNS and HTTP identity must stay right this long (default 2)")
-    g.add_argument("--give-up", type=_positive_float, default=300.0, metavar="SECONDS",
-                   help="past this, a replacement whose identity is not right is a failure (default 300)")
-    g.add_argument("--listen", default=":9798", metavar="HOST:PORT",
-                   help="serve /metrics, /healthz, /readyz, /report and / here (default :9798, every address)")
-    g.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
-                   help="deadline of each full check, and of the start-up (default 10)")
-    g.add_argument("--metric-label", action="append", default=[], metavar="KEY=VALUE",
-                   help="a constant label on every metric, repeatable (e.g. node=$(NODE_NAME) in a DaemonSet)")
+    if wanted:
+        add_target_args(w)
+        add_state_args(w)
+        add_resolver_args(w)
+        g = w.add_argument_group("watch")
+        g.add_argument("--interval", type=_positive_float, default=60.0, metavar="SECONDS",
+                       help="run the full check this often (default 60)")
+        g.add_argument("--probe-interval", type=_positive_float, default=0.25, metavar="SECONDS",
+                       help="ask a replaced pod's names this often (default 0.25)")
+        g.add_argument("--settle", type=_seconds, default=2.0, metavar="SECONDS",
+                       help="a replaced pod's DNS and HTTP identity must stay right this long (default 2)")
+        g.add_argument("--give-up", type=_positive_float, default=300.0, metavar="SECONDS",
+                       help="past this, a replacement whose identity is not right is a failure (default 300)")
+        g.add_argument("--listen", default=":9798", metavar="HOST:PORT",
+                       help="serve /metrics, /healthz, /readyz, /report and / here (default :9798, every address)")
+        g.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
+                       help="deadline of each full check, and of the start-up (default 10)")
+        g.add_argument("--metric-label", action="append", default=[], metavar="KEY=VALUE",
+                       help="a constant label on every metric, repeatable (e.g. node=$(NODE_NAME) in a DaemonSet)")
 
 
 def add_target_args(c: argparse.ArgumentParser) -> None:
@@ -359,12 +373,23 @@ def _raise_interrupted(signum, frame):
     raise Interrupted(signum)
 
 
+COMMANDS = ("check", "history", "demo", "restart-test", "scale-test", "sandbox", "watch")
+
+
+def _command_in(argv: list[str]) -> str | None:
+    """The command argv runs: its first word that is not an option (ssdns's own options, --help and
+    --version, take no value). None when that is no command: every command's options are then built, and
+    argparse says what is wrong as ever."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """The one error boundary: an SsdnsError or a signal becomes one line on stderr and its exit code;
     a run that could not finish still writes its unattended outputs, with a could-not-run verdict.
     The options are built once, typed (options.py, other_options.py), and handed to the subparser's handler."""
     started = time.monotonic()  # --timeout counts from here: the user's wall clock, not the check's
-    parser = build_parser()
+    parser = build_parser(_command_in(sys.argv[1:] if argv is None else argv))
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):

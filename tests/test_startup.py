@@ -4,9 +4,16 @@ starts is measured in bench/, never asserted here.)"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import json
 import subprocess
 import sys
+
+import pytest
+
+from ssdns.cli import COMMANDS, _command_in, build_parser
 
 # The ssdns modules a DNS-only check without the API imports: the command line, the run, every check family
 # (the catalogue lists them all, so their own imports must stay light) and the text report. A module added
@@ -46,3 +53,28 @@ def test_dns_only_check_imports_only_what_it_uses(sandbox):
     assert {m for m in modules if m.startswith("ssdns")} - DNS_ONLY == set()
     assert {m for m in modules if m in NOT_ON_THIS_PATH or m.split(".")[0] in NOT_ON_THIS_PATH} == set()
     assert got["patterns"] == []  # compiled when first used (re caches them), not at import
+
+
+def _help(argv: list[str], only: str | None) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        build_parser(only).parse_args(argv)
+    return out.getvalue()
+
+
+def test_building_only_the_command_run_changes_no_help():
+    """main builds only the options of the command it runs: every command's --help, and ssdns --help, are
+    the same as with every command built."""
+    [sub] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert tuple(sub.choices) == COMMANDS
+    for command in COMMANDS:
+        assert _help([command, "--help"], command) == _help([command, "--help"], None)
+        assert _help(["--help"], command) == _help(["--help"], None)
+
+
+@pytest.mark.parametrize("argv, command", [
+    (["check", "nginx"], "check"), (["--version"], None), (["-h", "watch"], "watch"), ([], None),
+    (["chekc", "nginx"], None), (["history", "--state", "check"], "history"),
+])
+def test_the_command_is_the_first_word_that_is_not_an_option(argv, command):
+    assert _command_in(argv) == command
