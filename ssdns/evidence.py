@@ -39,6 +39,8 @@ class Need(StrEnum):
 
 @dataclass(frozen=True)
 class ApiEvidence:
+    """What the Kubernetes API said, and what DNS should therefore say."""
+
     facts: ClusterFacts
     # What DNS should say per pod; empty when the pods could not be listed (nothing known per pod).
     want: dict[str, PodExpectation] = field(default_factory=dict)
@@ -66,6 +68,8 @@ class ApiEvidence:
 
 @dataclass(frozen=True)
 class RestartEvidence:
+    """restart-test: the pods it deleted, and how each came back."""
+
     planned: list[str]  # pods restart-test meant to delete, in order
     convergences: list[Convergence]  # those it did delete, with how each came back
     volumes_before: dict[str, dict[str, str | None]]  # pod -> claim -> volume
@@ -80,6 +84,8 @@ class RestartEvidence:
 
 @dataclass(frozen=True)
 class ScaleEvidence:
+    """scale-test: the order pods went and came back in, and their volumes."""
+
     statefulset: str
     policy: str  # podManagementPolicy
     replicas: int  # the count scaled from and back to
@@ -94,12 +100,16 @@ class ScaleEvidence:
 
 @dataclass(frozen=True)
 class HistoryEvidence:
+    """--state: the previous run's snapshot and this run's."""
+
     previous: dict  # the last stored snapshot (identity.snapshot's shape)
     current: dict
 
 
 @dataclass(frozen=True)
 class Evidence:
+    """Everything one run learned: the input of every check."""
+
     target: Target
     dns: Observations
     expected: tuple[str, ...] = ()  # the pods that should be there (from --replicas or the API)

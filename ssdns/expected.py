@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # a run without the API loads no API facts
 
 @dataclass(frozen=True)
 class PodExpectation:
+    """What DNS should say about one pod, by the API's facts."""
+
     name: str
     ips: tuple[str, ...]  # what the API says the pod's IPs are
     in_service: bool  # its IPs belong under the Service name

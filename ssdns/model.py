@@ -37,6 +37,8 @@ def worst(statuses: list[Status]) -> Status:
 
 @dataclass(frozen=True)
 class Finding:
+    """What one check found about one subject."""
+
     check: str  # a stable id, e.g. "dns.pod"
     status: Status
     subject: str  # the pod name when the finding is about one pod, else the DNS name
@@ -68,6 +70,8 @@ class ApiPodView:
 
 @dataclass
 class PodView:
+    """One pod as the outputs show it: its names, addresses, answers and API facts."""
+
     name: str
     ordinal: int | None
     fqdn: str
@@ -114,6 +118,8 @@ class TargetView:
 
 @dataclass(frozen=True)
 class ServiceView:
+    """The headless Service's name and what its A and AAAA lookups found."""
+
     name: str  # the Service's FQDN
     ips: list[str]
     a: str  # the A and AAAA lookups' outcomes
@@ -125,6 +131,8 @@ class ServiceView:
 
 @dataclass(frozen=True)
 class ScaleSummary:
+    """scale-test's order, for the outputs."""
+
     replicas: int  # scaled from, and back to
     to: int
     removed_order: list[str]
@@ -137,6 +145,8 @@ class ScaleSummary:
 
 @dataclass(frozen=True)
 class StoreSummary:
+    """Where --state keeps the snapshots, and how many."""
+
     where: str
     snapshots: int
     keep: int
@@ -147,6 +157,8 @@ class StoreSummary:
 
 @dataclass(frozen=True)
 class Stats:
+    """How the run went: time taken and queries and requests sent."""
+
     elapsed_ms: float
     dns_queries: int = 0
     http_requests: int = 0
@@ -172,6 +184,8 @@ class Stats:
 
 @dataclass(frozen=True)
 class Result:
+    """One run, typed: what every output renders."""
+
     target: TargetView
     service: ServiceView
     pods: list[PodView]

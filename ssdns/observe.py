@@ -41,6 +41,8 @@ def pod_from_fqdn(target: Target, fqdn: str) -> str | None:
 
 @dataclass
 class PodObservation:
+    """What DNS (and HTTP) said about one pod."""
+
     name: str
     source: str
     a: Lookup
@@ -57,6 +59,8 @@ class PodObservation:
 
 @dataclass
 class Observations:
+    """What DNS and HTTP said in one run."""
+
     service_a: Lookup
     service_aaaa: Lookup
     srv: Lookup | None

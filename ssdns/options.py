@@ -73,6 +73,8 @@ class FleetArgs:
 
 @dataclass(frozen=True)
 class CheckOptions:
+    """ssdns check: one StatefulSet or Service, or many with `fleet`."""
+
     target: TargetArgs
     outputs: Outputs
     timeout: float

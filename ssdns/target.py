@@ -26,6 +26,8 @@ _PORT_NAME = r"^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$"
 
 @dataclass(frozen=True)
 class Nameserver:
+    """A nameserver to ask: an IP address and a port."""
+
     host: str
     port: int = 53
 
@@ -216,6 +218,8 @@ def _port_number(text: str, whole: str) -> int:
 
 @dataclass(frozen=True)
 class ResolvConf:
+    """What /etc/resolv.conf says: its nameservers and search list."""
+
     nameservers: tuple[Nameserver, ...] = ()
     search: tuple[str, ...] = ()
 

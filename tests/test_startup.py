@@ -33,12 +33,13 @@ NOT_ON_THIS_PATH = {"aiohttp", "kubernetes", "yaml", "uvloop", "ssdns.facts", "s
                     "ssdns.other_options"}
 
 PROBE = """
-import json, re, sys
+import re, sys
 from ssdns.cli import main
 rc = main(sys.argv[1:])
 loaded = sorted(sys.modules)
 patterns = sorted(f"{m}.{k}" for m in list(sys.modules) if m.startswith("ssdns")
                   for k, v in vars(sys.modules[m]).items() if isinstance(v, re.Pattern))
+import json
 print(json.dumps({"rc": rc, "modules": loaded, "patterns": patterns}))
 """
 

@@ -63,6 +63,8 @@ Judge = Callable[[Evidence], Iterable[Verdict]]
 
 @dataclass(frozen=True)
 class Check:
+    """One registered check: its id, where its findings are listed, what it needs."""
+
     id: str  # stable: JSON, JUnit classname, metric label
     place: int  # where its findings are listed: configuration first, it explains the rest
     needs: tuple[Need, ...]
@@ -137,6 +139,8 @@ def order(findings: Iterable[Finding]) -> list[Finding]:
 
 @dataclass
 class Judgement:
+    """What running the checks gave: findings, and why some were skipped."""
+
     findings: list[Finding]
     notes: list[str]  # why checks were skipped
 
