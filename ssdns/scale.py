@@ -133,6 +133,10 @@ async def _down_and_up(d: Disruption, sts: StatefulSetFacts, to: int, removed: l
                 changed = None
                 d.done.append(f"scaling {sts.name} to {to} got no answer")
             raise
+        except BaseException:  # SIGTERM or Ctrl-C with the call in flight: the API may have done it all the same
+            changed = None
+            d.done.append(f"scaling {sts.name} to {to} was interrupted before its answer")
+            raise
         changed = True
         d.done.append(f"scaled {sts.name} to {to}")
         await _until(d, sts, order, lambda pods: not any(n in pods for n in removed), f"{', '.join(removed)} to go")
