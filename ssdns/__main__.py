@@ -1,3 +1,3 @@
-from ssdns.cli import main
+from ssdns.cli import run
 
-raise SystemExit(main())
+run()

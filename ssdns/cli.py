@@ -6,10 +6,12 @@ Only argparse and the standard library load at start-up; each command imports wh
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 import time
+from typing import NoReturn
 
 from ssdns import __version__
 from ssdns.errors import (
@@ -428,3 +430,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def run() -> NoReturn:
+    """The executable (`ssdns`, `python -m ssdns`): main(), then its exit code. When nothing is left running
+    (no thread the interpreter would wait for), the process ends at once instead of tearing down every
+    module and object first: ~15 ms of a small check's ~0.1 s of its own, for nothing (every output is
+    written and closed, the event loop closed). Anything else exits as Python does."""
+    code = main()
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a closed pipe, a full disk: the interpreter's own exit reports it, as ever
+        sys.exit(code)
+    os._exit(code)

@@ -79,3 +79,15 @@ def test_building_only_the_command_run_changes_no_help():
 ])
 def test_the_command_is_the_first_word_that_is_not_an_option(argv, command):
     assert _command_in(argv) == command
+
+
+def test_the_executable_ends_with_the_run_exit_code_and_its_whole_output(sandbox_factory):
+    """`python -m ssdns` (and the `ssdns` script) end the process at once after the run: the exit code and
+    every byte of the report still arrive through a pipe."""
+    for faults, code in (((), 0), (("missing-dns:web-1",), 1)):
+        sb = sandbox_factory(pods=3, faults=faults)
+        proc = subprocess.run([sys.executable, "-m", "ssdns", *sb.args("--no-http", "--output", "json")],
+                              capture_output=True, text=True, timeout=30)
+        assert proc.returncode == code, proc.stderr
+        assert proc.stdout.endswith("}\n") and json.loads(proc.stdout)["ok"] is (code == 0)
+        assert [p["name"] for p in json.loads(proc.stdout)["pods"]] == ["web-0", "web-1", "web-2"]
