@@ -16,9 +16,9 @@ from ssdns.names import by_ordinal
 
 if TYPE_CHECKING:  # types only: what judges history alone (state.py) loads no DNS or HTTP code, and
     # a run without the API loads no API facts
-    from ssdns.converge import Convergence
+    from ssdns.change_evidence import HistoryEvidence, RestartEvidence, ScaleEvidence
     from ssdns.expected import PodExpectation
-    from ssdns.facts import ClusterFacts, PvcFacts
+    from ssdns.facts import ClusterFacts
     from ssdns.observe import Observations
     from ssdns.resolvers import ResolverEvidence
     from ssdns.target import Target
@@ -64,46 +64,6 @@ class ApiEvidence:
 
     def owner_of(self, ip: str) -> str | None:
         return self.ip_owner.get(ip)
-
-
-@dataclass(frozen=True)
-class RestartEvidence:
-    """restart-test: the pods it deleted, and how each came back."""
-
-    planned: list[str]  # pods restart-test meant to delete, in order
-    convergences: list[Convergence]  # those it did delete, with how each came back
-    volumes_before: dict[str, dict[str, str | None]]  # pod -> claim -> volume
-    after: ClusterFacts
-
-    def time_for(self, pod: str) -> float | None:
-        """The slowest step of the pod's convergence, in ms."""
-        conv = next((c for c in self.convergences if c.pod == pod), None)
-        times = [t for t in (conv.ready_s, conv.dns_s, conv.http_s) if t is not None] if conv else []
-        return max(times) * 1000 if times else None
-
-
-@dataclass(frozen=True)
-class ScaleEvidence:
-    """scale-test: the order pods went and came back in, and their volumes."""
-
-    statefulset: str
-    policy: str  # podManagementPolicy
-    replicas: int  # the count scaled from and back to
-    to: int
-    removed: list[str]  # the pods scaling down removes
-    gone_order: list[str]  # the order they went
-    came_order: list[str]  # the order they came back
-    volumes_before: dict[str, dict[str, str | None]]
-    pvcs_down: dict[str, PvcFacts]  # the claims while scaled down
-    after: ClusterFacts
-
-
-@dataclass(frozen=True)
-class HistoryEvidence:
-    """--state: the previous run's snapshot and this run's."""
-
-    previous: dict  # the last stored snapshot (identity.snapshot's shape)
-    current: dict
 
 
 @dataclass(frozen=True)

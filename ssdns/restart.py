@@ -12,7 +12,7 @@ import time
 from ssdns.converge import Convergence, Progress, wait_for_identity
 from ssdns.disrupt import Disruption
 from ssdns.errors import ApiError, ApiUnavailable, UsageError
-from ssdns.evidence import RestartEvidence
+from ssdns.change_evidence import RestartEvidence
 from ssdns.facts import ClusterFacts, StatefulSetFacts
 from ssdns.model import Result
 from ssdns.names import ordinal

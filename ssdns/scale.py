@@ -18,7 +18,7 @@ from typing import Any
 from ssdns.converge import Progress
 from ssdns.disrupt import Disruption, poll_until
 from ssdns.errors import ApiError, CannotRun, UsageError
-from ssdns.evidence import ScaleEvidence
+from ssdns.change_evidence import ScaleEvidence
 from ssdns.facts import PodFacts, PvcFacts, StatefulSetFacts
 from ssdns.model import Result
 from ssdns.names import ordinal

@@ -10,7 +10,7 @@ from evidence_kit import NOW, T, by, evidence, facts, judge, lookup, observed, s
 from ssdns import checks
 from ssdns.converge import Convergence
 from ssdns.dnsquery import Outcome
-from ssdns.evidence import HistoryEvidence, RestartEvidence, ScaleEvidence
+from ssdns.change_evidence import HistoryEvidence, RestartEvidence, ScaleEvidence
 from ssdns.facts import ApiProblem, EndpointFacts, PvcFacts, ServiceFacts
 from ssdns.httpprobe import HttpObservation
 from ssdns.model import Status

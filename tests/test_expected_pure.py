@@ -116,7 +116,7 @@ def test_dual_stack_pods_missing_their_aaaa_records_fail():
 
 
 def scale_order(gone, came, policy):
-    from ssdns.evidence import ScaleEvidence
+    from ssdns.change_evidence import ScaleEvidence
 
     f = facts()
     scale = ScaleEvidence("web", policy, 3, 1, ["web-1", "web-2"], gone, came, {}, {}, f)

@@ -27,10 +27,10 @@ DNS_ONLY = {
     "ssdns.checks.resolvers", "ssdns.checks.rollout", "ssdns.checks.storage", "ssdns.checks.wiring",
 }
 # What other paths use, never this one: the API's facts and client, HTTP, --resolvers, --state, the sandbox,
-# the other commands' options.
+# the other commands' options and evidence.
 NOT_ON_THIS_PATH = {"aiohttp", "kubernetes", "yaml", "uvloop", "ssdns.facts", "ssdns.kube", "ssdns.httpprobe",
                     "ssdns.httpobs", "ssdns.resolvers", "ssdns.state", "ssdns.sandbox", "ssdns.restart",
-                    "ssdns.other_options"}
+                    "ssdns.other_options", "ssdns.change_evidence"}
 
 PROBE = """
 import re, sys

@@ -4,10 +4,14 @@ scale-test's pods go in descending and come back in ascending ordinal order (Ord
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ssdns.checks.registry import Verdict, check, failed, passed, warned
-from ssdns.evidence import Evidence, Need, ScaleEvidence
+from ssdns.evidence import Evidence, Need
 from ssdns.names import ordinal
+
+if TYPE_CHECKING:  # every family is imported to list the catalogue: a plain check creates no scale-test classes
+    from ssdns.change_evidence import ScaleEvidence
 
 
 def _s(value: float | None) -> str:

@@ -4,11 +4,15 @@ and data (snapshots are built by identity.py and kept by state.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ssdns.checks.registry import Check, Verdict, check, declare, failed, findings_of, passed, warned
-from ssdns.evidence import Evidence, HistoryEvidence, Need
+from ssdns.evidence import Evidence, Need
 from ssdns.identity import changes, volume_changes
 from ssdns.model import Finding, Status
+
+if TYPE_CHECKING:  # every family is imported to list the catalogue: a plain check creates no --state classes
+    from ssdns.change_evidence import HistoryEvidence
 
 _STORE = Check("state.store", place=91, needs=(), column=None, judge=None,
                title="--state: the stored history can be read and written (else it is left untouched)")
@@ -72,4 +76,6 @@ def held(ev: Evidence) -> Iterator[Verdict]:
 
 def compare_snapshots(prev: dict, cur: dict) -> list[Finding]:
     """identity.held over two snapshots alone, for state.py, which compares after the run."""
+    from ssdns.change_evidence import HistoryEvidence
+
     return findings_of(held, _held(HistoryEvidence(prev, cur)))
