@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ssdns import jsonout
 from ssdns.model import PodView, Result, Status, worst
 
 _SYMBOL = {Status.PASS: "ok", Status.WARN: "WARN", Status.FAIL: "FAIL"}
@@ -25,11 +24,15 @@ class Style:
 
 
 def render_json(result: Result) -> str:
+    from ssdns import jsonout  # JSON output only: the text report imports no json
+
     return jsonout.dumps(result.to_dict())
 
 
 def write_json(result: Result, fp) -> None:
     """render_json's text, streamed: at 5,000 pods the joined string's pieces took ~35 MiB of peak RSS."""
+    from ssdns import jsonout
+
     jsonout.dump(result.to_dict(), fp)
     fp.write("\n")
     fp.flush()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -152,7 +151,7 @@ class Worker:
         # Registered before it is written: if the child is gone, _read's end does it here.
         self._waiting[ident] = (job, fut)
         try:
-            stdin.write(json.dumps([ident, *job]).encode() + b"\n")
+            stdin.write(_dumps([ident, *job]))
         except (ConnectionError, RuntimeError):
             self._waiting.pop(ident, None)
             return await self._here(job)
@@ -162,7 +161,7 @@ class Worker:
         """Answers from the child, as they come; at its end, what it left unanswered is done here."""
         try:
             while line := await stdout.readline():
-                ident, *answer = json.loads(line)
+                ident, *answer = _loads(line)
                 job, fut = self._waiting.pop(ident)
                 if not fut.done():
                     fut.set_result(self._answer(job, answer))
@@ -222,6 +221,18 @@ class Worker:
         obs = await self._prober.probe(HttpRequest(*job[1:]))
         self.requests_sent += obs.sent
         return obs
+
+
+def _dumps(message: list) -> bytes:
+    import json  # here: a check that never uses the worker (a small one, text output) imports no json
+
+    return json.dumps(message).encode() + b"\n"
+
+
+def _loads(line: bytes) -> Any:
+    import json
+
+    return json.loads(line)
 
 
 def command(path: str, deadline: float, concurrency: int, http: bool) -> list[str]:
@@ -308,7 +319,7 @@ async def _serve(path: str, deadline: float, concurrency: int, eager: bool) -> N
         prober = await HttpProber(path, deadline, concurrency).__aenter__()
 
     def send(ident: int, *answer: Any) -> None:
-        writer.write(json.dumps([ident, *answer]).encode() + b"\n")
+        writer.write(_dumps([ident, *answer]))
 
     async def http(ident: int, req: HttpRequest) -> None:
         obs = await prober.probe(req)
@@ -318,7 +329,7 @@ async def _serve(path: str, deadline: float, concurrency: int, eager: bool) -> N
 
     try:
         while line := await reader.readline():
-            ident, kind, *args = json.loads(line)
+            ident, kind, *args = _loads(line)
             if kind == "d":
                 wire, name, rdtype, server, tcp = args
                 lk = _classify(base64.b64decode(wire), name, rdtype, server, tcp)

@@ -21,16 +21,17 @@ from ssdns.cli import COMMANDS, _command_in, build_parser
 DNS_ONLY = {
     "ssdns", "ssdns.cli", "ssdns.errors", "ssdns.commands", "ssdns.options", "ssdns.target",
     "ssdns.aio", "ssdns.check", "ssdns.evidence", "ssdns.expected", "ssdns.model", "ssdns.names", "ssdns.observe",
-    "ssdns.worker", "ssdns.dnsquery", "ssdns.report", "ssdns.jsonout", "ssdns.termination", "ssdns.identity",
+    "ssdns.worker", "ssdns.dnsquery", "ssdns.report", "ssdns.termination", "ssdns.identity",
     "ssdns.checks", "ssdns.checks.registry", "ssdns.checks.words", "ssdns.checks.api", "ssdns.checks.disruption",
     "ssdns.checks.dns", "ssdns.checks.history", "ssdns.checks.http", "ssdns.checks.records",
     "ssdns.checks.resolvers", "ssdns.checks.rollout", "ssdns.checks.storage", "ssdns.checks.wiring",
 }
 # What other paths use, never this one: the API's facts and client, HTTP, --resolvers, --state, the sandbox,
-# the other commands' options and evidence.
+# the other commands' options and evidence; dnspython's whole-message parser (unusual replies only: a
+# healthy world gives none, dnsquery._plain reads the rest); json (JSON output, the worker's pipe).
 NOT_ON_THIS_PATH = {"aiohttp", "kubernetes", "yaml", "uvloop", "ssdns.facts", "ssdns.kube", "ssdns.httpprobe",
                     "ssdns.httpobs", "ssdns.resolvers", "ssdns.state", "ssdns.sandbox", "ssdns.restart",
-                    "ssdns.other_options", "ssdns.change_evidence"}
+                    "ssdns.other_options", "ssdns.change_evidence", "dns.message", "json"}
 
 PROBE = """
 import re, sys
