@@ -321,8 +321,15 @@ async def _serve(path: str, deadline: float, concurrency: int, eager: bool) -> N
     def send(ident: int, *answer: Any) -> None:
         writer.write(_dumps([ident, *answer]))
 
+    # Jobs taken on at once: the prober's requests and as many waiting. The rest wait in the pipe (bytes), not
+    # as tasks here: the check may send a job for every pod long before they can be sent (5,000 pods: ~5 MiB).
+    slots = asyncio.Semaphore(2 * concurrency)
+
     async def http(ident: int, req: HttpRequest) -> None:
-        obs = await prober.probe(req)
+        try:
+            obs = await prober.probe(req)
+        finally:
+            slots.release()
         send(ident, int(obs.sent), {"pod": obs.pod, "url": obs.url, "status": obs.status, "body": obs.body,
                                     "error": obs.error, "elapsed_ms": obs.elapsed_ms, "truncated": obs.truncated,
                                     "location": obs.location})
@@ -339,6 +346,7 @@ async def _serve(path: str, deadline: float, concurrency: int, eager: bool) -> N
                 from ssdns.httpprobe import HttpProber
 
                 prober = await HttpProber(path, deadline, concurrency).__aenter__()
+            await slots.acquire()
             task = asyncio.ensure_future(http(ident, HttpRequest(*args)))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
