@@ -133,11 +133,31 @@ def emit(result, out: Outputs, deadline: float | None = None) -> int:
     from ssdns.report import render_text, write_json
 
     if out.format == "json":
-        write_json(result, sys.stdout)
+        to_stdout(write_json, result, sys.stdout)
     else:
-        print(render_text(result, use_colour(out.color, sys.stdout), max_rows=out.rows), flush=True)
+        to_stdout(print, render_text(result, use_colour(out.color, sys.stdout), max_rows=out.rows), flush=True)
     write_outputs(result, out, deadline)
     return OK if result.ok else FAILED
+
+
+def to_stdout(write, *args, **kwargs) -> None:
+    """write(*args, **kwargs) to stdout, flushed. A reader that went away (`ssdns check ... | head -1`)
+    drops only what it did not read: the files are still written and the exit code is the run's.
+    stdout then points at /dev/null, so that nothing written later (nor the interpreter's flush at
+    exit) fails again."""
+    try:
+        write(*args, **kwargs)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        stdout_gone()
+
+
+def stdout_gone() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def write_outputs(result, out: Outputs, deadline: float | None = None) -> None:
@@ -291,7 +311,7 @@ def cmd_history(opts: HistoryOptions) -> int:
         if key is None:  # every StatefulSet: a summary, then each timeline; the unreadable ones said last
             text, bad = (fleet_history.render_json(doc, where) if opts.format == "json"
                          else fleet_history.render_text(doc, where, opts.last))
-            print(text, flush=True)
+            to_stdout(print, text)
             if bad:
                 raise fleet_history.unreadable_error(bad)
             return OK
@@ -300,10 +320,7 @@ def cmd_history(opts: HistoryOptions) -> int:
         validate(doc, None, where)
         if key is not None:
             fleet_history.single_key(doc, key, where)
-    if opts.format == "json":
-        print(json.dumps(doc, indent=2))
-    else:
-        print(render_history(doc, where, opts.last))
+    to_stdout(print, json.dumps(doc, indent=2) if opts.format == "json" else render_history(doc, where, opts.last))
     return OK
 
 

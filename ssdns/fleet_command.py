@@ -91,13 +91,13 @@ def cmd_fleet(opts: CheckOptions) -> int:
 
 
 def emit_fleet(fr, out: Outputs, deadline: float) -> None:
-    from ssdns.commands import use_colour
+    from ssdns.commands import to_stdout, use_colour
     from ssdns.fleet_report import render_fleet_text, write_fleet_json
 
     if out.format == "json":
-        write_fleet_json(fr, sys.stdout)
+        to_stdout(write_fleet_json, fr, sys.stdout)
     else:
-        print(render_fleet_text(fr, use_colour(out.color, sys.stdout), max_rows=out.rows), flush=True)
+        to_stdout(print, render_fleet_text(fr, use_colour(out.color, sys.stdout), max_rows=out.rows))
     if out.junit:
         from ssdns.fleet_report import write_fleet_junit
 
