@@ -249,6 +249,12 @@ def check_output_options(out: Outputs) -> None:
     for value, flag, module, extra in wants:
         if value and importlib.util.find_spec(module) is None:
             raise UsageError(f"{flag} needs the {module} package: pip install 'ssdns[{extra}]'")
+    from ssdns.files import not_a_file
+
+    for value, flag in ((out.junit, "--junit"), (out.metrics_file, "--metrics-file")):
+        if value and (kind := not_a_file(value)):  # a rename would put a file in its place
+            raise UsageError(f"{flag} {value!r} is {kind}, not a file: give the path of a file (it is replaced "
+                             "atomically when the run ends)")
     if out.pushgateway and not out.pushgateway.startswith(("http://", "https://")):
         raise UsageError(f"--pushgateway {out.pushgateway!r}: give an http:// or https:// URL")
 

@@ -160,13 +160,13 @@ def write_fleet_junit(fr: FleetResult, path: str) -> None:
     from ssdns.errors import CannotRun
 
     xml = build_fleet_junit(fr)
-    directory = os.path.dirname(os.path.abspath(path))
+    target = os.path.realpath(path)  # a symlink stays one: its target is replaced
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".ssdns-junit-", suffix=".xml.tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=".ssdns-junit-", suffix=".xml.tmp", dir=os.path.dirname(target))
         with os.fdopen(fd, "wb") as fh:
             xml.write(fh)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except OSError as exc:
         raise CannotRun(f"cannot write the JUnit report {path}: {exc.strerror or exc}; check that its directory "
                         "exists and is writable") from None
@@ -211,7 +211,7 @@ def write_fleet_metrics(fr: FleetResult, path: str) -> None:
     from ssdns.errors import CannotRun
 
     try:
-        write_to_textfile(path, fleet_metrics(fr))
+        write_to_textfile(os.path.realpath(path), fleet_metrics(fr))  # a symlink's target, the link kept
     except OSError as exc:
         raise CannotRun(f"cannot write the metrics file {path}: {exc.strerror or exc}") from None
 

@@ -93,7 +93,8 @@ def write_junit(result: Result, path: str | os.PathLike) -> None:
     """
     path = os.fspath(path)
     xml = build_junit(result)
-    directory = os.path.dirname(os.path.abspath(path))
+    target = os.path.realpath(path)  # a symlink stays one: its target is replaced
+    directory = os.path.dirname(target)
     try:
         fd, tmp = tempfile.mkstemp(prefix=".ssdns-junit-", suffix=".xml.tmp", dir=directory)
     except OSError as exc:
@@ -103,7 +104,7 @@ def write_junit(result: Result, path: str | os.PathLike) -> None:
         with os.fdopen(fd, "wb") as fh:
             xml.write(fh)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException as exc:
         try:
             os.unlink(tmp)

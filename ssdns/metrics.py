@@ -232,7 +232,7 @@ def write_metrics_file(result: Result, path: str | os.PathLike, extra: dict | No
     registry = build_registry(result, extra, timestamp=timestamp)
     path = os.fspath(path)
     try:
-        write_to_textfile(path, registry)
+        write_to_textfile(os.path.realpath(path), registry)  # a symlink's target, the link kept
     except OSError as exc:
         raise CannotRun(f"cannot write the metrics file {path}: {exc.strerror or exc}; "
                         "check that its directory exists and is writable") from None

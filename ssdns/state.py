@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ssdns.checks.history import compare_snapshots, store_failed
 from ssdns.errors import CANNOT_RUN, USAGE, ApiError, ApiUnavailable, SsdnsError, UsageError
+from ssdns.files import not_a_file
 from ssdns.identity import STATE_SCHEMA, changes, snapshot
 from ssdns.model import Result, Status, StoreSummary
 
@@ -194,6 +195,8 @@ class FileStore:
         self.deadline = deadline  # time.monotonic() by which a held lock stops being waited for
 
     def load(self) -> dict | None:
+        if kind := not_a_file(self.path):  # read, a FIFO blocks for ever and /dev/zero never ends
+            raise StateUnreachable(f"{self.where} is {kind}, not a file: left untouched; give --state a file path")
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -229,7 +232,8 @@ class FileStore:
             self._lock(lock)  # each run re-reads inside the lock
             doc = merge(self.load())
             try:
-                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+                target = Path(os.path.realpath(self.path))  # a symlink stays one: its target is replaced
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
             except OSError as exc:
                 raise StateUnreachable(f"cannot write {self.where}: {exc.strerror}") from None
             try:
@@ -237,7 +241,7 @@ class FileStore:
                     json.dump(doc, out, indent=1)
                     out.flush()
                     os.fsync(out.fileno())
-                os.replace(tmp, self.path)
+                os.replace(tmp, target)
             except OSError as exc:
                 Path(tmp).unlink(missing_ok=True)
                 raise StateUnreachable(f"cannot write {self.where}: {exc.strerror}") from None
@@ -322,6 +326,8 @@ def open_store(spec: str, namespace: str, api_opts, deadline: float | None = Non
         raise UsageError("--state needs a file path or configmap:NAME (an empty --state would keep no state)")
     if spec.endswith(("/", os.sep)) or os.path.isdir(spec):
         raise UsageError(f"--state {spec!r} is a directory: give a file path in it, e.g. {os.path.join(spec, 'ssdns-state.json')}")
+    if kind := not_a_file(spec):
+        raise UsageError(f"--state {spec!r} is {kind}, not a file: give the path of a file (it is created when missing)")
     return FileStore(spec, deadline)
 
 

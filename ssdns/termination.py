@@ -46,7 +46,9 @@ def write_line(text: str, path: str | os.PathLike = DEFAULT_PATH) -> bool:
     """Write one line (made one, cut to MAX_BYTES) into path when it exists. Never raises."""
     try:
         data = _one_line(text)
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: a FIFO nobody reads fails at once (ENXIO) instead of blocking the exit for ever; a
+        # line of at most MAX_BYTES fits a pipe's buffer whole.
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except Exception:  # noqa: BLE001 - missing, read-only, a directory, or an odd Result: skip silently
         return False
     try:

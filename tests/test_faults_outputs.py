@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
 
 import pytest
 from conftest import ThreadedSandbox
-from faultkit import SLACK, digests
+from faultkit import SLACK, assert_within, digests, run_ssdns
 
 from ssdns.sandbox import make_world
 from ssdns.sandbox.fleet import add_statefulsets
@@ -82,3 +83,64 @@ def test_history_into_a_closed_pipe_is_quiet_and_leaves_the_state(sb, tmp_path, 
     assert (code, err) == (0, ""), err
     assert digests(state) == before
     assert json.loads(state.read_text())["history"]
+
+
+def special_files(tmp_path) -> dict[str, os.PathLike]:
+    """Paths that are not regular files: a FIFO nobody writes or reads, and (as root) a node of /dev/zero's
+    kind, which never ends when read, and of /dev/full's, which takes no byte."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    out = {"fifo": fifo}
+    if os.geteuid() == 0:
+        for name, minor in (("zero", 5), ("full", 7)):
+            os.mknod(tmp_path / name, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+            out[name] = tmp_path / name
+    return out
+
+
+def kinds(tmp_path) -> dict[str, int]:
+    return {str(p): os.stat(p).st_mode for p in tmp_path.iterdir()}
+
+
+@pytest.mark.parametrize("flag", ["--state", "--metrics-file", "--junit"])
+def test_an_output_that_is_not_a_file_is_refused_before_the_run_and_left_as_it_is(sb, tmp_path, flag):
+    for name, path in special_files(tmp_path).items():
+        before = kinds(tmp_path)
+        run = run_ssdns(*check_args(sb), flag, str(path))
+        assert run.returncode == 2, (name, run)
+        line = run.one_line()
+        assert line.startswith(f"ssdns: error: {flag} ") and "not a file: give the path of a file" in line, line
+        assert kinds(tmp_path) == before, name  # still a FIFO, still a device: nothing renamed over it
+        assert_within(run, T)
+
+
+def test_history_of_a_state_that_is_not_a_file_is_one_line_not_a_hang(tmp_path):
+    for name, path in special_files(tmp_path).items():
+        run = run_ssdns("history", "--state", str(path), "--timeout", "2")
+        assert run.returncode == 2, (name, run)
+        assert "is a" in run.one_line() and "not a file" in run.one_line()
+        assert_within(run, 2)
+
+
+def test_a_termination_log_that_is_a_fifo_nobody_reads_does_not_hold_the_exit(sb, tmp_path):
+    fifo = special_files(tmp_path)["fifo"]
+    run = run_ssdns(*check_args(sb), "--termination-log", str(fifo))
+    assert (run.returncode, run.stderr) == (0, ""), run
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert_within(run, T)
+
+
+def test_a_symlinked_state_and_outputs_stay_links_and_their_targets_are_written(sb, tmp_path):
+    (tmp_path / "data").mkdir()
+    links = {}
+    for name in ("state.json", "out.prom", "out.xml"):
+        (tmp_path / name).symlink_to(tmp_path / "data" / name)
+        links[name] = tmp_path / name
+    for _ in range(2):  # the first run creates the targets, the second replaces them
+        run = run_ssdns(*check_args(sb), "--state", str(links["state.json"]), "--metrics-file",
+                        str(links["out.prom"]), "--junit", str(links["out.xml"]))
+        assert (run.returncode, run.stderr) == (0, ""), run
+    assert all(p.is_symlink() for p in links.values())
+    assert len(json.loads((tmp_path / "data" / "state.json").read_text())["history"]) == 2
+    assert "ssdns_run_ok" in (tmp_path / "data" / "out.prom").read_text()
+    assert "<testsuite" in (tmp_path / "data" / "out.xml").read_text()
