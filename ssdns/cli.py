@@ -17,6 +17,7 @@ from ssdns import __version__
 from ssdns.errors import (
     API_UNAVAILABLE,
     CANNOT_RUN,
+    NOTHING_TO_CHECK,
     USAGE,
     Interrupted,
     SsdnsError,
@@ -412,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(commands, handler)(opts)
     except SsdnsError as exc:
         print(f"ssdns: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever it quotes
-        if opts is not None and exc.exit_code in (CANNOT_RUN, API_UNAVAILABLE):
+        # Nothing to check is no pass either: the outputs a CronJob's alerts read must not keep the last run's.
+        if opts is not None and exc.exit_code in (CANNOT_RUN, API_UNAVAILABLE, NOTHING_TO_CHECK):
             from ssdns.commands import could_not_run
 
             could_not_run(opts, str(exc), exc.exit_code)

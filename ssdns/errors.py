@@ -2,7 +2,7 @@
 
 0 every check passed, 1 a check failed, 2 bad usage or input, 3 could not run
 (no nameserver answered, the deadline passed before anything was learned, a store could not be
-read or written), 4 the Kubernetes API was required (--api on) but could not be used,
+read or written), 4 the Kubernetes API was required (--api on) but could not be used, 5 nothing to check (check --all),
 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM).
 """
 
@@ -13,6 +13,7 @@ FAILED = 1
 USAGE = 2
 CANNOT_RUN = 3
 API_UNAVAILABLE = 4
+NOTHING_TO_CHECK = 5  # --all / --selector / -A selected no StatefulSet: not a pass
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 TERMINATED = 143  # 128 + SIGTERM
 

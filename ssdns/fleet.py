@@ -24,6 +24,7 @@ from ssdns.errors import (
     API_UNAVAILABLE,
     CANNOT_RUN,
     FAILED,
+    NOTHING_TO_CHECK,
     OK,
     ApiError,
     ApiUnavailable,
@@ -42,7 +43,6 @@ SCHEMA = "ssdns.fleet/v1"
 OPT_OUT = "ssdns/skip"  # annotation: "true" leaves a StatefulSet out of --all, --selector and -A
 BUDGET = 256  # pods in flight across StatefulSets (a single check's own bound)
 API_IN_FLIGHT = 4  # StatefulSets whose API reads run at once
-NOTHING_TO_CHECK = 5  # the exit code when the selection matched no StatefulSet
 
 
 class NothingToCheck(SsdnsError):

@@ -131,6 +131,25 @@ def test_bad_input_is_one_line_with_its_exit_code(cluster, extra, code, words):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_nothing_to_check_is_said_in_the_unattended_outputs_too(cluster, tmp_path):
+    """Exit 5 is not a pass: a CronJob whose StatefulSets are gone must not keep showing the last good run's
+    metrics (ssdns_run_ok 1) or termination message; the outputs say what the one line says."""
+    sb, args = cluster
+    term, junit, prom = tmp_path / "termination-log", tmp_path / "j.xml", tmp_path / "m.prom"
+    term.write_text("")
+    outputs = ("--termination-log", str(term), "--junit", str(junit), "--metrics-file", str(prom))
+    assert run_cli(args("--all", *outputs))[0] == 0
+    assert "\nssdns_run_ok 1.0" in prom.read_text()
+    code, out, err = run_cli(args("-l", "app=gone", *outputs))
+    assert (code, out) == (5, "") and len(err.strip().splitlines()) == 1 and "nothing to check" in err
+    assert term.read_text().startswith("ssdns could not run (exit 5): no StatefulSet in namespace 'default', "
+                                       "selector 'app=gone' matches")
+    text = prom.read_text()
+    assert "ssdns_run_ok{" in text and "ssdns_run_ok 1.0" not in text
+    assert 'ssdns_check_ok{check="ssdns.run"' in text and "} 0.0" in text
+    assert "nothing to check" in junit.read_text() and "<failure" in junit.read_text()
+
+
 def test_all_without_api_access_exits_4(sandbox, tmp_path):
     code, out, err = run_cli(["check", "--all", "--nameserver", str(sandbox.sandbox.nameserver)])
     assert code == 4 and "need the Kubernetes API" in err and len(err.strip().splitlines()) == 1
