@@ -162,9 +162,11 @@ class Worker:
         try:
             while line := await stdout.readline():
                 ident, *answer = _loads(line)
-                job, fut = self._waiting.pop(ident)
+                job, fut = self._waiting[ident]
+                done = self._answer(job, answer)  # an answer of the wrong shape raises: its job stays to redo
+                del self._waiting[ident]
                 if not fut.done():
-                    fut.set_result(self._answer(job, answer))
+                    fut.set_result(done)
         except (ValueError, KeyError, TypeError):
             if self._proc is not None:  # not what this module writes: the child is treated as gone
                 _end(self._proc, pipes=False)
@@ -186,8 +188,9 @@ class Worker:
             from ssdns.httpobs import HttpObservation
 
             sent, fields = answer
-            self.requests_sent += sent
-            return HttpObservation(**fields)
+            obs = HttpObservation(**fields)
+            self.requests_sent += int(sent)
+            return obs
         from ssdns.dnsquery import Lookup, Outcome
 
         outcome, values, ttl, detail, rcode = answer

@@ -132,6 +132,40 @@ def test_garbage_from_the_worker_kills_it_and_the_probes_go_on(sandbox, monkeypa
     assert proc is not None and proc.returncode is not None  # killed, not left to run on
 
 
+@pytest.mark.parametrize("answer", [
+    '[0, "x"]',  # an answer of the wrong length
+    '[0, 1, {"status": 200}]',  # an observation missing its fields
+    '[0, 1, {"pod": "web-0", "bogus": true}]',  # a field that is none
+    '[0, "one", {}]',  # a count that is no number
+    '[[0], 1, {}]',  # an id that is no id
+    '[0, 1, {}',  # cut short, then the pipe closes
+])
+def test_an_answer_of_the_wrong_shape_leaves_no_probe_waiting(sandbox, monkeypatch, answer):
+    """The child reads the first job and answers it with its own id but nothing a probe is made of: that
+    job, too, is done in this process (it was once dropped, and its probe waited until the deadline)."""
+    pods = sandbox.world.pods
+    port = sandbox.world.port
+    child = f"import sys, time; sys.stdin.readline(); print({answer!r}, flush=True); time.sleep(30)"
+
+    async def go():
+        prober = Worker("/", time.monotonic() + 10)
+        real = asyncio.create_subprocess_exec
+
+        async def liar(*_args, **kw):
+            return await real(sys.executable, "-c", child, **kw)
+
+        monkeypatch.setattr(asyncio, "create_subprocess_exec", liar)
+        async with prober:
+            monkeypatch.setattr(asyncio, "create_subprocess_exec", real)
+            got = await asyncio.wait_for(
+                asyncio.gather(*(prober.probe(HttpRequest(p.name, p.ip, port, "x")) for p in pods)), 8)
+            return got, prober.requests_sent
+
+    got, sent = asyncio.run(go())
+    assert [(o.status, o.body) for o in got] == [(200, p.name) for p in pods]
+    assert sent == len(pods)  # each request counted once, wherever it was sent from
+
+
 def test_ctrl_c_ends_the_run_and_its_worker(sandbox_factory, tmp_path):
     sb = sandbox_factory(faults=["http-hang:web-0", "http-hang:web-1", "http-hang:web-2"])
     token = f"/ssdns-test-{uuid.uuid4().hex}"  # the worker's argv carries the path: this run's and no other's
