@@ -22,6 +22,7 @@ from ssdns.state import ENTRY_UNTOUCHED, FLEET_SCHEMA, MAX_BYTES, StateError, ap
 
 SCHEMA = FLEET_SCHEMA
 _UNTOUCHED = "left untouched; move it away or pick another --state for check --all"
+_NONE = object()  # no entry for the StatefulSet (one that is JSON null is a corrupt entry)
 
 
 def _validate_fleet(doc, where: str) -> dict:
@@ -31,17 +32,28 @@ def _validate_fleet(doc, where: str) -> dict:
 
 
 def _fit(doc: dict) -> dict:
-    """Drop the oldest snapshots (from the longest histories, each keeping its newest) until it fits."""
-    subs = doc["statefulsets"]
-    sizes = {k: [len(json.dumps(s)) + 2 for s in sub["history"]] for k, sub in subs.items()}
+    """Drop the oldest snapshots (from the longest histories, each keeping its newest) until it fits. An
+    entry that does not validate is left as it is (it is reported on its StatefulSet when in the run)."""
     total = len(json.dumps(doc))
-    while total > MAX_BYTES:
+    if total <= MAX_BYTES:
+        return doc
+    subs = doc["statefulsets"]
+    sizes = {k: [len(json.dumps(s)) + 2 for s in sub["history"]] for k, sub in subs.items() if _readable(sub)}
+    while total > MAX_BYTES and sizes:
         k = max(sizes, key=lambda k: len(sizes[k]))
         if len(sizes[k]) <= 1:
             break
         total -= sizes[k].pop(0)
         subs[k] = dict(subs[k], history=subs[k]["history"][1:])
     return doc
+
+
+def _readable(sub) -> bool:
+    try:
+        validate(sub, None, "", ENTRY_UNTOUCHED)
+    except StateError:
+        return False
+    return True
 
 
 def apply_fleet_state(fr: FleetResult, store, keep: int, taken_at: str | None = None) -> FleetResult:
@@ -60,7 +72,7 @@ def apply_fleet_state(fr: FleetResult, store, keep: int, taken_at: str | None = 
     saving: dict[str, tuple[dict, dict]] = {}  # key -> (target key, snapshot)
     for e in checked:
         key = _key(e)
-        added[key], save = _compare(e, stored.get(key), f"{store.where} [{key}]", taken_at)
+        added[key], save = _compare(e, stored.get(key, _NONE), f"{store.where} [{key}]", taken_at)
         if save is not None:
             saving[key] = save
 
@@ -68,8 +80,8 @@ def apply_fleet_state(fr: FleetResult, store, keep: int, taken_at: str | None = 
         base: dict = {"schema": SCHEMA, "statefulsets": {}} if latest is None else _validate_fleet(latest, store.where)
         subs: dict = dict(base["statefulsets"])
         for key, (tkey, cur) in saving.items():
-            sub = subs.get(key)
-            sub = new_doc(tkey) if sub is None else validate(sub, tkey, f"{store.where} [{key}]", ENTRY_UNTOUCHED)
+            sub = new_doc(tkey) if key not in subs else validate(subs[key], tkey, f"{store.where} [{key}]",
+                                                                  ENTRY_UNTOUCHED)
             subs[key] = append(sub, cur, keep)
         return _fit(dict(base, statefulsets=subs))
 
@@ -92,7 +104,7 @@ def _compare(e: Entry, sub, where: str, taken_at: str):
     assert e.result is not None
     tkey = target_key(e.result)
     try:
-        sub = validate(sub, tkey, where, ENTRY_UNTOUCHED) if sub is not None else None
+        sub = validate(sub, tkey, where, ENTRY_UNTOUCHED) if sub is not _NONE else None  # a null entry is corrupt
     except SsdnsError as exc:
         return ([store_failed(where, exc)], []), None
     cur = snapshot(e.result, taken_at)

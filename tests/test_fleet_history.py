@@ -159,3 +159,46 @@ def test_history_of_a_fleet_state_in_a_configmap(cluster, tmp_path):  # noqa: F8
     assert code == 0 and json.loads(out)["target"] == {"namespace": "default", "statefulset": "db", "service": "db"}
     code, out, err = run_cli([*base, "-n", "other"])  # the ConfigMap is in the run's namespace, not there
     assert (code, out) == (2, "") and "ConfigMap other/fleet-state does not exist yet" in err
+
+
+@pytest.mark.parametrize("corrupt", ["garbage", None, 7, [], {"schema": "ssdns.state/v1"},
+                                     {"schema": "ssdns.state/v1", "target": {}, "history": "abc"},
+                                     {"schema": "ssdns.state/v1", "target": {}, "history": [1, 2]}])
+def test_check_all_saves_beside_corrupt_entries_and_leaves_them_as_they_are(cluster, tmp_path, corrupt):  # noqa: F811
+    """A corrupt entry of a StatefulSet in the run (default/db) and of one that is not (other/gone): the run
+    reports the first on its StatefulSet (state.store, exit 1), saves the others' snapshots, and keeps both
+    byte for byte (once, the whole save failed with a traceback, or trimmed what it could not read)."""
+    sb, args = cluster
+    state = tmp_path / "fleet.json"
+    assert run_cli(args("--all", "--state", str(state)))[0] == 0
+    doc = json.loads(state.read_text())
+    doc["statefulsets"]["default/db"] = doc["statefulsets"]["other/gone"] = corrupt
+    state.write_text(json.dumps(doc))
+    code, out, err = run_cli(args("--all", "--state", str(state), "-o", "json"))
+    assert (code, err) == (1, ""), err
+    results = {r["target"]["statefulset"]: r for r in json.loads(out)["results"]}
+    [bad] = [f for f in results["db"]["findings"] if f["status"] == "fail"]
+    assert bad["check"] == "state.store" and "left untouched" in bad["message"]
+    assert results["web"]["ok"] is True
+    after = json.loads(state.read_text())["statefulsets"]
+    assert after["default/db"] == after["other/gone"] == corrupt
+    assert len(after["default/web"]["history"]) == 2
+
+
+def test_a_fleet_state_is_trimmed_to_fit_oldest_first_and_a_corrupt_entry_is_never_cut():
+    from ssdns.fleet_state import _fit
+    from ssdns.state import MAX_BYTES
+
+    pod = {"name": "web-0", "uid": None, "ips": ["127.10.0.1"], "dns_ips": ["127.10.0.1"], "node": None,
+           "identity": "web-0", "volumes": {}, "seen_at": "2026-11-30T10:00:00Z"}
+    def snap(i: int) -> dict:
+        return {"taken_at": f"2026-11-30T10:{i // 60:02d}:{i % 60:02d}Z", "ok": True, "replicas": 1,
+                "service_ips": ["127.10.0.1"], "pods": {"0": dict(pod, node="n" * 2000)}}
+    good = {"schema": "ssdns.state/v1", "target": {"namespace": "default", "statefulset": "web", "service": "nginx"},
+            "history": [snap(i) for i in range(400)]}
+    corrupt = {"schema": "ssdns.state/v1", "target": {}, "history": ["x" * 100] * 1000}  # not snapshots, and the most of them
+    doc = _fit({"schema": "ssdns.fleet-state/v1", "statefulsets": {"default/web": good, "other/bad": corrupt}})
+    kept = doc["statefulsets"]["default/web"]["history"]
+    assert len(json.dumps(doc)) <= MAX_BYTES and 1 <= len(kept) < 400
+    assert kept[-1]["taken_at"] == snap(399)["taken_at"]  # the newest stay
+    assert doc["statefulsets"]["other/bad"] == corrupt
