@@ -11,8 +11,8 @@ answer is one JSON line on a pipe (~15 us of this process's time per request ins
 The child obeys the same deadline: it gets this process's time.monotonic() deadline, and CLOCK_MONOTONIC
 is one clock for every process of the host. It ignores SIGINT (Ctrl-C reaches the whole process group:
 this process ends the run and the child with it), ends at EOF on its stdin (the parent died), and is
-killed when the run is done. If it cannot start or dies, what it had not answered is done in this
-process, and an answer it has not parsed within PARSE_WAIT is parsed here: a worker is a way to go
+killed when the run is done. If it cannot start, dies, or holds jobs without answering any for STALL
+seconds, what it had not answered is done in this process, and an answer it has not parsed within PARSE_WAIT is parsed here: a worker is a way to go
 faster, never a reason for a pod to go unprobed or an answer unread.
 
 SSDNS_WORKER=0 never uses the child, =1 always does (tests), unset or `auto` decides as above.
@@ -43,6 +43,10 @@ CPU_MAX = "/sys/fs/cgroup/cpu.max"  # cgroup v2, as containers see their own
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CHILD = "import sys; sys.path[0] = sys.argv.pop(1); from ssdns.worker import main; sys.exit(main(sys.argv[1:]))"
 PARSE_WAIT = 1.0  # seconds an answer waits for the child (busy importing, or stuck) before it is parsed here
+# Seconds the child may leave its jobs without any answer before it counts as gone (stopped, wedged): with a
+# request capped at 3 s (httpprobe.REQUEST_TIMEOUT) some answer comes within that while it works; the rest
+# is for its start-up (aiohttp's import) on a loaded machine. Its jobs are then done here.
+STALL = 5.0
 
 
 def cpus() -> float:
@@ -84,6 +88,8 @@ class Worker:
         self._gone = False
         self._closing = False
         self._redo: set[asyncio.Task[None]] = set()
+        self._progress = 0.0  # time.monotonic() of the child's last answer, or of a job given to it while idle
+        self._timer: asyncio.TimerHandle | None = None  # _watch, while jobs wait
 
     async def __aenter__(self) -> Self:
         self._proc = _adopt(self.path, self.deadline, self.concurrency, self.http) or _spawn(
@@ -112,6 +118,8 @@ class Worker:
         self._close()
         if self._reader is not None:
             self._reader.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
         for task in list(self._redo):
             task.cancel()
         if self._prober is not None:
@@ -148,8 +156,12 @@ class Worker:
             return await self._here(job)
         ident, self._next = self._next, self._next + 1
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if not self._waiting:
+            self._progress = time.monotonic()
         # Registered before it is written: if the child is gone, _read's end does it here.
         self._waiting[ident] = (job, fut)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_at(self._progress + STALL, self._watch)
         try:
             stdin.write(_dumps([ident, *job]))
         except (ConnectionError, RuntimeError):
@@ -161,6 +173,7 @@ class Worker:
         """Answers from the child, as they come; at its end, what it left unanswered is done here."""
         try:
             while line := await stdout.readline():
+                self._progress = time.monotonic()
                 ident, *answer = _loads(line)
                 job, fut = self._waiting[ident]
                 done = self._answer(job, answer)  # an answer of the wrong shape raises: its job stays to redo
@@ -182,6 +195,19 @@ class Worker:
                     task = asyncio.ensure_future(self._again(job, fut))
                     self._redo.add(task)
                     task.add_done_callback(self._redo.discard)
+
+    def _watch(self) -> None:
+        """While jobs wait: a child silent for STALL seconds is killed; its end of the pipe then closes and
+        _read hands its jobs to this process. A timer, not a timeout per line: the lines stay cheap."""
+        self._timer = None
+        proc = self._proc
+        if not self._waiting or self._gone or proc is None or proc.poll() is not None:
+            return
+        due = self._progress + STALL
+        if time.monotonic() >= due:
+            _end(proc, pipes=False)
+            return
+        self._timer = asyncio.get_running_loop().call_at(due, self._watch)
 
     def _answer(self, job: tuple, answer: list) -> Any:
         if job[0] == "h":

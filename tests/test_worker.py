@@ -149,14 +149,8 @@ def test_an_answer_of_the_wrong_shape_leaves_no_probe_waiting(sandbox, monkeypat
 
     async def go():
         prober = Worker("/", time.monotonic() + 10)
-        real = asyncio.create_subprocess_exec
-
-        async def liar(*_args, **kw):
-            return await real(sys.executable, "-c", child, **kw)
-
-        monkeypatch.setattr(asyncio, "create_subprocess_exec", liar)
+        monkeypatch.setattr(worker, "command", lambda *_: [sys.executable, "-c", child])
         async with prober:
-            monkeypatch.setattr(asyncio, "create_subprocess_exec", real)
             got = await asyncio.wait_for(
                 asyncio.gather(*(prober.probe(HttpRequest(p.name, p.ip, port, "x")) for p in pods)), 8)
             return got, prober.requests_sent
@@ -164,6 +158,47 @@ def test_an_answer_of_the_wrong_shape_leaves_no_probe_waiting(sandbox, monkeypat
     got, sent = asyncio.run(go())
     assert [(o.status, o.body) for o in got] == [(200, p.name) for p in pods]
     assert sent == len(pods)  # each request counted once, wherever it was sent from
+
+
+def test_a_worker_that_stops_answering_is_given_up_and_its_probes_done_here(sandbox, monkeypatch):
+    """A child that stops (SIGSTOP: a frozen cgroup, a debugger) holds its jobs: after STALL seconds without
+    an answer they are done in this process, not left to wait until the deadline."""
+    pods = sandbox.world.pods
+    port = sandbox.world.port
+
+    async def go():
+        async with Worker("/", time.monotonic() + 20) as prober:
+            first = await prober.probe(HttpRequest(pods[0].name, pods[0].ip, port, "x"))  # started and working
+            monkeypatch.setattr(worker, "STALL", 1.0)
+            proc = prober._proc
+            assert proc is not None and proc.returncode is None and not prober._gone
+            proc.send_signal(signal.SIGSTOP)
+            rest = await asyncio.wait_for(
+                asyncio.gather(*(prober.probe(HttpRequest(p.name, p.ip, port, "x")) for p in pods[1:])), 10)
+            return [first, *rest], proc
+
+    got, proc = asyncio.run(go())
+    assert [(o.status, o.body) for o in got] == [(200, p.name) for p in pods]
+    assert proc.returncode is not None  # killed (SIGKILL ends a stopped process too), not left behind
+
+
+def test_an_idle_worker_is_not_given_up(sandbox, monkeypatch):
+    """Silence with no job in hand is no stall: the child stays and answers the next job."""
+    pods = sandbox.world.pods
+    port = sandbox.world.port
+
+    async def go():
+        async with Worker("/", time.monotonic() + 20) as prober:
+            first = await prober.probe(HttpRequest(pods[0].name, pods[0].ip, port, "x"))  # started and working
+            monkeypatch.setattr(worker, "STALL", 0.2)
+            proc = prober._proc
+            await asyncio.sleep(1.0)  # idle for five times STALL: nothing is waiting, nothing to give up
+            assert proc is not None and proc.returncode is None and not prober._gone
+            second = await prober.probe(HttpRequest(pods[1].name, pods[1].ip, port, "x"))
+            return first, second, prober._gone
+
+    first, second, gone = asyncio.run(go())
+    assert (first.status, second.status, gone) == (200, 200, False)
 
 
 def test_ctrl_c_ends_the_run_and_its_worker(sandbox_factory, tmp_path):
