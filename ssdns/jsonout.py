@@ -38,8 +38,13 @@ def _walk(obj: Any, out: list[str], depth: int, expand: int, flush: Any = None) 
     out.append("{" if is_dict else "[")
     items = obj.items() if isinstance(obj, dict) else enumerate(obj)
     for i, (key, value) in enumerate(items):
-        out.append(("," if i else "") + pad + (json.dumps(str(key)) + ": " if is_dict else ""))
+        out.append(("," if i else "") + pad + (_key(key) + ": " if is_dict else ""))
         _walk(value, out, depth + 1, expand, flush)
         if flush is not None and len(out) >= 4096:
             flush()
     out.append(close + ("}" if is_dict else "]"))
+
+
+def _key(key: Any) -> str:
+    """A key as json.dumps writes it: str(key) would make True "True" and None "None", not "true" and "null"."""
+    return json.dumps(key) if isinstance(key, str) else json.dumps({key: 0})[1:-4]
