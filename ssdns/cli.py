@@ -392,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     a run that could not finish still writes its unattended outputs, with a could-not-run verdict.
     The options are built once, typed (options.py, other_options.py), and handed to the subparser's handler."""
     started = time.monotonic()  # --timeout counts from here: the user's wall clock, not the check's
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:  # text stdout's encoding cannot carry (a lone surrogate from JSON, a
+        reconfigure(errors="backslashreplace")  # character a latin-1 locale lacks): escaped, never a traceback
     parser = build_parser(_command_in(sys.argv[1:] if argv is None else argv))
     previous = {}
     if threading.current_thread() is threading.main_thread():

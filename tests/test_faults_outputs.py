@@ -144,3 +144,21 @@ def test_a_symlinked_state_and_outputs_stay_links_and_their_targets_are_written(
     assert len(json.loads((tmp_path / "data" / "state.json").read_text())["history"]) == 2
     assert "ssdns_run_ok" in (tmp_path / "data" / "out.prom").read_text()
     assert "<testsuite" in (tmp_path / "data" / "out.xml").read_text()
+
+
+def test_text_that_utf8_cannot_carry_is_escaped_on_stdout_not_a_traceback(tmp_path):
+    """JSON may hold a lone surrogate ("\\ud800": a state file edited by hand, a forged API answer); printed
+    as it is, stdout's UTF-8 refused it with a traceback. It is written escaped, as JSON escapes it."""
+    pod = {"name": "web-0", "uid": None, "ips": ["127.10.0.1"], "dns_ips": ["127.10.0.1"], "node": None,
+           "identity": "web-0", "volumes": {}, "seen_at": "2026-11-30T10:00:00Z"}
+    snap = {"taken_at": "2026-11-30T10:00:00Z", "ok": True, "replicas": 1, "service_ips": ["127.10.0.1"],
+            "pods": {"0": pod}}
+    entry = {"schema": "ssdns.state/v1", "target": {"namespace": "default", "statefulset": "web", "service": "nginx"},
+             "history": [snap]}
+    state = tmp_path / "fleet.json"
+    state.write_text(json.dumps({"schema": "ssdns.fleet-state/v1", "statefulsets": {"default/w\ud800": entry}}))
+    before = digests(state)
+    run = run_ssdns("history", "--state", str(state))
+    assert (run.returncode, run.stderr) == (0, ""), run.stderr
+    assert "default/w\\ud800" in run.stdout
+    assert digests(state) == before
