@@ -132,20 +132,21 @@ def test_garbage_from_the_worker_kills_it_and_the_probes_go_on(sandbox, monkeypa
     assert proc is not None and proc.returncode is not None  # killed, not left to run on
 
 
-@pytest.mark.parametrize("answer", [
-    '[0, "x"]',  # an answer of the wrong length
-    '[0, 1, {"status": 200}]',  # an observation missing its fields
-    '[0, 1, {"pod": "web-0", "bogus": true}]',  # a field that is none
-    '[0, "one", {}]',  # a count that is no number
-    '[[0], 1, {}]',  # an id that is no id
-    '[0, 1, {}',  # cut short, then the pipe closes
+@pytest.mark.parametrize("answer", [  # Python expressions: the line the child prints
+    repr('[0, "x"]'),  # an answer of the wrong length
+    repr('[0, 1, {"status": 200}]'),  # an observation missing its fields
+    repr('[0, 1, {"pod": "web-0", "bogus": true}]'),  # a field that is none
+    repr('[0, "one", {}]'),  # a count that is no number
+    repr('[[0], 1, {}]'),  # an id that is no id
+    repr('[0, 1, {}'),  # cut short: no JSON
+    "'[0, ' + ' ' * (2 << 20)",  # a line past LINE_LIMIT
 ])
 def test_an_answer_of_the_wrong_shape_leaves_no_probe_waiting(sandbox, monkeypatch, answer):
     """The child reads the first job and answers it with its own id but nothing a probe is made of: that
     job, too, is done in this process (it was once dropped, and its probe waited until the deadline)."""
     pods = sandbox.world.pods
     port = sandbox.world.port
-    child = f"import sys, time; sys.stdin.readline(); print({answer!r}, flush=True); time.sleep(30)"
+    child = f"import sys, time; sys.stdin.readline(); print({answer}, flush=True); time.sleep(30)"
 
     async def go():
         prober = Worker("/", time.monotonic() + 10)
