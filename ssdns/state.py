@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 DATA_KEY = "state.json"
 CONFLICT_RETRIES = 8
 MAX_BYTES = 900_000  # a ConfigMap holds at most 1 MiB; trim the oldest snapshots to stay under
+# A state file is read at most this far: every state ssdns writes is trimmed under MAX_BYTES, so a far larger
+# file is none of them (a log given by mistake), and reading it whole could exhaust a CronJob pod's memory.
+READ_CAP = 16 << 20
 LOCK_POLL = 0.05  # seconds between tries for a held lock
 
 
@@ -198,11 +201,15 @@ class FileStore:
         if kind := not_a_file(self.path):  # read, a FIFO blocks for ever and /dev/zero never ends
             raise StateUnreachable(f"{self.where} is {kind}, not a file: left untouched; give --state a file path")
         try:
-            data = self.path.read_bytes()
+            with self.path.open("rb") as f:
+                data = f.read(READ_CAP + 1)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StateUnreachable(f"cannot read {self.where}: {exc.strerror}") from None
+        if len(data) > READ_CAP:
+            raise StateError(f"{self.where} is larger than {READ_CAP >> 20} MiB, and every state ssdns writes is "
+                             f"under 1 MiB: is it the right file? {_UNTOUCHED}")
         return parse_doc(data, self.where)
 
     def _lock(self, lock) -> None:

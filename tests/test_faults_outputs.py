@@ -162,3 +162,20 @@ def test_text_that_utf8_cannot_carry_is_escaped_on_stdout_not_a_traceback(tmp_pa
     assert (run.returncode, run.stderr) == (0, ""), run.stderr
     assert "default/w\\ud800" in run.stdout
     assert digests(state) == before
+
+
+def test_a_state_far_larger_than_any_ssdns_writes_is_not_read_whole(sb, tmp_path):
+    """A 64 MiB file given as --state (a log, by mistake): reading it whole could take a CronJob pod's memory;
+    it is reported from its first READ_CAP bytes and left as it is."""
+    state = tmp_path / "big.json"
+    with state.open("wb") as f:
+        f.truncate(64 << 20)  # sparse: no disk used
+    before = digests(state)
+    run = run_ssdns(*check_args(sb), "--state", str(state), "-o", "json")
+    assert (run.returncode, run.stderr) == (1, ""), run
+    [f] = [f for f in json.loads(run.stdout)["findings"] if f["check"] == "state.store"]
+    assert "is larger than 16 MiB" in f["message"] and "left untouched" in f["message"], f
+    history = run_ssdns("history", "--state", str(state))
+    assert history.returncode == 2 and "is larger than 16 MiB" in history.one_line()
+    assert digests(state) == before
+    assert_within(run, T)
