@@ -133,7 +133,7 @@ def build_fleet_junit(fr: FleetResult):
     checked is a suite with one failing case `ssdns.run`."""
     from junitparser import Failure, JUnitXml, TestCase, TestSuite
 
-    from ssdns.junit import build_junit
+    from ssdns.junit import _clean, build_junit
 
     xml = JUnitXml("ssdns")
     for e in fr.entries:
@@ -145,7 +145,7 @@ def build_fleet_junit(fr: FleetResult):
             suite.add_property("namespace", e.namespace)
             suite.add_property("statefulset", e.statefulset)
             case = TestCase(name=e.statefulset, classname="ssdns.run")
-            case.result = [Failure(message=f"not checked: {e.error}", type_="ssdns.run")]
+            case.result = [Failure(message=_clean(f"not checked: {e.error}"), type_="ssdns.run")]  # API text
             suite.add_testcase(case)
             suite.update_statistics()
         xml.add_testsuite(suite)

@@ -35,8 +35,9 @@ from junitparser import Failure, JUnitXml, TestCase, TestSuite
 from ssdns.errors import CannotRun
 from ssdns.model import Finding, Result, Status
 
-# XML 1.0 cannot carry most control characters, even escaped: drop them (a pod's body can hold anything).
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# XML 1.0 cannot carry most control characters, even escaped: drop them (a pod's body can hold anything),
+# nor a lone surrogate (JSON's "\ud800", from an API answer: written as &#55296;, which no XML reader takes).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _clean(text: str) -> str:

@@ -72,6 +72,8 @@ def test_junit_merges_findings_and_keeps_warnings_visible(sandbox, tmp_path):
         Finding("dns.srv", Status.FAIL, "other.example.", "not a pod of the Service"),
         Finding("dns.srv", Status.FAIL, "other.example.", "port 81, expected 80", {"port": 81}),
         Finding("dns.schema", Status.WARN, "dns-version.cluster.local", "TXT is \"1.0.0\"\x00"),
+        # A lone surrogate (JSON's "\ud800", from a forged API answer): XML 1.0 has no place for it either
+        Finding("http.identity", Status.FAIL, "web-\ud800", "answers as x\udfffy"),
     ]
     result = Result(base.target, base.service, base.pods, base.findings + extra, stats=base.stats)
     path = tmp_path / "out.xml"
@@ -84,7 +86,9 @@ def test_junit_merges_findings_and_keeps_warnings_visible(sandbox, tmp_path):
     assert failure.message == "not a pod of the Service; port 81, expected 80"
     schema = cases[("dns.schema", "dns-version.cluster.local")]
     assert schema.is_passed and schema.system_out.startswith("WARN: TXT is")
-    assert suite.failures == 1
+    assert cases[("http.identity", "web-\ufffd")].result[0].message == "answers as x\ufffdy"
+    ET.parse(path)  # a strict XML reader takes it (a character reference to a surrogate is no XML)
+    assert suite.failures == 2
 
 
 def test_junit_unwritable_path_is_one_line(swapped, tmp_path):
@@ -337,3 +341,17 @@ def test_text_report_shows_the_restart_and_scale_sections(swapped):
     assert lines[i + 2].split() == ["web-2", "1.2", "s", "2.5", "s", "-", "1"]
     assert lines[i + 3].split() == ["web-1", "-", "-", "-", "0"]
     assert "Scale: 3 -> 1 -> 3; removed web-2, web-1; returned -" in lines
+
+
+def test_fleet_junit_of_a_statefulset_not_checked_is_xml_whatever_the_error_quotes(tmp_path):
+    """The error of a StatefulSet that could not be checked quotes the API (its Status message): a control
+    character or a lone surrogate there is replaced, so strict XML readers take the file."""
+    from ssdns.fleet import Entry, FleetResult, Selection
+    from ssdns.fleet_report import write_fleet_junit
+
+    fr = FleetResult(Selection("default"), [Entry("default", "web", "nginx", 3, error="API says \x1b[31m\ud800 no",
+                                                  exit_code=4)], [])
+    path = tmp_path / "fleet.xml"
+    write_fleet_junit(fr, str(path))
+    [failure] = ET.parse(path).getroot().iter("failure")
+    assert failure.get("message") == "not checked: API says \ufffd[31m\ufffd no"
