@@ -25,4 +25,3 @@ def not_a_file(path: str | os.PathLike) -> str | None:
     if stat.S_ISREG(mode):
         return None
     return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
-
