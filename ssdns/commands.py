@@ -239,6 +239,12 @@ def could_not_run(opts: Options, message: str, exit_code: int) -> None:
         write_outputs(result, replace(out, termination_log=None, pushgateway=push), deadline=time.monotonic())
 
 
+def _not_a_file(path: str) -> str | None:
+    from ssdns.files import not_a_file  # only when a file is asked for: a plain check imports none of this
+
+    return not_a_file(path)
+
+
 def check_output_options(out: Outputs) -> None:
     """Before the run: the outputs asked for can be written (their packages are there, the URL is one)."""
     import importlib.util
@@ -249,10 +255,8 @@ def check_output_options(out: Outputs) -> None:
     for value, flag, module, extra in wants:
         if value and importlib.util.find_spec(module) is None:
             raise UsageError(f"{flag} needs the {module} package: pip install 'ssdns[{extra}]'")
-    from ssdns.files import not_a_file
-
     for value, flag in ((out.junit, "--junit"), (out.metrics_file, "--metrics-file")):
-        if value and (kind := not_a_file(value)):  # a rename would put a file in its place
+        if value and (kind := _not_a_file(value)):  # a rename would put a file in its place
             raise UsageError(f"{flag} {value!r} is {kind}, not a file: give the path of a file (it is replaced "
                              "atomically when the run ends)")
     if out.pushgateway and not out.pushgateway.startswith(("http://", "https://")):
