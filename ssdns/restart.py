@@ -83,6 +83,10 @@ async def _restart_one(d: Disruption, target: Target, sts: StatefulSetFacts, nam
                                  f"replaces it): see 'kubectl get pod {name} -n {target.namespace}'") from None
         raise ApiUnavailable(f"cannot delete pod {name}: {_api_reason(exc)}; the ssdns-disrupt Role "
                              "grants delete on pods") from None
+    except BaseException:  # SIGTERM or Ctrl-C with the call in flight: the API may have done it all the same
+        d.done.append(f"the delete of {name} (uid {pod.uid[:8]}) was interrupted before its answer: it may have "
+                      f"been done (see 'kubectl get pod {name} -n {target.namespace}')")
+        raise
     d.done.append(f"deleted {name} (uid {pod.uid[:8]}), not seen back yet")
     conv = await wait_for_identity(d.client, target, name, ordinal(name, sts.name), pod.uid, pod.ips, t0,
                                    d.wait_until, d.progress)

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from badapi import BadApi
+from badapi import ApiProxy, BadApi
 from conftest import ThreadedSandbox
 from faultkit import SLACK, assert_within, digests, run_ssdns
 
@@ -136,5 +136,29 @@ def test_signal_mid_restart_test_ends_at_once_and_says_what_was_deleted(sandbox_
     assert "Traceback" not in err
     lines = err.strip().splitlines()
     assert lines[-1].startswith(f"ssdns: interrupted by {signal.Signals(sig).name}"), err
-    assert "stopped; before that, deleted web-2 (uid" in lines[-2] and "not seen back yet" in lines[-2], err
+    # The delete reached the API: either its answer came (deleted) or the interrupt came first (maybe deleted).
+    assert ("stopped; before that, deleted web-2 (uid" in lines[-2] and "not seen back yet" in lines[-2]) or \
+        ("stopped; before that, the delete of web-2 (uid" in lines[-2] and "may have been done" in lines[-2]), err
     assert took < SLACK  # at once: not at --timeout 60, nor after a call's own bound
+
+
+def test_sigterm_with_the_delete_unanswered_says_it_may_have_been_done(sandbox_factory, tmp_path):
+    """The delete reached an API that has not answered yet when SIGTERM comes: ssdns cannot know whether
+    the pod was deleted, and says so, with the command that tells."""
+    sb = sandbox_factory()
+    with ApiProxy(sb.sandbox.api_url, lambda m, path, seen: "hang" if m == "DELETE" else "pass") as proxy:
+        kc = proxy.kubeconfig(tmp_path / "kc")
+        args = [sys.executable, "-m", "ssdns", "restart-test", "--statefulset", "web", "--ordinal", "2", "--yes",
+                "--kubeconfig", str(kc), "--nameserver", str(sb.sandbox.nameserver), "--timeout", "60"]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+        try:
+            if not proxy.faulted.wait(20):  # the DELETE has reached the proxy, which holds it
+                pytest.fail("restart-test never deleted")
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=20)
+        finally:
+            proc.kill()
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert "the delete of web-2 (uid" in lines[-2] and "may have been done" in lines[-2], err
+    assert "kubectl get pod web-2 -n default" in lines[-2]
