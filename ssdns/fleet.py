@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 SCHEMA = "ssdns.fleet/v1"
 OPT_OUT = "ssdns/skip"  # annotation: "true" leaves a StatefulSet out of --all, --selector and -A
-BUDGET = 256  # pods in flight across StatefulSets (a single check's own bound)
+BUDGET = 256  # pods in flight across StatefulSets (each StatefulSet's check also bounds its own flows)
 API_IN_FLIGHT = 4  # StatefulSets whose API reads run at once
 
 
