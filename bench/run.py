@@ -459,8 +459,14 @@ def render(rows: list[Row], start: dict, meta: dict) -> str:
              + " | " + " | ".join(f"ssdns / {t}" for t in names) + " | runs |")
     L.append("|---|---|---|---|---|" + "---|" * (2 * len(names)) + "---|")
     for r in rows:
-        meds = {name: median_run(rs) for name, rs in r.tools.items() if rs}
-        cells = [f"{meds[t].wall:.3f} s" if t in meds else "–" for t in names]
+        # A run that failed (the floor crashed, a pipeline was killed) is no time to compare with: the median
+        # of the runs that succeeded, and how many did not; none succeeded: "failed", and no ratio.
+        good = {name: [x for x in rs if x.rc == 0 or (name in ("ssdns", BEFORE) and x.rc == 1)]  # 1: findings
+                for name, rs in r.tools.items() if rs}
+        meds = {name: median_run(ok) for name, ok in good.items() if ok}
+        cells = [(f"{meds[t].wall:.3f} s" + (f" ({len(r.tools[t]) - len(good[t])} failed)"
+                                             if len(good[t]) < len(r.tools[t]) else "")) if t in meds
+                 else ("failed" if t in good else "–") for t in names]
         ratios = [f"{r.ssdns.wall / meds[t].wall:.2f}x" if t in meds else "–" for t in names]
         L.append(f"| {r.pods} | {r.world} | {r.ssdns.wall:.3f} s | {r.ssdns.cpu:.2f} s "
                  f"| {mib(r.ssdns.maxrss_kib):.1f} MiB | " + " | ".join(cells) + " | " + " | ".join(ratios)
