@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dns.exception
 import dns.name
@@ -34,6 +34,9 @@ import dns.rdatatype
 import dns.wire
 
 from ssdns.target import Nameserver
+
+if TYPE_CHECKING:
+    import dns.message
 
 EDNS_PAYLOAD = 1232  # the DNS Flag Day 2020 size: no IP fragmentation
 ATTEMPT_TIMEOUT = 2.0  # per send (a server gets TRIES_PER_SERVER sends); well under the 5 s conntrack-race stall (dns-spec.md §6.4)
@@ -554,7 +557,7 @@ def _set_aside(parser: dns.wire.Parser, count: int, additional: bool) -> bool:
     return True
 
 
-def classify(reply: Any, name: str, rdtype: str, server: str, tcp: bool) -> Lookup:
+def classify(reply: dns.message.Message, name: str, rdtype: str, server: str, tcp: bool) -> Lookup:
     """name: the absolute name asked, lower-cased, with its trailing dot; rdtype: its type's mnemonic."""
     rcode = reply.rcode()
     rtext = dns.rcode.to_text(rcode)
