@@ -111,12 +111,15 @@ def _percentile(sorted_times: list[float], q: float) -> float:
     return sorted_times[int(rank) - 1]
 
 
+# Outcome's values (a StrEnum: a member is equal to its value), so that this hot test needs no import of
+# dnsquery: it runs for every lookup of every leg in several checks (16,000 lookups at 1,000 pods).
+_SAID = frozenset({"ok", "nxdomain", "nodata", "servfail"})
+
+
 def said_something(lk: Lookup) -> bool:
     """The resolver answered about the name (found it, found nothing, or failed: SERVFAIL); silence,
     REFUSED and unusable replies are no answer."""
-    from ssdns.dnsquery import Outcome
-
-    return lk.outcome in (Outcome.OK, Outcome.NXDOMAIN, Outcome.NODATA, Outcome.SERVFAIL)
+    return lk.outcome in _SAID
 
 
 @dataclass(frozen=True)

@@ -340,3 +340,12 @@ def test_dns_service_without_all_is_one_line_and_all_without_the_api_warns(sandb
     assert code == 0
     warn = by_check(report, "dns.resolver")["kube-system/kube-dns"]
     assert warn["status"] == "warn" and "found through the Kubernetes API, which this run does not use" in warn["message"]
+
+
+def test_what_counts_as_an_answer_is_named_by_outcome():
+    """said_something compares with Outcome's values (no import in a hot path): they must stay Outcome's."""
+    from ssdns.dnsquery import Lookup, Outcome
+    from ssdns.resolvers import said_something
+
+    said = {o for o in Outcome if said_something(Lookup("web-0.example.", "A", o))}
+    assert said == {Outcome.OK, Outcome.NXDOMAIN, Outcome.NODATA, Outcome.SERVFAIL}
