@@ -84,13 +84,19 @@ def test_hanging_pushgateway_is_bounded_by_the_deadline(tmp_path):
         sb.stop()
 
 
+
+def disrupt(command: str, kubeconfig, nameserver, *more: str) -> subprocess.Popen:
+    """restart-test or scale-test against the sandbox, in its own process, to be signalled mid-run."""
+    args = [sys.executable, "-m", "ssdns", command, "--statefulset", "web", *more, "--yes",
+            "--kubeconfig", str(kubeconfig), "--nameserver", str(nameserver), "--timeout", "60"]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+
+
 def test_sigterm_mid_scale_test_restores_the_replicas_and_exits_143(sandbox_factory, tmp_path):
     """A Job killed while scale-test has scaled down: the count is restored, one line says why, 143."""
     sb = sandbox_factory(ready_delay=1.0, terminate_delay=0.5)
     kc = sb.sandbox.write_kubeconfig(tmp_path / "kc")
-    args = [sys.executable, "-m", "ssdns", "scale-test", "--statefulset", "web", "--to", "1", "--yes",
-            "--kubeconfig", str(kc), "--nameserver", str(sb.sandbox.nameserver), "--timeout", "60"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+    proc = disrupt("scale-test", kc, sb.sandbox.nameserver, "--to", "1")
     try:
         api = sb.sandbox.api
         for _ in range(400):  # until the scale-down has reached the API (bounded: 20 s)
@@ -115,9 +121,7 @@ def test_signal_mid_restart_test_ends_at_once_and_says_what_was_deleted(sandbox_
     the progress says which pod was deleted before the interrupt's one line."""
     sb = sandbox_factory(ready_delay=30)
     kc = sb.sandbox.write_kubeconfig(tmp_path / "kc")
-    args = [sys.executable, "-m", "ssdns", "restart-test", "--statefulset", "web", "--ordinal", "2", "--yes",
-            "--kubeconfig", str(kc), "--nameserver", str(sb.sandbox.nameserver), "--timeout", "60"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+    proc = disrupt("restart-test", kc, sb.sandbox.nameserver, "--ordinal", "2")
     try:
         api = sb.sandbox.api
         for _ in range(400):  # until the delete has reached the API (bounded: 20 s)
@@ -148,9 +152,7 @@ def test_sigterm_with_the_delete_unanswered_says_it_may_have_been_done(sandbox_f
     sb = sandbox_factory()
     with ApiProxy(sb.sandbox.api_url, lambda m, path, seen: "hang" if m == "DELETE" else "pass") as proxy:
         kc = proxy.kubeconfig(tmp_path / "kc")
-        args = [sys.executable, "-m", "ssdns", "restart-test", "--statefulset", "web", "--ordinal", "2", "--yes",
-                "--kubeconfig", str(kc), "--nameserver", str(sb.sandbox.nameserver), "--timeout", "60"]
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+        proc = disrupt("restart-test", kc, sb.sandbox.nameserver, "--ordinal", "2")
         try:
             if not proxy.faulted.wait(20):  # the DELETE has reached the proxy, which holds it
                 pytest.fail("restart-test never deleted")
