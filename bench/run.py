@@ -624,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
                        not args.no_others, args.before) for n in pods]
     start = {} if args.no_startup else bench_startup(args.repeat, log)
     m = meta(args.repeat)
-    m["world"] = ("knotd + nginx (one worker each), DNS on 127.55.0.1:53, pods on 127.91.x.y" if world == "knot"
+    m["world"] = ("knotd + nginx (one worker each), DNS on 127.55.0.x:53, pods on 127.91.x.y" if world == "knot"
                   else "the sandbox (Python DNS and HTTP pods, `ssdns sandbox`)")
     block = render(rows, start, m)
     print(block)

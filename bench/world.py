@@ -1,5 +1,5 @@
 """A world of real, fast servers for the bench: knotd serving the headless Service's records on
-127.55.0.1:53 and nginx answering each pod's name on its own loopback IP (127.91.x.y), one worker each.
+127.55.0.1:53 (or the next free 127.55.0.x when another world holds it) and nginx answering each pod's name on its own loopback IP (127.91.x.y), one worker each.
 Neither is Python, so what the bench measures is the client, not the server (the sandbox is Python and
 shares the 2 cores: against it every client looks alike).
 
@@ -23,6 +23,21 @@ ROOT = Path(__file__).resolve().parent.parent
 NS_HOST, NS_PORT = "127.55.0.1", 53
 
 
+def free_ns_host() -> str:
+    """127.55.0.1, or the first 127.55.0.x whose port 53 is free: two worlds (two people benchmarking, or a
+    world held open while the tests run) do not collide."""
+    for i in range(1, 255):
+        host = f"127.55.0.{i}"
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
+                u.bind((host, NS_PORT))
+                t.bind((host, NS_PORT))
+        except OSError:
+            continue
+        return host
+    raise RuntimeError(f"every 127.55.0.x:{NS_PORT} is taken")
+
+
 def available() -> str | None:
     """None when knotd and nginx are there, else what is missing."""
     missing = [tool for tool, path in (("knotd", "/usr/sbin/knotd"), ("nginx", "/usr/sbin/nginx"))
@@ -37,7 +52,8 @@ def pod_ip(i: int) -> str:
 class KnotNginxWorld:
     def __init__(self, pods: int, ready_timeout: float = 60.0):
         self.pods, self.ready_timeout = pods, ready_timeout
-        self.nameserver, self.ns_host, self.ns_port = f"{NS_HOST}:{NS_PORT}", NS_HOST, NS_PORT
+        self.ns_host, self.ns_port = NS_HOST, NS_PORT
+        self.nameserver = f"{NS_HOST}:{NS_PORT}"
         self.http_port = 0
         self.check_args: list[str] = []
         self._knot = None
@@ -54,7 +70,9 @@ class KnotNginxWorld:
                 s.bind((pod_ip(0), 0))
                 self.http_port = s.getsockname()[1]
             pods = [Pod(f"web-{i}", pod_ip(i)) for i in range(self.pods)]
-            self._knot = KnotServer(headless_zones(pods, port=self.http_port), address=NS_HOST, port=NS_PORT)
+            self.ns_host = free_ns_host()
+            self.nameserver = f"{self.ns_host}:{NS_PORT}"
+            self._knot = KnotServer(headless_zones(pods, port=self.http_port), address=self.ns_host, port=NS_PORT)
             self._knot.__enter__()
             self._start_nginx()
         except BaseException:

@@ -90,6 +90,7 @@ class Worker:
         self._redo: set[asyncio.Task[None]] = set()
         self._progress = 0.0  # time.monotonic() of the child's last answer, or of a job given to it while idle
         self._timer: asyncio.TimerHandle | None = None  # _watch, while jobs wait
+        self._out: list[bytes] = []  # jobs not yet written: _flush writes them at the end of the loop's turn
 
     async def __aenter__(self) -> Self:
         self._proc = _adopt(self.path, self.deadline, self.concurrency, self.http) or _spawn(
@@ -160,14 +161,26 @@ class Worker:
             self._progress = time.monotonic()
         # Registered before it is written: if the child is gone, _read's end does it here.
         self._waiting[ident] = (job, fut)
+        loop = asyncio.get_running_loop()
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_at(self._progress + STALL, self._watch)
-        try:
-            stdin.write(_dumps([ident, *job]))
-        except (ConnectionError, RuntimeError):
-            self._waiting.pop(ident, None)
-            return await self._here(job)
+            self._timer = loop.call_at(self._progress + STALL, self._watch)
+        if not self._out:
+            loop.call_soon(self._flush)
+        self._out.append(_dumps([ident, *job]))
         return await fut
+
+    def _flush(self) -> None:
+        """The jobs of one turn of the loop in one write: a write per job woke the child for each."""
+        data, self._out = b"".join(self._out), []
+        stdin = self._stdin
+        try:
+            if stdin is None or stdin.is_closing():
+                raise RuntimeError("the pipe to the child is closed")
+            stdin.write(data)
+        except (ConnectionError, RuntimeError):
+            # The child cannot be given jobs: it is ended, and _read's end does here what it was given.
+            if self._proc is not None:
+                _end(self._proc, pipes=False)
 
     async def _read(self, stdout: asyncio.StreamReader) -> None:
         """Answers from the child, as they come; at its end, what it left unanswered is done here."""
@@ -347,8 +360,18 @@ async def _serve(path: str, deadline: float, concurrency: int, eager: bool) -> N
 
         prober = await HttpProber(path, deadline, concurrency).__aenter__()
 
+    # Answers finished in one turn of the loop go out in one write: a write to the pipe per answer cost ~100 us
+    # of this process's time each (it wakes the check's process), ~15% of what it did at 1,000 pods.
+    out: list[bytes] = []
+
+    def flush() -> None:
+        writer.write(b"".join(out))
+        out.clear()
+
     def send(ident: int, *answer: Any) -> None:
-        writer.write(_dumps([ident, *answer]))
+        if not out:
+            loop.call_soon(flush)
+        out.append(_dumps([ident, *answer]))
 
     # Jobs taken on at once: the prober's requests and as many waiting. The rest wait in the pipe (bytes), not
     # as tasks here: the check may send a job for every pod long before they can be sent (5,000 pods: ~5 MiB).
@@ -384,6 +407,8 @@ async def _serve(path: str, deadline: float, concurrency: int, eager: bool) -> N
     finally:
         if prober is not None:
             await prober.__aexit__(None, None, None)
+        if out:
+            flush()
         writer.close()
 
 

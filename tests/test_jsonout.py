@@ -26,6 +26,8 @@ def test_any_value_comes_back_the_same(value, expand):
     out = io.StringIO()
     jsonout.dump(value, out, expand)
     assert out.getvalue() == text
+    # Unexpanded, an element is written exactly as json.dumps writes it (non-ASCII kept, keys converted).
+    assert jsonout.dumps(value, 0) == json.dumps(value, ensure_ascii=False)
 
 
 def test_a_report_has_its_sections_indented_and_an_element_per_line():
