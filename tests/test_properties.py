@@ -205,3 +205,30 @@ def test_a_kubeconfig_loads_or_is_one_line(tmp_path, text):
         return
     assert api.server
     api.close()
+
+
+def _reverse_by_ipaddress(text: str) -> str | None:
+    try:
+        return ipaddress.ip_address(text).reverse_pointer + "."
+    except ValueError:
+        return None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.ip_addresses().map(str)
+       | st.lists(st.sampled_from(["0", "00", "01", "1", "9", "25", "255", "256", "999", "1000", "", "-1", "+1",
+                                   " 1", "٣", "²", "0x1", "1e2"]), min_size=1, max_size=6).map(".".join)
+       | st.text(alphabet="0123456789.:abcdef%", max_size=20))
+@example("127.91.0.1")
+@example("010.0.0.1")
+def test_a_reverse_name_is_what_ipaddress_says_or_the_ip_is_refused(text):
+    """names.reverse_name reads a dotted quad itself (a hot path): it must agree with ipaddress on every
+    input, and refuse (ValueError) what ipaddress refuses."""
+    from ssdns.names import reverse_name
+
+    want = _reverse_by_ipaddress(text)
+    if want is None:
+        with pytest.raises(ValueError):
+            reverse_name(text)
+    else:
+        assert reverse_name(text) == want
