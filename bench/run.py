@@ -119,6 +119,11 @@ def measure(cmd: list[str], timeout: float, env: dict | None = None, cwd: str | 
                    out.read().decode(errors="replace"), err.read().decode(errors="replace"))
 
 
+def succeeded(name: str, runs: list[Run]) -> list[Run]:
+    """The runs that did their work: exit 0, or 1 for ssdns (findings)."""
+    return [x for x in runs if x.rc == 0 or (name in ("ssdns", BEFORE) and x.rc == 1)]
+
+
 def median_run(runs: list[Run]) -> Run:
     return sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
 
@@ -357,7 +362,7 @@ def bench_pods(n: int, repeat: int, baseline: bool, log, world: str = "sandbox",
                 runs[name].append(measure(cmd, limit, ENV, cwds[name]))
                 if name == "ssdns":
                     cpus.append(sb.cpu_seconds() - cpu0)
-        med = median_run(runs["ssdns"])
+        med = median_run(succeeded("ssdns", runs["ssdns"]) or runs["ssdns"])
         report = json.loads(med.stdout) if med.stdout.strip().startswith("{") else {}
         fails = [f"{f['check']} {f['subject']}: {f['message']}" for f in report.get("findings", [])
                  if f["status"] == "fail"]
@@ -366,7 +371,7 @@ def bench_pods(n: int, repeat: int, baseline: bool, log, world: str = "sandbox",
                   cpus[runs["ssdns"].index(med)], fails=fails, world=world, tools=runs, skipped=skipped)
         for name, rs in runs.items():
             if name not in ("ssdns", BEFORE):
-                last = median_run(rs)
+                last = median_run(succeeded(name, rs) or rs)  # what a run that worked printed, if one did
                 row.tool_summary[name] = ((last.stdout.strip().splitlines() or ["(no output)"])[-1]
                                           + (f" (exit {last.rc})" if last.rc else ""))
         log(f"N={n}: " + "; ".join(f"{name} {median_run(rs).wall:.3f} s" for name, rs in runs.items()))
@@ -461,8 +466,7 @@ def render(rows: list[Row], start: dict, meta: dict) -> str:
     for r in rows:
         # A run that failed (the floor crashed, a pipeline was killed) is no time to compare with: the median
         # of the runs that succeeded, and how many did not; none succeeded: "failed", and no ratio.
-        good = {name: [x for x in rs if x.rc == 0 or (name in ("ssdns", BEFORE) and x.rc == 1)]  # 1: findings
-                for name, rs in r.tools.items() if rs}
+        good = {name: succeeded(name, rs) for name, rs in r.tools.items() if rs}
         meds = {name: median_run(ok) for name, ok in good.items() if ok}
         cells = [(f"{meds[t].wall:.3f} s" + (f" ({len(r.tools[t]) - len(good[t])} failed)"
                                              if len(good[t]) < len(r.tools[t]) else "")) if t in meds
