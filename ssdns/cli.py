@@ -392,10 +392,15 @@ def main(argv: list[str] | None = None) -> int:
     a run that could not finish still writes its unattended outputs, with a could-not-run verdict.
     The options are built once, typed (options.py, other_options.py), and handed to the subparser's handler."""
     started = time.monotonic()  # --timeout counts from here: the user's wall clock, not the check's
+    args = sys.argv[1:] if argv is None else argv
+    if _command_in(args) == "check" and any(a.startswith("--replicas") for a in args):
+        from ssdns import worker  # a large check's second process starts now, before any parsing (prestart)
+
+        worker.prestart(args)
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None:  # text stdout's encoding cannot carry (a lone surrogate from JSON, a
         reconfigure(errors="backslashreplace")  # character a latin-1 locale lacks): escaped, never a traceback
-    parser = build_parser(_command_in(sys.argv[1:] if argv is None else argv))
+    parser = build_parser(_command_in(args))
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -435,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if (worker_module := sys.modules.get("ssdns.worker")) is not None:
+            worker_module.discard_early()  # a child no check took (--help, a usage error, check --all)
 
 
 def run() -> NoReturn:

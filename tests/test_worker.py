@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -204,15 +203,14 @@ def test_an_idle_worker_is_not_given_up(sandbox, monkeypatch):
 
 def test_ctrl_c_ends_the_run_and_its_worker(sandbox_factory, tmp_path):
     sb = sandbox_factory(faults=["http-hang:web-0", "http-hang:web-1", "http-hang:web-2"])
-    token = f"/ssdns-test-{uuid.uuid4().hex}"  # the worker's argv carries the path: this run's and no other's
     env = {**os.environ, "SSDNS_WORKER": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "ssdns", *sb.args("--timeout", "20", "--path", token)],
+    proc = subprocess.Popen([sys.executable, "-m", "ssdns", *sb.args("--timeout", "20")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 10
-        while not _workers(token) and time.monotonic() < deadline:  # bounded: until the worker runs
+        while not (children := _workers(parent=proc.pid)) and time.monotonic() < deadline:  # until it runs
             time.sleep(0.05)
-        assert _workers(token), "the worker never started"
+        assert children, "the worker never started"
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
         _out, err = proc.communicate(timeout=10)
     finally:
@@ -221,20 +219,22 @@ def test_ctrl_c_ends_the_run_and_its_worker(sandbox_factory, tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err.decode()
     deadline = time.monotonic() + 3
-    while _workers(token) and time.monotonic() < deadline:
+    while set(children) & set(_workers()) and time.monotonic() < deadline:  # an orphan has another parent
         time.sleep(0.05)
-    assert not _workers(token), "the worker outlived the run"
+    assert not set(children) & set(_workers()), "the worker outlived the run"
 
 
-def _workers(token: str) -> list[int]:
+def _workers(parent: int | None = None) -> list[int]:
+    """The worker children running (of `parent`, when given)."""
     found = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
                 cmd = (d / "cmdline").read_bytes().split(b"\0")
-            except OSError:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-            if any(b"ssdns.worker" in part for part in cmd) and token.encode() in cmd:
+            if any(b"ssdns.worker" in part for part in cmd) and parent in (None, ppid):
                 found.append(int(d.name))
     return found
 
@@ -339,8 +339,41 @@ def test_a_check_that_fails_after_the_early_start_ends_its_child(sandbox, monkey
 
     monkeypatch.setenv("SSDNS_WORKER", "1")
     started = []
-    spawn = worker._spawn
-    monkeypatch.setattr(worker, "_spawn", lambda *a: started.append(spawn(*a)) or started[-1])
+    start = worker._start  # every child starts there (prestart's, start_early's, the Worker's)
+    monkeypatch.setattr(worker, "_start", lambda *a, **k: started.append(start(*a, **k)) or started[-1])
     code = main(sandbox.args("--api", "off", "--state", "configmap:x"))
     assert code == 2 and len(started) == 1
     assert started[0].poll() is not None and not worker._early
+
+
+def test_a_child_started_before_the_options_are_parsed_is_the_one_the_check_uses(sandbox, monkeypatch):
+    """cli.main starts a large check's child before it parses anything (worker.prestart); start_early gives it
+    the parsed settings, and the check's HTTP goes through it: one child, whose answers are the pods'."""
+    monkeypatch.setenv("SSDNS_WORKER", "1")
+    started = []
+    start = worker._start
+    monkeypatch.setattr(worker, "_start", lambda *a, **k: started.append(start(*a, **k)) or started[-1])
+    configured = []
+    configure = worker._configure
+    monkeypatch.setattr(worker, "_configure", lambda proc, *a: configured.append((proc, *a)) or configure(proc, *a))
+    code, report = run_json(sandbox.args())
+    assert code == 0, report
+    assert len(started) == 1 and [c[0] for c in configured] == started  # the prestarted child, given its settings
+    assert configured[0][1:] == ("/", configured[0][2], 64) and report["stats"]["http_requests"] == 3
+    assert started[0].poll() is not None and not worker._early and not worker._pre
+
+
+@pytest.mark.parametrize("extra", [["--no-such-option"], ["--help"], ["--replicas", "x"]])
+def test_a_child_started_before_a_usage_error_is_ended(sandbox, monkeypatch, capsys, extra):
+    from ssdns.cli import main
+
+    monkeypatch.setenv("SSDNS_WORKER", "1")
+    started = []
+    start = worker._start
+    monkeypatch.setattr(worker, "_start", lambda *a, **k: started.append(start(*a, **k)) or started[-1])
+    try:
+        code = main([*sandbox.args(), *extra])
+    except SystemExit as exc:  # argparse's --help and usage errors
+        code = exc.code
+    assert code in (0, 2)
+    assert all(p.poll() is not None for p in started) and not worker._pre and not worker._early
