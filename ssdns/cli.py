@@ -387,16 +387,20 @@ def _command_in(argv: list[str]) -> str | None:
     return word if word in COMMANDS else None
 
 
+def _prestart(args: list[str]) -> None:
+    if _command_in(args) == "check" and any(a.startswith("--replicas") for a in args):
+        from ssdns import worker  # a large check's second process starts now, before any parsing (prestart)
+
+        worker.prestart(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The one error boundary: an SsdnsError or a signal becomes one line on stderr and its exit code;
     a run that could not finish still writes its unattended outputs, with a could-not-run verdict.
     The options are built once, typed (options.py, other_options.py), and handed to the subparser's handler."""
     started = time.monotonic()  # --timeout counts from here: the user's wall clock, not the check's
     args = sys.argv[1:] if argv is None else argv
-    if _command_in(args) == "check" and any(a.startswith("--replicas") for a in args):
-        from ssdns import worker  # a large check's second process starts now, before any parsing (prestart)
-
-        worker.prestart(args)
+    _prestart(args)
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None:  # text stdout's encoding cannot carry (a lone surrogate from JSON, a
         reconfigure(errors="backslashreplace")  # character a latin-1 locale lacks): escaped, never a traceback
