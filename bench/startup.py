@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Start-up of a small check where users run it: issue 11's `ssdns check --api off --no-http` of 3 pods,
+the whole process, against `python -c pass` run by the same interpreter in the same place.
+
+Shapes, each measured against its own `python -c pass`:
+
+* **installed** (the production shape): an ordinary, non-editable install of this tree in a fresh venv
+  without the machine's site-packages, with the image's extras (`ssdns[kube,metrics,junit,fast]`), byte-
+  compiled by pip as at install, setuptools removed as in python:3.12-slim; run as users run it, through
+  the `ssdns` console script. This machine's own site-packages add ~40 ms to every start (an editable-install
+  finder, a certifi .pth) that an ordinary install, and the image, do not have.
+* **dev**: this tree with PYTHONPATH and the machine's interpreter and site, as bench/run.py measures it.
+* **image** (`--image-root DIR`, optional): a mounted image's root (e.g. `buildah mount` of the image that
+  .ci/image builds, kept with SSDNS_IMAGE_KEEP=1), run with chroot, the image's ENTRYPOINT `ssdns` and its
+  environment. chroot keeps the host's network, so the check reaches the sandbox on loopback.
+
+The world is the sandbox (`ssdns sandbox --pods 3`, this tree). Commands run in rounds, alternating, after a
+warm-up each; medians are reported, with the difference check - pass ("above the interpreter"). Then
+`-X importtime` of the installed shape's check: the median cumulative ms of each top-level import, the
+breakdown of what is left above the interpreter. Nothing is asserted about timings.
+
+    python bench/startup.py                 # ~1 min: a venv is built in a temporary directory
+    python bench/startup.py --venv DIR      # reuse (or create) that venv; it is reinstalled from this tree
+
+Only loopback traffic; every run has a timeout, every loop a count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from run import ENV, PY, SandboxProcess  # noqa: E402  (bench/ is not a package)
+
+EXTRAS = "kube,metrics,junit,fast"  # the Dockerfile's
+TARGET = 0.10  # s, issue 11: the whole process of a 3-pod DNS-only check
+DEBIAN_PYTHON = "/usr/bin/python3"  # the interpreter of .ci/image's stand-in base (Debian's, in a venv at /usr/local)
+
+
+def make_venv(python: str, venv: Path, tree: Path) -> Path:
+    """A venv of `python` without the machine's site-packages, `tree` installed into it as pip installs a
+    release: not editable, byte-compiled, with the image's extras; no setuptools (as python:3.12-slim)."""
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=300)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+    with tempfile.TemporaryDirectory(prefix="ssdns-src-") as src:
+        # From a copy of what a release holds: pip builds in the source directory, and the tree stays clean.
+        for part in ("pyproject.toml", "README.md"):
+            shutil.copy(tree / part, src)
+        shutil.copytree(tree / "ssdns", Path(src) / "ssdns", ignore=shutil.ignore_patterns("__pycache__"))
+        # Reinstalled each time: the copy in the venv is the tree as it is now.
+        subprocess.run([*pip, "install", "--force-reinstall", "--no-deps", src], check=True, timeout=600)
+        subprocess.run([*pip, "install", f"{src}[{EXTRAS}]"], check=True, timeout=900)
+    subprocess.run([*pip, "uninstall", "-y", "setuptools"], check=False, timeout=120, capture_output=True)
+    return venv
+
+
+def wall(cmd: list[str], env: dict, timeout: float = 30) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:3]}... exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
+    return took
+
+
+def rounds(cmds: dict[str, tuple[list[str], dict]], repeat: int) -> dict[str, list[float]]:
+    """Every command once per round, in turn (a burst of load hits all alike); a warm-up each first."""
+    for cmd, env in cmds.values():
+        wall(cmd, env)
+    times: dict[str, list[float]] = {name: [] for name in cmds}
+    for _ in range(repeat):
+        for name, (cmd, env) in cmds.items():
+            times[name].append(wall(cmd, env))
+    return times
+
+
+IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)$")
+
+
+def top_level_imports(cmd: list[str], env: dict, repeat: int) -> dict[str, float]:
+    """Median cumulative ms of each top-level import (what `-X importtime` shows at indent 0)."""
+    seen: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+        for line in proc.stderr.splitlines():
+            m = IMPORT_LINE.match(line)
+            if m and len(m.group(3)) == 1:
+                seen.setdefault(m.group(4), []).append(int(m.group(2)) / 1000)
+    return {name: statistics.median(v + [0.0] * (repeat - len(v))) for name, v in seen.items()}
+
+
+# The image's environment, as .ci/image's locked-down runs have it (PATH and LANG of the base, the Dockerfile's ENV).
+IMAGE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/",
+             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def interpreters(given: list[str]) -> list[str]:
+    if given:
+        return given
+    found = [PY]
+    if os.access(DEBIAN_PYTHON, os.X_OK) and os.path.realpath(DEBIAN_PYTHON) != os.path.realpath(PY):
+        found.append(DEBIAN_PYTHON)
+    return found
+
+
+def version_of(python: str) -> str:
+    out = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                         capture_output=True, text=True, timeout=30)
+    return out.stdout.strip()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=15, help="rounds (default 15)")
+    ap.add_argument("--python", action="append", default=[], metavar="PATH",
+                    help=f"an interpreter to make an installed venv of (repeatable; default: this one, and "
+                         f"{DEBIAN_PYTHON} when it is another, the interpreter of .ci/image's stand-in base)")
+    ap.add_argument("--before", type=Path, metavar="TREE",
+                    help="another checkout (e.g. main before a change), installed the same way, alternating")
+    ap.add_argument("--venvs", type=Path, metavar="DIR", help="keep the venvs here and reuse them (default: a "
+                    "temporary directory, removed)")
+    ap.add_argument("--image-root", type=Path, help="a mounted image root to measure with chroot (root only)")
+    ap.add_argument("--no-dev", action="store_true", help="skip the dev shape (this tree on PYTHONPATH)")
+    args = ap.parse_args()
+    if not 1 <= args.repeat <= 200:
+        ap.error("--repeat: 1 to 200")
+
+    def log(msg: str) -> None:
+        print(f"[startup] {msg}", file=sys.stderr, flush=True)
+
+    subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "ssdns")], check=True, timeout=120)
+    tmp = tempfile.mkdtemp(prefix="ssdns-startup-")
+    where = args.venvs or Path(tmp)
+    clean = {k: v for k, v in ENV.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    shapes: list[tuple[str, list[str], list[str], dict]] = []  # (label, python, the check's command prefix, env)
+    try:
+        for i, python in enumerate(interpreters(args.python)):
+            label = f"installed, Python {version_of(python)} ({python})"
+            trees = [("", ROOT), *([(" before", args.before)] if args.before else [])]
+            for suffix, tree in trees:
+                venv = make_venv(python, where / f"venv{i}{suffix.strip()}", tree)
+                log(f"installed {tree} into {venv}")
+                shapes.append((label + suffix, [str(venv / "bin" / "python")], [str(venv / "bin" / "ssdns")], clean))
+        if not args.no_dev:
+            shapes.append((f"dev: PYTHONPATH={ROOT}, this machine's site", [PY], [PY, "-m", "ssdns"],
+                           {**ENV, "PYTHONPATH": str(ROOT)}))
+        if args.image_root:
+            chroot = ["chroot", str(args.image_root)]
+            shapes.append((f"image at {args.image_root} (chroot)", [*chroot, "/usr/local/bin/python"],
+                           [*chroot, "/usr/local/bin/ssdns"], IMAGE_ENV))
+        with SandboxProcess(3, duration=900) as sb:
+            check = [*sb.check_args, "--api", "off", "--no-http"]
+            cmds: dict[str, tuple[list[str], dict]] = {}
+            for label, python, ssdns, env in shapes:
+                cmds[f"{label}|pass"] = ([*python, "-c", "pass"], env)
+                cmds[f"{label}|check"] = ([*ssdns, *check], env)
+            log(f"{args.repeat} rounds of {len(cmds)} commands")
+            times = rounds(cmds, args.repeat)
+            first = shapes[0]
+            runs = max(5, args.repeat // 3)
+            parts = top_level_imports([*first[1], "-X", "importtime", first[2][0], *check], first[3], runs)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    med = {name: statistics.median(t) for name, t in times.items()}
+    print(f"\n3-pod DNS-only check (`ssdns check --api off --no-http`, the sandbox), whole process, "
+          f"medians of {args.repeat} alternating rounds; target {TARGET:.2f} s\n")
+    print("| shape | `python -c pass` | `ssdns check` | above the interpreter | the check's range |")
+    print("|---|---|---|---|---|")
+    for label, *_ in shapes:
+        p, c = med[f"{label}|pass"], med[f"{label}|check"]
+        t = times[f"{label}|check"]
+        print(f"| {label} | {p:.3f} s | {c:.3f} s | {c - p:.3f} s | {min(t):.3f}-{max(t):.3f} s |")
+    print(f"\nWhere the first shape's imports go (`-X importtime` of its `ssdns` script, top level, cumulative ms, "
+          f"median of {runs} runs; total {sum(parts.values()):.1f} ms):\n")
+    for name, ms in sorted(parts.items(), key=lambda kv: -kv[1]):
+        if ms >= 0.5:
+            print(f"    {ms:6.1f} ms  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
