@@ -10,17 +10,19 @@ Shapes, each measured against its own `python -c pass`:
   the `ssdns` console script. This machine's own site-packages add ~40 ms to every start (an editable-install
   finder, a certifi .pth) that an ordinary install, and the image, do not have.
 * **dev**: this tree with PYTHONPATH and the machine's interpreter and site, as bench/run.py measures it.
-* **image** (`--image-root DIR`, optional): a mounted image's root (e.g. `buildah mount` of the image that
-  .ci/image builds, kept with SSDNS_IMAGE_KEEP=1), run with chroot, the image's ENTRYPOINT `ssdns` and its
-  environment. chroot keeps the host's network, so the check reaches the sandbox on loopback.
+
+The image is that installed shape: a venv at /usr/local with the same wheels, run through the same `ssdns`
+script (its ENTRYPOINT). Its interpreter is Debian's in CI's stand-in base (.ci/image), which is the default
+second interpreter here, and python:3.12's upstream (`--python` a 3.12 to measure that one).
 
 The world is the sandbox (`ssdns sandbox --pods 3`, this tree). Commands run in rounds, alternating, after a
 warm-up each; medians are reported, with the difference check - pass ("above the interpreter"). Then
 `-X importtime` of the installed shape's check: the median cumulative ms of each top-level import, the
 breakdown of what is left above the interpreter. Nothing is asserted about timings.
 
-    python bench/startup.py                 # ~1 min: a venv is built in a temporary directory
-    python bench/startup.py --venv DIR      # reuse (or create) that venv; it is reinstalled from this tree
+    python bench/startup.py                          # ~3 min: venvs built in a temporary directory
+    python bench/startup.py --venvs DIR --before TREE   # keep (and reuse) the venvs; TREE alternating
+    python bench/startup.py --python /root/.pyenv/versions/3.12.1/bin/python3   # another interpreter
 
 Only loopback traffic; every run has a timeout, every loop a count.
 """
@@ -35,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -65,44 +68,71 @@ def make_venv(python: str, venv: Path, tree: Path) -> Path:
     return venv
 
 
-def wall(cmd: list[str], env: dict, timeout: float = 30) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout)
-    took = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[:3]}... exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
-    return took
+def timed(cmd: list[str], env: dict, timeout: float = 30) -> tuple[float, float]:
+    """Wall time (fork to reap) and CPU time (user + system, from os.wait4) of one run; a failed run raises."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        took = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"{cmd[:3]}... exited {proc.returncode}: {err.read().decode()[-500:]}")
+    return took, usage.ru_utime + usage.ru_stime
 
 
-def rounds(cmds: dict[str, tuple[list[str], dict]], repeat: int) -> dict[str, list[float]]:
+def rounds(cmds: dict[str, tuple[list[str], dict]], repeat: int) -> dict[str, list[tuple[float, float]]]:
     """Every command once per round, in turn (a burst of load hits all alike); a warm-up each first."""
     for cmd, env in cmds.values():
-        wall(cmd, env)
-    times: dict[str, list[float]] = {name: [] for name in cmds}
+        timed(cmd, env)
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in cmds}
     for _ in range(repeat):
         for name, (cmd, env) in cmds.items():
-            times[name].append(wall(cmd, env))
+            times[name].append(timed(cmd, env))
     return times
 
 
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)$")
+# The parts of a small check's imports worth naming: each module's cumulative time where it is first imported.
+PARTS = {
+    "asyncio": "asyncio (with ssl, concurrent.futures, logging)",
+    "dns._features": "dns._features (importlib.metadata, and the version of idna)",
+    "dns.rdtypes.txtbase": "dns.rdtypes.txtbase (the dns-version TXT: dns.renderer, dns.tsig, dns.rrset)",
+    "argparse": "argparse",
+    "dataclasses": "dataclasses (the module; inspect)",
+    "ssdns.checks": "ssdns.checks (every family, the catalogue)",
+}
 
 
-def top_level_imports(cmd: list[str], env: dict, repeat: int) -> dict[str, float]:
-    """Median cumulative ms of each top-level import (what `-X importtime` shows at indent 0)."""
+def import_parts(cmd: list[str], env: dict, repeat: int) -> dict[str, float]:
+    """Median ms of the named parts, the self time of ssdns's and dnspython's own modules, and all imports."""
     seen: dict[str, list[float]] = {}
     for _ in range(repeat):
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+        run = {"ssdns's own modules (self: their classes, dataclasses made at import)": 0.0,
+               "dnspython's own modules (self)": 0.0, "every import (top level, cumulative)": 0.0}
         for line in proc.stderr.splitlines():
             m = IMPORT_LINE.match(line)
-            if m and len(m.group(3)) == 1:
-                seen.setdefault(m.group(4), []).append(int(m.group(2)) / 1000)
-    return {name: statistics.median(v + [0.0] * (repeat - len(v))) for name, v in seen.items()}
-
-
-# The image's environment, as .ci/image's locked-down runs have it (PATH and LANG of the base, the Dockerfile's ENV).
-IMAGE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/",
-             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+            if not m:
+                continue
+            own, total, name = int(m.group(1)) / 1000, int(m.group(2)) / 1000, m.group(4)
+            if name in PARTS:
+                run[PARTS[name]] = total
+            if name == "ssdns" or name.startswith("ssdns."):
+                run["ssdns's own modules (self: their classes, dataclasses made at import)"] += own
+            if name == "dns" or name.startswith("dns."):
+                run["dnspython's own modules (self)"] += own
+            if len(m.group(3)) == 1:
+                run["every import (top level, cumulative)"] += total
+        for k, v in run.items():
+            seen.setdefault(k, []).append(v)
+    return {k: statistics.median(v + [0.0] * (repeat - len(v))) for k, v in seen.items()}
 
 
 def interpreters(given: list[str]) -> list[str]:
@@ -130,7 +160,6 @@ def main() -> int:
                     help="another checkout (e.g. main before a change), installed the same way, alternating")
     ap.add_argument("--venvs", type=Path, metavar="DIR", help="keep the venvs here and reuse them (default: a "
                     "temporary directory, removed)")
-    ap.add_argument("--image-root", type=Path, help="a mounted image root to measure with chroot (root only)")
     ap.add_argument("--no-dev", action="store_true", help="skip the dev shape (this tree on PYTHONPATH)")
     args = ap.parse_args()
     if not 1 <= args.repeat <= 200:
@@ -155,10 +184,6 @@ def main() -> int:
         if not args.no_dev:
             shapes.append((f"dev: PYTHONPATH={ROOT}, this machine's site", [PY], [PY, "-m", "ssdns"],
                            {**ENV, "PYTHONPATH": str(ROOT)}))
-        if args.image_root:
-            chroot = ["chroot", str(args.image_root)]
-            shapes.append((f"image at {args.image_root} (chroot)", [*chroot, "/usr/local/bin/python"],
-                           [*chroot, "/usr/local/bin/ssdns"], IMAGE_ENV))
         with SandboxProcess(3, duration=900) as sb:
             check = [*sb.check_args, "--api", "off", "--no-http"]
             cmds: dict[str, tuple[list[str], dict]] = {}
@@ -169,24 +194,26 @@ def main() -> int:
             times = rounds(cmds, args.repeat)
             first = shapes[0]
             runs = max(5, args.repeat // 3)
-            parts = top_level_imports([*first[1], "-X", "importtime", first[2][0], *check], first[3], runs)
+            parts = import_parts([*first[1], "-X", "importtime", first[2][0], *check], first[3], runs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    med = {name: statistics.median(t) for name, t in times.items()}
+    wall = {name: statistics.median(t[0] for t in v) for name, v in times.items()}
+    cpu = {name: statistics.median(t[1] for t in v) for name, v in times.items()}
     print(f"\n3-pod DNS-only check (`ssdns check --api off --no-http`, the sandbox), whole process, "
-          f"medians of {args.repeat} alternating rounds; target {TARGET:.2f} s\n")
-    print("| shape | `python -c pass` | `ssdns check` | above the interpreter | the check's range |")
+          f"medians of {args.repeat} alternating rounds (wall; CPU = user + system); target {TARGET:.2f} s wall\n")
+    print("| shape | `python -c pass` | `ssdns check` | above the interpreter | the check's wall range |")
     print("|---|---|---|---|---|")
     for label, *_ in shapes:
-        p, c = med[f"{label}|pass"], med[f"{label}|check"]
-        t = times[f"{label}|check"]
-        print(f"| {label} | {p:.3f} s | {c:.3f} s | {c - p:.3f} s | {min(t):.3f}-{max(t):.3f} s |")
-    print(f"\nWhere the first shape's imports go (`-X importtime` of its `ssdns` script, top level, cumulative ms, "
-          f"median of {runs} runs; total {sum(parts.values()):.1f} ms):\n")
+        p, c = f"{label}|pass", f"{label}|check"
+        lo, hi = min(t[0] for t in times[c]), max(t[0] for t in times[c])
+        print(f"| {label} | {wall[p]:.3f} s (CPU {cpu[p]:.3f}) | {wall[c]:.3f} s (CPU {cpu[c]:.3f}) | "
+              f"{wall[c] - wall[p]:.3f} s (CPU {cpu[c] - cpu[p]:.3f}) | {lo:.3f}-{hi:.3f} s |")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
+    print(f"\nWhere the first shape's imports go (`-X importtime` of its `ssdns` script, ms, median of {runs} runs; "
+          "a part is counted where it is first imported, so parts overlap the own-modules rows):\n")
     for name, ms in sorted(parts.items(), key=lambda kv: -kv[1]):
-        if ms >= 0.5:
-            print(f"    {ms:6.1f} ms  {name}")
+        print(f"    {ms:6.1f} ms  {name}")
     return 0
 
 
