@@ -9,6 +9,11 @@ Shapes, each measured against its own `python -c pass`:
   compiled by pip as at install, setuptools removed as in python:3.12-slim; run as users run it, through
   the `ssdns` console script. This machine's own site-packages add ~40 ms to every start (an editable-install
   finder, a certifi .pth) that an ordinary install, and the image, do not have.
+* **without the standard library's bytecode**: the first installed shape, run as python:3.12-slim runs it. The
+  official image deletes every .pyc of the standard library, and PYTHONDONTWRITEBYTECODE with a read-only
+  root means none is written: each start compiles every stdlib module it imports. The Dockerfile compiles
+  the standard library now; this shape is the image before that (PYTHONPYCACHEPREFIX: a cache with only
+  the venv's packages, so Python compiles the stdlib modules and reads the packages' .pyc).
 * **dev**: this tree with PYTHONPATH and the machine's interpreter and site, as bench/run.py measures it.
 
 The image is that installed shape: a venv at /usr/local with the same wheels, run through the same `ssdns`
@@ -135,6 +140,20 @@ def import_parts(cmd: list[str], env: dict, repeat: int) -> dict[str, float]:
     return {k: statistics.median(v + [0.0] * (repeat - len(v))) for k, v in seen.items()}
 
 
+def no_stdlib_bytecode(venv: Path, prefix: Path) -> Path:
+    """A bytecode cache (PYTHONPYCACHEPREFIX) that holds the venv's site-packages and nothing of the standard
+    library: run with it, Python finds no .pyc for a stdlib module and compiles it, as in python:3.12-slim (the
+    official image deletes the stdlib's .pyc; PYTHONDONTWRITEBYTECODE and a read-only root keep it so) unless
+    the Dockerfile compiles it. The packages' bytecode is there, as pip wrote it at install."""
+    python = str(venv / "bin" / "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    shutil.rmtree(prefix, ignore_errors=True)
+    subprocess.run([python, "-m", "compileall", "-q", site], env={**os.environ, "PYTHONPYCACHEPREFIX": str(prefix)},
+                   check=True, timeout=600, stdout=subprocess.DEVNULL)
+    return prefix
+
+
 def interpreters(given: list[str]) -> list[str]:
     if given:
         return given
@@ -160,6 +179,8 @@ def main() -> int:
                     help="another checkout (e.g. main before a change), installed the same way, alternating")
     ap.add_argument("--venvs", type=Path, metavar="DIR", help="keep the venvs here and reuse them (default: a "
                     "temporary directory, removed)")
+    ap.add_argument("--no-slim", action="store_true",
+                    help="skip the shape without the standard library's bytecode (python:3.12-slim as it ships)")
     ap.add_argument("--no-dev", action="store_true", help="skip the dev shape (this tree on PYTHONPATH)")
     args = ap.parse_args()
     if not 1 <= args.repeat <= 200:
@@ -177,10 +198,17 @@ def main() -> int:
         for i, python in enumerate(interpreters(args.python)):
             label = f"installed, Python {version_of(python)} ({python})"
             trees = [("", ROOT), *([(" before", args.before)] if args.before else [])]
+            venvs = []
             for suffix, tree in trees:
                 venv = make_venv(python, where / f"venv{i}{suffix.strip()}", tree)
+                venvs.append(venv)
                 log(f"installed {tree} into {venv}")
                 shapes.append((label + suffix, [str(venv / "bin" / "python")], [str(venv / "bin" / "ssdns")], clean))
+            if i == 0 and not args.no_slim:
+                prefix = no_stdlib_bytecode(venvs[0], where / "pycache-slim")
+                shapes.append((f"{label} without the standard library's bytecode (python:3.12-slim as it ships)",
+                               [str(venvs[0] / "bin" / "python")], [str(venvs[0] / "bin" / "ssdns")],
+                               {**clean, "PYTHONPYCACHEPREFIX": str(prefix), "PYTHONDONTWRITEBYTECODE": "1"}))
         if not args.no_dev:
             shapes.append((f"dev: PYTHONPATH={ROOT}, this machine's site", [PY], [PY, "-m", "ssdns"],
                            {**ENV, "PYTHONPATH": str(ROOT)}))
