@@ -64,6 +64,9 @@ ANSWERING_RCODES = frozenset({"NOERROR", "NXDOMAIN", "SERVFAIL"})
 
 @dataclass(frozen=True)
 class Lookup:
+    """What one (name, type) question got, from the nameserver that settled it. (A docstring also spares
+    dataclasses from building one with inspect.signature at import.)"""
+
     name: str
     rdtype: str
     outcome: Outcome

@@ -12,6 +12,8 @@ NOT_TRIED = "not tried: "  # an observation's error when no request was sent
 
 @dataclass(frozen=True)
 class HttpRequest:
+    """One GET to send: to the pod's IP and port, with its FQDN as Host."""
+
     pod: str
     ip: str
     port: int
@@ -20,6 +22,8 @@ class HttpRequest:
 
 @dataclass(frozen=True)
 class HttpObservation:
+    """What one GET got: a status and body, or why there was none."""
+
     pod: str
     url: str
     status: int | None = None
