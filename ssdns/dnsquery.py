@@ -188,6 +188,9 @@ class _TcpPipe:
         self.waiting: dict[int, tuple[bytes, asyncio.Future[bytes]]] = {}
         self.closed = False
         self._reading: asyncio.Task[None] | None = None
+        # The queries sent in this loop iteration, written together when it ends: a write per query was ~7% of
+        # an every-resolver run (a syscall each); PER_LEG_TCP askers send in the same iteration.
+        self._out: list[bytes] = []
 
     async def open(self, server: Nameserver) -> _TcpPipe:
         reader, self.writer = await asyncio.open_connection(server.host, server.port)
@@ -205,26 +208,46 @@ class _TcpPipe:
         except (asyncio.IncompleteReadError, OSError):
             pass
         finally:
-            self.closed = True
-            for _, fut in self.waiting.values():
-                if not fut.done():
-                    fut.set_exception(ConnectionResetError("the server closed the connection"))
+            self._fail("the server closed the connection")
+
+    def _fail(self, why: str) -> None:
+        self.closed = True
+        self._out.clear()
+        for _, fut in self.waiting.values():
+            if not fut.done():
+                fut.set_exception(ConnectionResetError(why))
 
     def send(self, qid: int, question: bytes) -> asyncio.Future[bytes]:
+        """Queue a query for this iteration's write; the future fails with ConnectionResetError if the connection
+        closes before its reply comes (the caller re-sends on a new one)."""
         if self.closed or self.writer is None or self.writer.is_closing() or qid in self.waiting:
             raise ConnectionResetError("the connection is closed")
+        loop = asyncio.get_running_loop()
+        if not self._out:
+            loop.call_soon(self._flush)
         msg = query_bytes(qid, question)
-        try:
-            self.writer.write(struct.pack("!H", len(msg)) + msg)
-        except RuntimeError:  # uvloop raises on a transport the server closed before our reader saw it
-            self.closed = True
-            raise ConnectionResetError("the connection is closed") from None
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._out.append(struct.pack("!H", len(msg)) + msg)
+        fut: asyncio.Future[bytes] = loop.create_future()
         self.waiting[qid] = (question, fut)
         return fut
 
+    def _flush(self) -> None:
+        if not self._out or self.closed:
+            return  # closed meanwhile: _fail has failed every query
+        data = b"".join(self._out)
+        self._out.clear()
+        writer = self.writer
+        assert writer is not None
+        if writer.is_closing():  # closed under us (the standard loop would drop the write silently)
+            self._fail("the connection is closed")
+            return
+        try:
+            writer.write(data)
+        except RuntimeError:  # uvloop raises on a transport the server closed before our reader saw it
+            self._fail("the connection is closed")
+
     def close(self) -> None:
-        self.closed = True
+        self._fail("the connection is closed")  # here: a reader cancelled before it started runs no finally
         if self.writer is not None:
             self.writer.close()
         if self._reading is not None:

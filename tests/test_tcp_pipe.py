@@ -51,3 +51,122 @@ def test_a_closed_pipe_refuses_the_next_query(loop_kind):
             runner.run(go())
     else:
         asyncio.run(go())
+
+
+def _run(loop_kind, coro):
+    if loop_kind == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+    return asyncio.run(coro)
+
+
+def _questions(n):
+    from ssdns.dnsquery import question_bytes
+
+    return [question_bytes(f"web-{i}.nginx.default.svc.cluster.local.", "A") for i in range(n)]
+
+
+def _answer(query: bytes) -> bytes:
+    """The query turned into a response (QR set): its ID and question, as a server would echo them."""
+    return query[:2] + b"\x81\x80" + query[4:]
+
+
+async def _read_queries(reader, count):
+    out = []
+    for _ in range(count):
+        size = int.from_bytes(await reader.readexactly(2), "big")
+        out.append(await reader.readexactly(size))
+    return out
+
+
+async def _pipe_to(serve):
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    pipe = await _TcpPipe().open(Nameserver("127.0.0.1", server.sockets[0].getsockname()[1]))
+    return server, pipe
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_queries_sent_together_are_answered_in_any_order_and_forgeries_ignored(loop_kind):
+    """One iteration's queries go out in one write; the server answers them last first, after a reply with a
+    wrong ID and our own query reflected (QR clear): each query gets its own reply, the forgeries none."""
+    questions = _questions(20)
+
+    async def serve(reader, writer):
+        queries = await _read_queries(reader, len(questions))
+        first = queries[0]
+        wrong_id = bytes([first[0] ^ 0xFF, first[1]]) + _answer(first)[2:]
+        for wire in (wrong_id, first, *(_answer(q) for q in reversed(queries))):
+            writer.write(len(wire).to_bytes(2, "big") + wire)
+        await reader.read(1)
+
+    async def go():
+        server, pipe = await _pipe_to(serve)
+        try:
+            futs = [pipe.send(100 + i, q) for i, q in enumerate(questions)]
+            replies = await asyncio.wait_for(asyncio.gather(*futs), 5)
+            assert [int.from_bytes(r[:2], "big") for r in replies] == [100 + i for i in range(len(questions))]
+            assert all(r[12:12 + len(q)] == q for r, q in zip(replies, questions, strict=True))
+        finally:
+            pipe.close()
+            server.close()
+            await server.wait_closed()
+
+    _run(loop_kind, go())
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_server_closing_mid_batch_fails_only_the_unanswered_queries(loop_kind):
+    """The server answers 3 of a batch of 10 and closes: those 3 have their replies, the other 7 fail with
+    ConnectionResetError (the client sends them again on a new connection), and no later query is taken."""
+    questions = _questions(10)
+
+    async def serve(reader, writer):
+        queries = await _read_queries(reader, len(questions))
+        for q in queries[:3]:
+            wire = _answer(q)
+            writer.write(len(wire).to_bytes(2, "big") + wire)
+        await writer.drain()
+        writer.close()
+
+    async def go():
+        server, pipe = await _pipe_to(serve)
+        try:
+            futs = [pipe.send(i + 1, q) for i, q in enumerate(questions)]
+            done = await asyncio.wait_for(asyncio.gather(*futs, return_exceptions=True), 5)
+            assert [isinstance(d, bytes) for d in done] == [True] * 3 + [False] * 7
+            assert all(isinstance(d, ConnectionResetError) for d in done[3:])
+            with pytest.raises(ConnectionResetError):
+                pipe.send(99, questions[0])
+        finally:
+            pipe.close()
+            server.close()
+            await server.wait_closed()
+
+    _run(loop_kind, go())
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_queries_queued_when_we_close_fail_and_are_never_written(loop_kind):
+    received = []
+    closed = asyncio.Event()
+
+    async def serve(reader, writer):
+        received.append(await reader.read())  # until the client closes
+        closed.set()
+
+    async def go():
+        server, pipe = await _pipe_to(serve)
+        try:
+            futs = [pipe.send(i + 1, q) for i, q in enumerate(_questions(5))]
+            pipe.close()  # in the same iteration: the batch is not written yet
+            done = await asyncio.wait_for(asyncio.gather(*futs, return_exceptions=True), 5)
+            assert all(isinstance(d, ConnectionResetError) for d in done)
+            await asyncio.wait_for(closed.wait(), 5)
+            assert received == [b""]
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    _run(loop_kind, go())
