@@ -114,17 +114,40 @@ _RDTYPES = {v: dns.rdatatype.RdataType.make(v) for v in _QTYPES.values()}
 _OPT = b"\x00\x00\x29" + struct.pack("!H", EDNS_PAYLOAD) + b"\x00\x00\x00\x00\x00\x00"  # EDNS0, DO=0
 
 
+_PARENTS: dict[str, bytes] = {}  # a parent name -> its wire labels: a run's names share a few parents
+
+
 def question_bytes(name: str, rdtype: str) -> bytes:
-    """The question section for an absolute name (trailing dot) in class IN, names lower-cased."""
-    labels = name.lower().rstrip(".").split(".") if name != "." else []
-    try:
-        out = b"".join(bytes([len(lb)]) + lb for lb in (label.encode("ascii") for label in labels))
-        if any(not 0 < len(lb) < 64 for lb in labels) or len(out) > 254:
-            raise ValueError(name)
-    except (UnicodeEncodeError, ValueError):  # IDN, escapes, odd lengths: let dnspython say what it is
+    """The question section for an absolute name (trailing dot) in class IN, names lower-cased. Every question of
+    every resolver leg is built here (16,000 at 1,000 pods): the first label is encoded, its parent looked up."""
+    text = name.lower()
+    head, _, parent = text.rstrip(".").partition(".")
+    tail = _PARENTS.get(parent)
+    if tail is None:
+        tail = _labels(parent)
+        if tail is not None and len(_PARENTS) < 4096:
+            _PARENTS[parent] = tail
+    out = None
+    if tail is not None and 0 < len(head) < 64 and head.isascii():
+        out = bytes((len(head),)) + head.encode("ascii") + tail
+        if len(out) > 254:
+            out = None
+    if out is None and name in (".", ""):
+        out = b""  # the root (a single dot) as before; an empty name is the root too
+    if out is None:  # IDN, escapes, odd lengths: let dnspython say what it is
         out = (dns.name.from_text(name).to_wire() or b"\x00")[:-1]
     qtype = _QTYPES.get(rdtype) or dns.rdatatype.from_text(rdtype)
     return out + b"\x00" + struct.pack("!HH", qtype, 1)
+
+
+def _labels(parent: str) -> bytes | None:
+    """A name's wire labels without the root (b"" for none), or None when it needs dnspython."""
+    if not parent:
+        return b""
+    labels = parent.split(".")
+    if not parent.isascii() or any(not 0 < len(lb) < 64 for lb in labels):
+        return None
+    return b"".join(bytes((len(lb),)) + lb.encode("ascii") for lb in labels)
 
 
 def query_bytes(qid: int, question: bytes) -> bytes:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import struct
 
 import dns.edns
+import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
 import dns.rrset
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ssdns.dnsquery import Outcome, _matches, _plain, classify_message, classify_wire, question_bytes, query_bytes
@@ -195,3 +196,23 @@ def test_our_own_query_reflected_is_not_an_answer():
     flags = struct.unpack("!H", answer[2:4])[0]
     not_query = answer[:2] + struct.pack("!H", flags | (dns.opcode.UPDATE << 11)) + answer[4:]
     assert not _matches(not_query, question)  # a response, but to another opcode
+
+
+@settings(max_examples=400, deadline=None)
+@given(labels=st.lists(st.text(alphabet="abcXYZ019-_", min_size=0, max_size=70), min_size=0, max_size=6),
+       parent=st.sampled_from(["", SVC, "Nginx.Default.SVC.cluster.local.", "0.92.127.in-addr.arpa.", "x" * 63 + "."]),
+       rdtype=st.sampled_from(["A", "AAAA", "SRV", "PTR", "TXT"]))
+def test_a_question_is_the_bytes_dnspython_would_send(labels, parent, rdtype):
+    """The question section built without dnspython (a name's parent encoded once per run) is dnspython's own,
+    the name lower-cased; a name dnspython refuses (an empty label, a label or name too long) is refused too."""
+    parts = [*labels, *([parent.rstrip(".")] if parent else [])]
+    assume(not parts or parts[-1])  # "a.." is read as "a." (trailing dots stripped), as it always was
+    name = ".".join(parts) + "."
+    try:
+        expected = dns.message.make_query(name.lower(), rdtype, use_edns=False).to_wire()[12:]
+    except dns.exception.DNSException:
+        with pytest.raises(dns.exception.DNSException):
+            question_bytes(name, rdtype)
+        return
+    assert question_bytes(name, rdtype) == expected
+    assert question_bytes(name, rdtype) == expected  # the parent now from the cache
