@@ -427,8 +427,9 @@ class DnsClient:
 
     async def _udp(self, question: bytes, server: Nameserver, budget: float) -> bytes:
         """Send, and resend at even steps of the budget (UDP loses datagrams) under the same ID, so a late
-        answer to an earlier send still counts. One timer per resend and one timeout per query: this runs
-        for every question (thousands per run, and once more per resolver leg)."""
+        answer to an earlier send still counts. One timer at a time per query, which resends and at the end
+        fails the reply's future (no asyncio.timeout, no timer per resend): this runs for every question
+        (thousands per run, and once more per resolver leg)."""
         chan = await self._channel(server)
         transport = chan.transport
         assert transport is not None
@@ -437,18 +438,25 @@ class DnsClient:
         fut: asyncio.Future[bytes] = loop.create_future()
         chan.waiting[qid] = (question, fut)
         wire = query_bytes(qid, question)
+        begun = loop.time()
+        timer: list[asyncio.TimerHandle] = []
 
-        def send() -> None:
-            if not fut.done() and not transport.is_closing():
+        def step(k: int) -> None:  # the k-th of TRIES_PER_SERVER even steps of the budget has passed
+            if fut.done():
+                return
+            if k >= TRIES_PER_SERVER:
+                fut.set_exception(TimeoutError())
+                return
+            if not transport.is_closing():
                 self.queries_sent += 1
                 transport.sendto(wire)
+            timer[0] = loop.call_at(begun + budget * (k + 1) / TRIES_PER_SERVER, step, k + 1)
 
-        resends = [loop.call_later(budget * k / TRIES_PER_SERVER, send) for k in range(1, TRIES_PER_SERVER)]
         try:
             self.queries_sent += 1
             transport.sendto(wire)
-            async with asyncio.timeout(budget):
-                return await fut
+            timer.append(loop.call_at(begun + budget / TRIES_PER_SERVER, step, 1))
+            return await fut
         except TimeoutError:
             extra = f" ({chan.ignored} replies ignored: not an answer to any question asked)" if chan.ignored else ""
             raise _Failed(Outcome.TIMEOUT, f"no reply from {server}{extra}") from None
@@ -457,8 +465,8 @@ class DnsClient:
         except OSError as exc:
             raise _Failed(Outcome.ERROR, f"{server}: {exc.strerror or exc}") from None
         finally:
-            for handle in resends:
-                handle.cancel()
+            if timer:
+                timer[0].cancel()
             del chan.waiting[qid]
 
     async def _tcp(self, question: bytes, server: Nameserver, timeout: float) -> bytes:
