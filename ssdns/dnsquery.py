@@ -277,6 +277,11 @@ class _TcpPipe:
             self._reading.cancel()
 
 
+def _expire(fut: asyncio.Future[bytes]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
 class _Failed(Exception):
     """A try that ended without a usable reply; its message says why."""
 
@@ -474,8 +479,7 @@ class DnsClient:
             until = time.monotonic() + timeout
             for _ in range(2):  # the server closed the shared connection: once more on a new one
                 try:
-                    async with asyncio.timeout(max(0.01, until - time.monotonic())):
-                        return await self._piped(question, server)
+                    return await self._piped(question, server, until)
                 except TimeoutError:
                     raise _Failed(Outcome.TIMEOUT, f"no complete reply from {server} over TCP", tcp=True) from None
                 except OSError:
@@ -483,7 +487,9 @@ class DnsClient:
             timeout = max(0.01, until - time.monotonic())  # then a connection of its own, in what is left
         return await self._tcp_alone(question, server, timeout)
 
-    async def _piped(self, question: bytes, server: Nameserver) -> bytes:
+    async def _piped(self, question: bytes, server: Nameserver, until: float) -> bytes:
+        """The reply over the server's shared connection, by `until` (time.monotonic()) or TimeoutError: one timer
+        for the reply (no asyncio.timeout per query), and a timeout only while the connection is being opened."""
         fut = self._pipes.get(server)
         if fut is not None and fut.done() and (fut.cancelled() or fut.exception() is not None or fut.result().closed):
             if self._reopens >= MAX_REOPENS:
@@ -492,13 +498,18 @@ class DnsClient:
             fut = None
         if fut is None:
             fut = self._pipes[server] = asyncio.ensure_future(_TcpPipe().open(server))
-        pipe = await asyncio.shield(fut)
+        if not fut.done():  # being opened (once per server, and after a close): shared, so shielded
+            async with asyncio.timeout(max(0.01, until - time.monotonic())):
+                await asyncio.shield(fut)
+        pipe = fut.result()
         qid = next(q for q in (random.getrandbits(16) for _ in range(100)) if q not in pipe.waiting)
         self.queries_sent += 1
         reply = pipe.send(qid, question)
+        timer = asyncio.get_running_loop().call_later(max(0.01, until - time.monotonic()), _expire, reply)
         try:
             return await reply
         finally:
+            timer.cancel()
             pipe.waiting.pop(qid, None)
 
     async def _tcp_alone(self, question: bytes, server: Nameserver, timeout: float) -> bytes:

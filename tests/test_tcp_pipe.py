@@ -170,3 +170,38 @@ def test_queries_queued_when_we_close_fail_and_are_never_written(loop_kind):
             await server.wait_closed()
 
     _run(loop_kind, go())
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_pipelined_query_the_server_never_answers_times_out_within_its_budget(loop_kind):
+    """A resolver leg's TCP question to a server that reads and never answers: a timeout named as such, once
+    the patience is spent (one timer per query now, not asyncio.timeout), and the connection is not re-opened."""
+    import time
+
+    from ssdns.dnsquery import DnsClient, Outcome
+
+    accepted = []
+
+    async def serve(reader, writer):
+        accepted.append(writer)
+        await reader.read()  # reads the queries, answers none, until the client closes
+
+    async def go():
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        ns = Nameserver("127.0.0.1", server.sockets[0].getsockname()[1])
+        client = DnsClient((ns,), time.monotonic() + 30, transport="tcp", patience=0.5, pipeline=True)
+        try:
+            start = time.monotonic()
+            names = [f"web-{i}.nginx.default.svc.cluster.local." for i in range(5)]
+            got = await asyncio.wait_for(asyncio.gather(*(client.lookup(n, "A") for n in names)), 10)
+            took = time.monotonic() - start
+            assert [lk.outcome for lk in got] == [Outcome.TIMEOUT] * 5
+            assert all(lk.tcp and "no complete reply" in lk.detail for lk in got)
+            assert 0.45 <= took < 5  # the patience, with slack for a loaded machine
+            assert len(accepted) == 1 and client.queries_sent == 5
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+
+    _run(loop_kind, go())
