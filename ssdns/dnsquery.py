@@ -277,6 +277,17 @@ class _TcpPipe:
             self._reading.cancel()
 
 
+def _elsewhere(seen: Lookup, server: str, tcp: bool) -> Lookup:
+    """A memoised answer as another server gave it: replace(seen, server=..., tcp=...) without __init__ (0.6 us
+    instead of 4.4: a copy per memo hit, ~14,000 with every resolver at 1,000 pods). A new object: _lookup sets
+    its time in place."""
+    new = object.__new__(Lookup)
+    fields = new.__dict__
+    fields.update(seen.__dict__)
+    fields["server"], fields["tcp"] = server, tcp
+    return new
+
+
 def _expire(fut: asyncio.Future[bytes]) -> None:
     if not fut.done():
         fut.set_exception(TimeoutError())
@@ -417,7 +428,7 @@ class DnsClient:
             if seen.detail:  # worded for this server: not shared
                 return seen
             self.memo[wire[2:]] = seen
-        return replace(seen, server=where, tcp=tcp)
+        return _elsewhere(seen, where, tcp)
 
     async def _channel(self, server: Nameserver) -> _UdpChannel:
         fut = self._channels.get(server)
