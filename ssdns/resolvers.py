@@ -251,14 +251,23 @@ async def ask_all(resolvers: list[Resolver], path_leg: Leg, questions: list[tupl
     memo = {} if memo is None else memo  # replicas serving the same records give the same bytes: parsed once
 
     async def leg(r: Resolver, t: str) -> Leg:
-        client = DnsClient(r.servers, deadline, concurrency=PER_LEG_TCP if t == "tcp" else PER_LEG, transport=t,
-                           patience=PATIENCE, memo=memo, pipeline=t == "tcp")
+        width = PER_LEG_TCP if t == "tcp" else PER_LEG
+        client = DnsClient(r.servers, deadline, concurrency=width, transport=t, patience=PATIENCE, memo=memo,
+                           pipeline=t == "tcp")
+        done: list[Lookup | None] = [None] * len(questions)
+        feed = iter(enumerate(questions))
+
+        async def asker() -> None:
+            # As many askers as the client's slots, each asking the next question when its last is answered: a
+            # lookup waits for no slot (2,000 lookups per leg queued on a semaphore cost a future and a wake-up each)
+            for i, (name, rdtype, records) in feed:
+                done[i] = await client.lookup(name, rdtype, records)
+
         try:
-            tasks = [client.lookup(name, rdtype, records) for name, rdtype, records in questions]
-            done = await asyncio.gather(*tasks)
+            await asyncio.gather(*(asker() for _ in range(min(width, len(questions)))))
         finally:
             client.close()
-        return Leg(r, t, {(lk.name, lk.rdtype): lk for lk in done}, client.queries_sent)
+        return Leg(r, t, {(lk.name, lk.rdtype): lk for lk in done if lk is not None}, client.queries_sent)
 
     legs = await asyncio.gather(*(leg(r, t) for r, t in jobs))
     order = {(r.label, t): i for i, (r, t) in enumerate((r, t) for r in resolvers for t in wanted)}
