@@ -2,7 +2,7 @@
 
     python bench/resolvers.py                      # N=1000, 5 rounds; rewrites its block of bench/RESULTS.md
     python bench/resolvers.py --pods 200 --repeat 1 --results -   # a quick look, nothing written
-    python bench/resolvers.py --before /work/before   # also the previous tree's ssdns, alternating
+    python bench/resolvers.py --before /work/before   # also the previous tree's two runs, alternating
 
 The world: four knotd servers on loopback (127.56.0.1-4, free ports), all serving the same headless
 Service zone of N pods (tests/knotdns.py). The first is the path (--nameserver); the other three are the
@@ -10,9 +10,12 @@ Service zone of N pods (tests/knotdns.py). The first is the path (--nameserver);
 load from the machine's other users hits both alike: the single resolver (today's run, UDP) and every
 resolver over UDP and TCP (--transport both). DNS only (--no-http): HTTP would be the same in both.
 
-Reported, medians of the rounds: wall time (fork to reap), the ratio all/single, peak RSS (GNU time), and
+Reported, medians of the rounds: wall time (fork to reap), the ratio all/single (per round, then the median),
+CPU (user + system: steadier than wall on a shared machine), peak RSS (GNU time), and
 the DNS queries from the JSON's stats against the documented count: the single run's queries plus one
 per question for each of the 3 replicas over UDP and over TCP and for the path over TCP (7 per question).
+With --before, the previous tree's single and all runs join the same rounds: its ratio, and each run's
+wall against its own before (medians of the per-round quotients).
 Loopback only; every wait is bounded (knotd's start by tests/knotdns.py, each run by a timeout).
 """
 
@@ -59,7 +62,8 @@ def bench(n: int, repeat: int, log, before: Path | None = None) -> dict:
                 "all": ssdns(n, path_ns, "--resolvers", ",".join(replicas), "--transport", "both")}
         cwds = {"single": ROOT, "all": ROOT}
         if before is not None:  # another tree's ssdns (main before a change), from its own directory
-            cmds["all before"], cwds["all before"] = cmds["all"], before
+            for k in ("single", "all"):
+                cmds[f"{k} before"], cwds[f"{k} before"] = cmds[k], before
         runs: dict[str, list] = {k: [] for k in cmds}
         for name, cmd in cmds.items():  # warm-up
             measure(cmd, 120 + 0.05 * n, env=ENV, cwd=cwds[name])
@@ -78,13 +82,20 @@ def bench(n: int, repeat: int, log, before: Path | None = None) -> dict:
     expected = single["stats"]["dns_queries"] + 7 * questions
     wall = {k: statistics.median(r.wall for r in v) for k, v in runs.items()}
     rss = {k: statistics.median(r.maxrss_kib for r in v) / 1024 for k, v in runs.items()}
-    ratios = [a.wall / s.wall for a, s in zip(runs["all"], runs["single"], strict=True)]
-    vs_before = (statistics.median(a.wall / b.wall for a, b in zip(runs["all"], runs["all before"], strict=True))
-                 if "all before" in runs else None)
-    return {"n": n, "repeat": repeat, "vs_before": vs_before, "questions": questions,
+    cpu = {k: statistics.median(r.cpu for r in v) for k, v in runs.items()}
+    log(f"  N={n} medians: " + ", ".join(f"{k} {wall[k]:.2f} s wall, {cpu[k]:.2f} s CPU" for k in runs))
+
+    def per_round(a: str, b: str) -> float | None:
+        if a not in runs or b not in runs:
+            return None
+        return statistics.median(x.wall / y.wall for x, y in zip(runs[a], runs[b], strict=True))
+
+    before = {"ratio": per_round("all before", "single before"), "single": per_round("single", "single before"),
+              "all": per_round("all", "all before")}
+    return {"n": n, "repeat": repeat, "before": before, "cpu": cpu, "questions": questions,
             "single_queries": single["stats"]["dns_queries"],
             "all_queries": every["stats"]["dns_queries"], "expected": expected, "wall": wall, "rss": rss,
-            "ratio": statistics.median(ratios), "verdict": every["ok"],
+            "ratio": per_round("all", "single"), "verdict": every["ok"],
             "failed": [f["check"] for f in every["findings"] if f["status"] != "pass"]}
 
 
@@ -100,15 +111,21 @@ def render(rows: list[dict]) -> str:
              f"{os.cpu_count()} cores, Python {platform.python_version()} ({uv}), load {os.getloadavg()[0]:.1f}: "
              "4 knotd on loopback, DNS only, medians of alternating rounds.", "",
              "| N | questions | queries single | queries all (documented) | wall single | wall all | "
-             "ratio (<= 2.5) | RSS single | RSS all (<= 100 MiB) | all / all before | findings |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "ratio (<= 2.5) | CPU single | CPU all | RSS single | RSS all (<= 100 MiB) | "
+             "ratio before | single / single before | all / all before | findings |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def x(v: float | None, unit: str = "x") -> str:
+        return "-" if v is None else f"{v:.2f}{unit}"
+
     for r in rows:
         exact = "exact" if r["all_queries"] == r["expected"] else f"expected {r['expected']}"
-        before = "-" if r["vs_before"] is None else f"{r['vs_before']:.2f}x"
+        b = r["before"]
         lines.append(f"| {r['n']} | {r['questions']} | {r['single_queries']} | {r['all_queries']} ({exact}) | "
                      f"{r['wall']['single']:.2f} s | {r['wall']['all']:.2f} s | {r['ratio']:.2f} | "
+                     f"{r['cpu']['single']:.2f} s | {r['cpu']['all']:.2f} s | "
                      f"{r['rss']['single']:.0f} MiB | {r['rss']['all']:.0f} MiB | "
-                     f"{before} | "
+                     f"{x(b['ratio'], '')} | {x(b['single'])} | {x(b['all'])} | "
                      f"{', '.join(sorted(set(r['failed']))) or 'none'} |")
     return "\n".join(lines)
 
