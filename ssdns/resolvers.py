@@ -261,7 +261,7 @@ async def ask_all(resolvers: list[Resolver], path_leg: Leg, questions: list[tupl
             # As many askers as the client's slots, each asking the next question when its last is answered: a
             # lookup waits for no slot (2,000 lookups per leg queued on a semaphore cost a future and a wake-up each)
             for i, (name, rdtype, records) in feed:
-                done[i] = await client.lookup(name, rdtype, records)
+                done[i] = await client.ask(name, rdtype, records)
 
         try:
             await asyncio.gather(*(asker() for _ in range(min(width, len(questions)))))

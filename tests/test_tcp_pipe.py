@@ -205,3 +205,38 @@ def test_a_pipelined_query_the_server_never_answers_times_out_within_its_budget(
             await server.wait_closed()
 
     _run(loop_kind, go())
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_ask_is_lookup_without_the_task_and_the_cache(loop_kind):
+    """A resolver leg's askers use DnsClient.ask: the same answer as lookup(), over the same UDP path (NODATA
+    here: the server turns each query into an empty NOERROR response), and nothing kept in the client."""
+    import time
+
+    from ssdns.dnsquery import DnsClient, Outcome
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.transport.sendto(_answer(data), addr)
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+        ns = Nameserver("127.0.0.1", transport.get_extra_info("sockname")[1])
+        client = DnsClient((ns,), time.monotonic() + 10)
+        try:
+            asked = await client.ask("WEB-0.nginx.default.svc.cluster.local.", "A")
+            assert client.lookups() == [] and client.pending() == []
+            looked = await client.lookup("web-0.nginx.default.svc.cluster.local.", "A")
+            assert asked.outcome is Outcome.NODATA and asked.name == "web-0.nginx.default.svc.cluster.local."
+            assert (asked.name, asked.outcome, asked.server, asked.tcp) == (looked.name, looked.outcome,
+                                                                             looked.server, looked.tcp)
+            assert client.queries_sent == 2
+        finally:
+            client.close()
+            transport.close()
+
+    _run(loop_kind, go())
