@@ -163,6 +163,15 @@ def _matches(reply: bytes, question: bytes) -> bool:
             and reply[12:end - 4].lower() == question[:-4] and reply[end - 4:end] == question[-4:])
 
 
+def _free_id(waiting: dict[int, Any]) -> int:
+    """A random query ID no outstanding query on the socket or connection uses."""
+    for _ in range(100):
+        qid = random.getrandbits(16)
+        if qid not in waiting:
+            return qid
+    raise RuntimeError("no free query ID")  # unreachable: outstanding queries are bounded far below 65536
+
+
 class _UdpChannel(asyncio.DatagramProtocol):
     """One connected UDP socket to one nameserver, shared by every query to it."""
 
@@ -194,11 +203,7 @@ class _UdpChannel(asyncio.DatagramProtocol):
         pass
 
     def new_id(self) -> int:
-        for _ in range(100):
-            qid = random.getrandbits(16)
-            if qid not in self.waiting:
-                return qid
-        raise RuntimeError("no free query ID")  # unreachable: outstanding queries are bounded far below 65536
+        return _free_id(self.waiting)
 
 
 class _TcpPipe:
@@ -519,7 +524,7 @@ class DnsClient:
             async with asyncio.timeout(max(0.01, until - time.monotonic())):
                 await asyncio.shield(fut)
         pipe = fut.result()
-        qid = next(q for q in (random.getrandbits(16) for _ in range(100)) if q not in pipe.waiting)
+        qid = _free_id(pipe.waiting)
         self.queries_sent += 1
         reply = pipe.send(qid, question)
         timer = asyncio.get_running_loop().call_later(max(0.01, until - time.monotonic()), _expire, reply)
