@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import struct
 import time
 from dataclasses import dataclass, replace
@@ -172,35 +173,86 @@ def _free_id(waiting: dict[int, Any]) -> int:
     raise RuntimeError("no free query ID")  # unreachable: outstanding queries are bounded far below 65536
 
 
-class _UdpChannel(asyncio.DatagramProtocol):
-    """One connected UDP socket to one nameserver, shared by every query to it."""
+class _UdpChannel:
+    """One connected UDP socket to one nameserver, shared by every query to it: a non-blocking socket of its own,
+    read with add_reader and drained at each wake-up (asyncio's datagram transport reads one datagram per loop
+    iteration, so on the standard loop a thousand replies waiting took a thousand iterations)."""
 
-    def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
+    @classmethod
+    def to(cls, server: Nameserver) -> _UdpChannel:
+        # Only IP addresses (target.parse_nameserver): no name is looked up here.
+        family, _, _, _, addr = socket.getaddrinfo(server.host, server.port, type=socket.SOCK_DGRAM,
+                                                   flags=socket.AI_NUMERICHOST)[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.connect(addr)
+        except OSError:
+            sock.close()
+            raise
+        return cls(sock)
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock  # connected, non-blocking
+        self.loop = asyncio.get_running_loop()
+        self.loop.add_reader(self.sock.fileno(), self._readable)
         self.waiting: dict[int, tuple[bytes, asyncio.Future[bytes]]] = {}
         self.ignored = 0  # datagrams that answered no outstanding question
-        self.refused: OSError | None = None
+        self.closed = False
+        self._unsent: list[bytes] = []  # datagrams the socket's buffer had no room for, sent when it has
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def _readable(self) -> None:
+        for _ in range(256):  # bounded: the loop's other work runs between bursts
+            try:
+                data = self.sock.recv(MAX_MESSAGE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # ICMP port unreachable on a connected socket: ConnectionRefusedError
+                self._error(exc)
+                return
+            entry = self.waiting.get(int.from_bytes(data[:2], "big")) if len(data) >= 12 else None
+            if entry is None or not _matches(data, entry[0]) or entry[1].done():
+                self.ignored += 1
+                continue
+            entry[1].set_result(data)
 
-    def datagram_received(self, data: bytes, addr) -> None:
-        entry = self.waiting.get(int.from_bytes(data[:2], "big")) if len(data) >= 12 else None
-        if entry is None or not _matches(data, entry[0]) or entry[1].done():
-            self.ignored += 1
-            return
-        entry[1].set_result(data)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable on a connected socket: nothing listens there; every waiter learns it now.
-        if isinstance(exc, OSError):
-            self.refused = exc
+    def _error(self, exc: OSError) -> None:
+        # Nothing listens there (or the host is unreachable): every waiter learns it now.
         for _, fut in self.waiting.values():
             if not fut.done():
                 fut.set_exception(exc)
 
-    def connection_lost(self, exc) -> None:
-        pass
+    def send(self, wire: bytes) -> None:
+        if self.closed:
+            return
+        if self._unsent:  # keep the order
+            self._unsent.append(wire)
+            return
+        try:
+            self.sock.send(wire)
+        except (BlockingIOError, InterruptedError):
+            self._unsent.append(wire)
+            self.loop.add_writer(self.sock.fileno(), self._writable)
+        except OSError as exc:
+            self._error(exc)
+
+    def _writable(self) -> None:
+        while self._unsent and not self.closed:
+            try:
+                self.sock.send(self._unsent[0])
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._error(exc)
+            del self._unsent[0]
+        self.loop.remove_writer(self.sock.fileno())
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.sock.fileno())
+            self.loop.remove_writer(self.sock.fileno())
+            self.sock.close()
 
     def new_id(self) -> int:
         return _free_id(self.waiting)
@@ -332,7 +384,7 @@ class DnsClient:
         # each lost one costs the 1 s SYN retransmit (knotd: p99 1.2 s at 64 connects at once).
         self._tcp_sem = asyncio.Semaphore(TCP_IN_FLIGHT)
         self._cache: dict[tuple[str, str], asyncio.Task[Lookup]] = {}
-        self._channels: dict[Nameserver, asyncio.Future[tuple[asyncio.DatagramTransport, _UdpChannel]]] = {}
+        self._channels: dict[Nameserver, _UdpChannel] = {}
         self.queries_sent = 0
 
     def lookup(self, name: str, rdtype: str, records: int = 0) -> asyncio.Task[Lookup]:
@@ -360,9 +412,8 @@ class DnsClient:
         return [t.result() for t in self._cache.values() if t.done() and not t.cancelled()]
 
     def close(self) -> None:
-        for fut in self._channels.values():
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                fut.result()[0].close()
+        for chan in self._channels.values():
+            chan.close()
         for pipe in self._pipes.values():
             if pipe.done() and not pipe.cancelled() and pipe.exception() is None:
                 pipe.result().close()
@@ -441,25 +492,21 @@ class DnsClient:
             self.memo[wire[2:]] = seen
         return _elsewhere(seen, where, tcp)
 
-    async def _channel(self, server: Nameserver) -> _UdpChannel:
-        fut = self._channels.get(server)
-        if fut is None:
-            fut = self._channels[server] = asyncio.ensure_future(
-                asyncio.get_running_loop().create_datagram_endpoint(_UdpChannel, remote_addr=(server.host, server.port)))
-        try:
-            _, proto = await fut
-        except OSError as exc:
-            raise _Failed(Outcome.ERROR, f"{server}: cannot send: {exc.strerror or exc}") from None
-        return proto
+    def _channel(self, server: Nameserver) -> _UdpChannel:
+        chan = self._channels.get(server)
+        if chan is None:
+            try:
+                chan = self._channels[server] = _UdpChannel.to(server)
+            except OSError as exc:
+                raise _Failed(Outcome.ERROR, f"{server}: cannot send: {exc.strerror or exc}") from None
+        return chan
 
     async def _udp(self, question: bytes, server: Nameserver, budget: float) -> bytes:
         """Send, and resend at even steps of the budget (UDP loses datagrams) under the same ID, so a late
         answer to an earlier send still counts. One timer at a time per query, which resends and at the end
         fails the reply's future (no asyncio.timeout, no timer per resend): this runs for every question
         (thousands per run, and once more per resolver leg)."""
-        chan = await self._channel(server)
-        transport = chan.transport
-        assert transport is not None
+        chan = self._channel(server)
         qid = chan.new_id()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bytes] = loop.create_future()
@@ -474,14 +521,14 @@ class DnsClient:
             if k >= TRIES_PER_SERVER:
                 fut.set_exception(TimeoutError())
                 return
-            if not transport.is_closing():
+            if not chan.closed:
                 self.queries_sent += 1
-                transport.sendto(wire)
+                chan.send(wire)
             timer[0] = loop.call_at(begun + budget * (k + 1) / TRIES_PER_SERVER, step, k + 1)
 
         try:
             self.queries_sent += 1
-            transport.sendto(wire)
+            chan.send(wire)
             timer.append(loop.call_at(begun + budget / TRIES_PER_SERVER, step, 1))
             return await fut
         except TimeoutError:

@@ -240,3 +240,57 @@ def test_ask_is_lookup_without_the_task_and_the_cache(loop_kind):
             transport.close()
 
     _run(loop_kind, go())
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_datagrams_the_socket_has_no_room_for_are_sent_later_in_order(loop_kind):
+    """A UDP channel's socket buffer full (here a Unix datagram pair, whose sender blocks while the peer's queue
+    is full; loopback UDP never does): what does not fit waits and goes out, in order, once there is room."""
+    import socket
+
+    from ssdns.dnsquery import _UdpChannel
+
+    async def go():
+        ours, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ours.setblocking(False)
+        peer.setblocking(False)
+        chan = _UdpChannel(ours)
+        try:
+            sent = [i.to_bytes(2, "big") * 30 for i in range(300)]
+            for wire in sent:
+                chan.send(wire)
+            assert chan._unsent  # the queue filled: the rest waits for room
+            loop = asyncio.get_running_loop()
+            got = [await asyncio.wait_for(loop.sock_recv(peer, 100), 5) for _ in sent]
+            assert got == sent and not chan._unsent
+        finally:
+            chan.close()
+            peer.close()
+
+    _run(loop_kind, go())
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_udp_port_nothing_listens_on_is_said_at_once(loop_kind):
+    """ICMP port unreachable reaches the channel's own socket as ConnectionRefusedError: the question fails
+    at once, named, rather than after its patience."""
+    import socket
+    import time
+
+    from ssdns.dnsquery import DnsClient, Outcome
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free once closed: nothing listens there
+
+    async def go():
+        client = DnsClient((Nameserver("127.0.0.1", port),), time.monotonic() + 30, patience=20)
+        try:
+            start = time.monotonic()
+            got = await asyncio.wait_for(client.ask("web-0.nginx.default.svc.cluster.local.", "A"), 10)
+            assert got.outcome is Outcome.ERROR and "nothing listens there" in got.detail
+            assert time.monotonic() - start < 5  # not the 20 s patience
+        finally:
+            client.close()
+
+    _run(loop_kind, go())
