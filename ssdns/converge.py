@@ -100,7 +100,10 @@ class _Watch:
         dns = DnsClient(self.target.nameservers, min(self.deadline, now + 2.0))
         types = _families(c.new_ips or c.old_ips)
         names = (self.fqdn, self.target.service_fqdn)
-        answers = await asyncio.gather(*(dns.lookup(n, t) for t in types for n in names))
+        try:
+            answers = await asyncio.gather(*(dns.lookup(n, t) for t in types for n in names))
+        finally:
+            dns.close()  # its UDP socket: a round's client is never used again (one left open per round before)
         mine, service = _values(answers[0::2]), _values(answers[1::2])
         old_seen = [ip for ip in c.old_ips if ip in mine | service and ip not in c.new_ips]
         if old_seen:

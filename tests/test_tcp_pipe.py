@@ -294,3 +294,35 @@ def test_a_udp_port_nothing_listens_on_is_said_at_once(loop_kind):
             client.close()
 
     _run(loop_kind, go())
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_closed_client_leaves_no_socket_open(loop_kind):
+    """A client per round (converge, watch probes): close() closes its UDP sockets, so rounds do not pile up fds."""
+    import os
+    import time
+
+    from ssdns.dnsquery import DnsClient
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.transport.sendto(_answer(data), addr)
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+        ns = Nameserver("127.0.0.1", transport.get_extra_info("sockname")[1])
+        try:
+            before = len(os.listdir("/proc/self/fd"))
+            for _ in range(20):
+                client = DnsClient((ns,), time.monotonic() + 10)
+                await client.lookup("web-0.nginx.default.svc.cluster.local.", "A")
+                client.close()
+            assert len(os.listdir("/proc/self/fd")) == before
+        finally:
+            transport.close()
+
+    _run(loop_kind, go())
