@@ -416,6 +416,10 @@ def cmd_sandbox(opts: SandboxOptions) -> int:
               file=sys.stderr)
 
     async def go():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # before the start: a signal then, raised inside a callback of
+            loop.add_signal_handler(sig, stop.set)  # the starting servers, was swallowed and the sandbox ran on
         sandbox = Sandbox(world, opts.dns_host, opts.dns_port or 0, api=use_api)
         try:
             await sandbox.start()
@@ -428,29 +432,26 @@ def cmd_sandbox(opts: SandboxOptions) -> int:
             raise CannotRun(f"cannot start the sandbox: {detail}; {hint}") from None
         sb = sandbox
         try:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            print(_sandbox_headline(world, sb), flush=True)
+            if stop.is_set():  # stopped while it started: nothing to advise on
+                return OK
+            say(_sandbox_headline(world, sb))
             extra = ["--api", "off"]  # without the sandbox's API, never fall back to the user's own kubeconfig
             if use_api:
                 kubeconfig = sb.write_kubeconfig(opts.kubeconfig_out)
-                print(f"Kubernetes API at {sb.api_url}; kubeconfig written to {kubeconfig}", flush=True)
+                say(f"Kubernetes API at {sb.api_url}; kubeconfig written to {kubeconfig}")
                 extra = ["--kubeconfig", str(kubeconfig)]
             if world.neighbours:
-                print("check them all from another terminal with:\n  ssdns " + " ".join([*sb.fleet_check_args(),
-                      *extra]) + "\nor one of them with:\n  ssdns " + " ".join([*sb.check_args(), *extra]), flush=True)
+                say("check them all from another terminal with:\n  ssdns " + " ".join([*sb.fleet_check_args(),
+                    *extra]) + "\nor one of them with:\n  ssdns " + " ".join([*sb.check_args(), *extra]))
             else:
-                print("check it from another terminal with:\n  ssdns " + " ".join([*sb.check_args(), *extra]),
-                      flush=True)
-            print(f"and its DNS replicas (kube-system/kube-dns, for --resolvers all or a list): "
-                  f"{', '.join(str(ns) for ns in sb.replica_nameservers)}", flush=True)
+                say("check it from another terminal with:\n  ssdns " + " ".join([*sb.check_args(), *extra]))
+            say(f"and its DNS replicas (kube-system/kube-dns, for --resolvers all or a list): "
+                f"{', '.join(str(ns) for ns in sb.replica_nameservers)}")
             if sb.api_url is not None:  # ssdns watch needs the API; --replicas comes from it
                 args = sb.check_args()[1:]
                 i = args.index("--replicas")
-                print("or watch every restart (delete a pod through the API to see one) with:\n  ssdns watch "
-                      + " ".join([*args[:i], *args[i + 2:], *extra, "--listen", "127.0.0.1:9798"]), flush=True)
+                say("or watch every restart (delete a pod through the API to see one) with:\n  ssdns watch "
+                    + " ".join([*args[:i], *args[i + 2:], *extra, "--listen", "127.0.0.1:9798"]))
             try:
                 await asyncio.wait_for(stop.wait(), opts.duration)
             except TimeoutError:
@@ -460,6 +461,12 @@ def cmd_sandbox(opts: SandboxOptions) -> int:
         return OK
 
     return asyncio.run(go())
+
+
+def say(text: str) -> None:
+    """A line of advice on stdout (the sandbox's): a reader that went away (`ssdns sandbox | head -1`) ends
+    only the advice, never the sandbox it describes, which serves until it is stopped."""
+    to_stdout(print, text, flush=True)
 
 
 def _sandbox_headline(world, sb) -> str:
