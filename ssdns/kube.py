@@ -89,6 +89,10 @@ def api_client(opts: ApiOptions, deadline: float | None = None, calls: int = CAL
     may hang."""
     if deadline is None:
         return _load(opts, None, calls)
+    left = deadline - time.monotonic()
+    if left <= 0:  # the run's time went before the API's turn came: no plugin or file is to blame
+        raise ApiUnavailable("no time was left to load the Kubernetes credentials (the run's deadline had passed); "
+                             "raise --timeout")
     box: dict[str, Any] = {}
 
     def work() -> None:
@@ -101,11 +105,47 @@ def api_client(opts: ApiOptions, deadline: float | None = None, calls: int = CAL
     worker.start()
     worker.join(max(0.0, deadline - time.monotonic()))
     if worker.is_alive():
-        raise ApiUnavailable("loading the Kubernetes credentials did not finish in time (an exec credential "
-                             "plugin that hangs?); check --kubeconfig/--context, or raise --timeout")
+        plugin = None if in_cluster(opts) else _credential_plugin(opts)
+        if plugin is None:  # a kubeconfig of plain tokens or certificates loads in milliseconds: the time was short
+            raise ApiUnavailable(f"loading the Kubernetes credentials did not finish in time (the {left:.2g} s left "
+                                 "of the run's deadline); raise --timeout")
+        raise ApiUnavailable(f"loading the Kubernetes credentials did not finish in time: the kubeconfig's "
+                             f"credential plugin ({plugin}) had not returned after {left:.2g} s; check it and "
+                             "--kubeconfig/--context, or raise --timeout")
     if "error" in box:
         raise box["error"]
     return box["api"]
+
+
+def _credential_plugin(opts: ApiOptions) -> str | None:
+    """The exec command or auth-provider of the kubeconfig user that --context (or current-context) names,
+    read again only to word an error; None when it has none or the files cannot tell."""
+    try:
+        user = _kubeconfig_user(opts)
+        if user.get("exec"):
+            return f"exec: {user['exec'].get('command')}"
+        if user.get("auth-provider"):
+            return f"auth-provider: {user['auth-provider'].get('name')}"
+    except Exception:  # noqa: BLE001 - anything a file that is not a kubeconfig makes the reading raise
+        return None
+    return None
+
+
+def _kubeconfig_user(opts: ApiOptions) -> dict:
+    import yaml  # type: ignore[import-untyped]  # the kubernetes package's own dependency
+
+    paths = [opts.kubeconfig] if opts.kubeconfig else \
+        [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p] or ["~/.kube/config"]
+    docs = []
+    for p in paths:
+        with open(os.path.expanduser(p), "rb") as f:
+            docs.append(yaml.safe_load(f.read(1 << 20)) or {})
+    context = opts.context or next(d["current-context"] for d in docs if d.get("current-context"))
+    return _entry(docs, "users", _entry(docs, "contexts", context)["context"]["user"])["user"]
+
+
+def _entry(docs: list[dict], section: str, name: str) -> dict:
+    return next(e for d in docs for e in d.get(section) or [] if e.get("name") == name)
 
 
 def in_cluster(opts: ApiOptions) -> bool:

@@ -1,0 +1,35 @@
+"""A --timeout too short for the API's turn: the one line blames the deadline, not an exec credential plugin the
+kubeconfig does not have."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ThreadedSandbox
+from faultkit import run_ssdns
+
+from ssdns.sandbox import make_world
+
+
+@pytest.fixture(scope="module")
+def sb():
+    s = ThreadedSandbox(make_world(2))
+    yield s
+    s.stop()
+
+
+def test_a_deadline_too_short_for_the_api_blames_the_deadline_not_a_plugin(sb, tmp_path):
+    """--timeout shorter than the start-up: the one line blamed "an exec credential plugin that hangs" for a
+    kubeconfig that has no plugin (the sandbox's: a bearer token), sending the user to debug the wrong thing."""
+    kubeconfig = sb.sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+    run = run_ssdns(*sb.sandbox.check_args(), "--kubeconfig", str(kubeconfig), "--api", "on", "--timeout", "0.01")
+    assert run.returncode in (3, 4), run
+    line = run.one_line()
+    assert "plugin" not in line and "raise --timeout" in line, line
+
+
+def test_the_demo_with_a_tiny_timeout_never_blames_a_plugin():
+    """The demo writes its own kubeconfig (a token): whatever runs out first, no exec plugin is to blame."""
+    for timeout in ("0.2", "0.5"):
+        run = run_ssdns("demo", "--timeout", timeout)
+        assert "Traceback" not in run.stderr, run.stderr
+        assert "plugin" not in run.stdout + run.stderr, (run.stdout, run.stderr)
