@@ -179,6 +179,8 @@ def fleet_metrics(fr: FleetResult):
 
     from prometheus_client import CollectorRegistry, Gauge
 
+    from ssdns.metrics import Utf8Safe
+
     reg = CollectorRegistry()
     ok = Gauge("ssdns_statefulset_ok", "1 when the StatefulSet passed (warnings allowed), 0 when it failed or "
                "could not be checked", ["namespace", "statefulset"], registry=reg)
@@ -202,7 +204,9 @@ def fleet_metrics(fr: FleetResult):
     for v in ("pass", "warn", "fail", "error"):
         verdicts.labels(v).set(fr.count(v))
     Gauge("ssdns_last_run_timestamp_seconds", "When the run ended (Unix time)", registry=reg).set(time.time())
-    return reg
+    safe = CollectorRegistry(auto_describe=False)
+    safe.register(Utf8Safe(reg))  # a forged StatefulSet name may hold a lone surrogate
+    return safe
 
 
 def write_fleet_metrics(fr: FleetResult, path: str) -> None:

@@ -46,6 +46,7 @@ plus the ``extra`` labels, so runs for different StatefulSets never overwrite ea
 
 from __future__ import annotations
 
+import copy
 import http.client
 import os
 import re
@@ -63,6 +64,7 @@ from ssdns.errors import CannotRun, UsageError
 from ssdns.model import Result, Status, worst
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _RESERVED = {"namespace", "statefulset", "service", "check", "ordinal", "status", "job", "instance"}
 
 
@@ -98,6 +100,27 @@ _RESTART_TIMES = (
     ("http_s", "ssdns_restart_http_seconds",
      "Restart test: seconds from restart to the pod answering HTTP with its own identity"),
 )
+
+
+def _surrogate_in(value: str) -> bool:
+    return not value.isascii() and _SURROGATE.search(value) is not None  # isascii: O(1), the common case
+
+
+class Utf8Safe(Collector):
+    """Another collector's metrics, each lone surrogate in a label value replaced by U+FFFD. JSON can say
+    "\\ud800" (a forged API answer naming a StatefulSet or a node); the exposition is UTF-8, which cannot
+    carry it, and raised: no metrics file, a traceback. Every exposition ssdns writes goes through this."""
+
+    def __init__(self, inner: Collector):
+        self.inner = inner
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self.inner.collect():
+            if any(_surrogate_in(v) for s in metric.samples for v in s.labels.values()):
+                metric = copy.copy(metric)
+                metric.samples = [s._replace(labels={k: _SURROGATE.sub("\ufffd", v) for k, v in s.labels.items()})
+                                  for s in metric.samples]
+            yield metric
 
 
 class _ResultCollector(Collector):
@@ -216,10 +239,10 @@ def result_families(result: Result, timestamp: float, extra: dict | None = None)
 
 def build_registry(result: Result, extra: dict | None = None, *,
                    timestamp: float | None = None) -> CollectorRegistry:
-    """A fresh registry holding the Result's metrics (see the module docstring)."""
+    """A fresh registry holding the Result's metrics (see the module docstring), UTF-8 safe."""
     labels = {**identity_labels(result), **_check_extra(extra)}
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ResultCollector(result, labels, time.time() if timestamp is None else timestamp))
+    registry.register(Utf8Safe(_ResultCollector(result, labels, time.time() if timestamp is None else timestamp)))
     return registry
 
 
