@@ -460,6 +460,9 @@ def run() -> NoReturn:
     # scanned about as often), so a small check now runs none. Larger runs still collect, per 50,000 new
     # objects: cycles wait a few MB longer at most (peak RSS at 1,000 pods unchanged, 38 MiB).
     gc.set_threshold(50_000, *gc.get_threshold()[1:])
+    from ssdns.streams import make_safe
+
+    make_safe()  # closed descriptors, a stderr nobody reads: never a traceback, an abort or a lost exit code
     code = main()
     main_thread = threading.main_thread()
     if any(t is not main_thread and not t.daemon for t in threading.enumerate()):

@@ -1,0 +1,46 @@
+"""The executable's standard streams, made safe before anything runs (cli.run).
+
+- A descriptor the caller left closed (`ssdns check >&-`, `2>&-`, `<&-`, a bare cron or init) is opened on
+  /dev/null. Otherwise Python has no sys.stdout to print the report to (an AttributeError traceback), prints
+  what is meant for a closed stderr on stdout (print(file=None)), and the run's first socket takes
+  descriptor 0, 1 or 2, which uvloop refuses to close: an assertion aborts the process (SIGABRT).
+- stderr whose reader went away (`2>&1 | head -1`, a log shipper that died): writing the one error line
+  raised BrokenPipeError in the middle of the error boundary, and the run exited 1 with nothing said. Now
+  what cannot be delivered is dropped and the exit code is the run's. (stdout's reader going away is
+  commands.to_stdout's: only the report is cut, the files are still written.)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+
+
+class _Stderr(io.RawIOBase):
+    """Descriptor 2, written as ever, except that a reader gone away drops the text instead of raising."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        try:
+            return os.write(2, data)
+        except BrokenPipeError:
+            return len(data)
+
+
+def make_safe() -> None:
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:  # closed: /dev/null takes its number (the lowest free one, as 0-2 are set in order)
+            null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            if getattr(sys, name) is None:
+                setattr(sys, name, open(fd, "r" if fd == 0 else "w", encoding="utf-8", closefd=False))
+    err = sys.stderr
+    sys.stderr = io.TextIOWrapper(io.BufferedWriter(_Stderr()), encoding=getattr(err, "encoding", None) or "utf-8",
+                                  errors="backslashreplace", line_buffering=True)
