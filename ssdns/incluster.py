@@ -29,6 +29,10 @@ class ServiceAccount:
         host, port = os.environ.get("KUBERNETES_SERVICE_HOST", ""), os.environ.get("KUBERNETES_SERVICE_PORT", "")
         if not host or not port:
             raise ValueError("KUBERNETES_SERVICE_HOST or KUBERNETES_SERVICE_PORT is not set")
+        if not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"KUBERNETES_SERVICE_PORT {port!r} is not a port (1-65535)")
+        if not host.isascii() or any(c in host for c in "/?#@[] \t\r\n%\\"):  # would send the token elsewhere
+            raise ValueError(f"KUBERNETES_SERVICE_HOST {host!r} is not a host name or IP address")
         self.server = f"https://{f'[{host}]' if ':' in host else host}:{port}"
         self.token_file = sa_dir / "token"
         ca = sa_dir / "ca.crt"

@@ -84,6 +84,12 @@ def test_the_api_server_must_present_the_clusters_ca(sandbox, cert, tmp_path, mo
     ("empty-token", "token is empty"),
     ("two-lines", "token holds more than one line"),
     ("no-ca", "ca.crt does not exist"),
+    # The environment is the kubelet's, but a pod spec may set it: a port that is no port said "unreachable ...
+    # check --kubeconfig/--context", and a host with a path sent the token to another URL on another port.
+    ("port=abc", "KUBERNETES_SERVICE_PORT 'abc' is not a port"),
+    ("port=99999", "KUBERNETES_SERVICE_PORT '99999' is not a port"),
+    ("host=127.0.0.1/x?", "KUBERNETES_SERVICE_HOST '127.0.0.1/x?' is not a host name or IP address"),
+    ("host=evil@127.0.0.1", "is not a host name or IP address"),
 ])
 def test_a_broken_service_account_is_one_line(cert, tmp_path, monkeypatch, broken, words):
     sa = service_account(tmp_path / "sa", cert)
@@ -98,6 +104,8 @@ def test_a_broken_service_account_is_one_line(cert, tmp_path, monkeypatch, broke
         (sa / "token").write_text("abc\ndef\n")
     if broken == "no-ca":
         (sa / "ca.crt").unlink()
+    if broken.startswith(("port=", "host=")):
+        monkeypatch.setenv(f"KUBERNETES_SERVICE_{broken[:4].upper()}", broken[5:])
     monkeypatch.setattr(kube, "SA_DIR", sa)
     with pytest.raises(ApiUnavailable) as got:
         kube.api_client(ApiOptions("on"))
