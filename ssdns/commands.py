@@ -363,9 +363,9 @@ def _fleet_needs_api(w: WorldArgs, api: bool) -> None:
 
 
 def cmd_demo(opts: DemoOptions) -> int:
-    import asyncio
     import tempfile
 
+    from ssdns.aio import run  # a signal cancels the run (raised inside a callback, asyncio swallowed it)
     from ssdns.check import run_check
     from ssdns.sandbox import Sandbox
     from ssdns.target import ApiOptions
@@ -395,7 +395,7 @@ def cmd_demo(opts: DemoOptions) -> int:
                 # whose advice names a flag the demo does not take
                 return await run_check(target, ApiOptions("auto", kubeconfig))
 
-    return emit(asyncio.run(go()), opts.outputs, deadline=opts.deadline)
+    return emit(run(go(), len(world.pods)), opts.outputs, deadline=opts.deadline)
 
 
 def cmd_sandbox(opts: SandboxOptions) -> int:

@@ -59,7 +59,7 @@ def _excluded(items: tuple[str, ...], namespace: str | None) -> frozenset[str]:
 
 
 def cmd_fleet(opts: CheckOptions) -> int:
-    import asyncio
+    from ssdns.aio import run
 
     from ssdns import kube
     from ssdns.commands import build_target, check_output_options
@@ -81,7 +81,7 @@ def cmd_fleet(opts: CheckOptions) -> int:
         from ssdns.target import default_namespace
 
         store = open_store(opts.state, sel.namespace or default_namespace(), api, opts.deadline)
-    fr = asyncio.run(run_fleet(base, api, sel, opts.deadline))
+    fr = run(run_fleet(base, api, sel, opts.deadline), 0)  # the standard loop, as ever; a signal cancels the run
     if store is not None:
         from ssdns.fleet_state import apply_fleet_state
 
@@ -123,7 +123,7 @@ def emit_fleet(fr, out: Outputs, deadline: float) -> None:
 def demo_fleet(world, opts) -> int:
     """`ssdns demo --statefulsets N`: check --all against the sandbox's N StatefulSets, in-process, through its
     Kubernetes API (as a person would run it against `ssdns sandbox --statefulsets N`)."""
-    import asyncio
+    from ssdns.aio import run
     import tempfile
 
     from ssdns.commands import resolver_choice
@@ -141,6 +141,6 @@ def demo_fleet(world, opts) -> int:
                 return await run_fleet(base, ApiOptions("on", kubeconfig), Selection(world.namespace),
                                        opts.deadline)
 
-    fr = asyncio.run(go())
+    fr = run(go(), 0)
     emit_fleet(fr, opts.outputs, opts.deadline)
     return fr.exit_code
