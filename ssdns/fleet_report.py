@@ -179,8 +179,6 @@ def fleet_metrics(fr: FleetResult):
 
     from prometheus_client import CollectorRegistry, Gauge
 
-    from ssdns.metrics import Utf8Safe
-
     reg = CollectorRegistry()
     ok = Gauge("ssdns_statefulset_ok", "1 when the StatefulSet passed (warnings allowed), 0 when it failed or "
                "could not be checked", ["namespace", "statefulset"], registry=reg)
@@ -204,18 +202,17 @@ def fleet_metrics(fr: FleetResult):
     for v in ("pass", "warn", "fail", "error"):
         verdicts.labels(v).set(fr.count(v))
     Gauge("ssdns_last_run_timestamp_seconds", "When the run ended (Unix time)", registry=reg).set(time.time())
-    safe = CollectorRegistry(auto_describe=False)
-    safe.register(Utf8Safe(reg))  # a forged StatefulSet name may hold a lone surrogate
-    return safe
+    return reg
 
 
 def write_fleet_metrics(fr: FleetResult, path: str) -> None:
     from prometheus_client import write_to_textfile
 
     from ssdns.errors import CannotRun
+    from ssdns.metrics import utf8_safe
 
     try:
-        write_to_textfile(os.path.realpath(path), fleet_metrics(fr))  # a symlink's target, the link kept
+        utf8_safe(lambda reg: write_to_textfile(os.path.realpath(path), reg), fleet_metrics(fr))  # a link's target
     except OSError as exc:
         raise CannotRun(f"cannot write the metrics file {path}: {exc.strerror or exc}") from None
 
@@ -229,7 +226,7 @@ def push_fleet_metrics(fr: FleetResult, url: str, timeout: float = 10.0) -> None
     from prometheus_client.exposition import basic_auth_handler, default_handler
 
     from ssdns.errors import CannotRun
-    from ssdns.metrics import _redact, _split_credentials
+    from ssdns.metrics import _redact, _split_credentials, utf8_safe
 
     try:
         bare, user, password = _split_credentials(url)
@@ -237,9 +234,9 @@ def push_fleet_metrics(fr: FleetResult, url: str, timeout: float = 10.0) -> None
         def auth(url, method, timeout, headers, data):
             return basic_auth_handler(url, method, timeout, headers, data, user, password)
 
-        push_to_gateway(bare, job="ssdns", registry=fleet_metrics(fr), timeout=timeout,
-                        grouping_key={"namespace": fr.selection.namespace or "_all"},
-                        handler=auth if user is not None else default_handler)
+        utf8_safe(lambda reg: push_to_gateway(bare, job="ssdns", registry=reg, timeout=timeout,
+                                              grouping_key={"namespace": fr.selection.namespace or "_all"},
+                                              handler=auth if user is not None else default_handler), fleet_metrics(fr))
     except HTTPError as exc:
         reason = f"HTTP {exc.code} {exc.reason}"
     except URLError as exc:

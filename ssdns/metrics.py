@@ -51,7 +51,8 @@ import http.client
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -65,6 +66,7 @@ from ssdns.model import Result, Status, worst
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+T = TypeVar("T")
 _RESERVED = {"namespace", "statefulset", "service", "check", "ordinal", "status", "job", "instance"}
 
 
@@ -102,25 +104,29 @@ _RESTART_TIMES = (
 )
 
 
-def _surrogate_in(value: str) -> bool:
-    return not value.isascii() and _SURROGATE.search(value) is not None  # isascii: O(1), the common case
-
-
 class Utf8Safe(Collector):
     """Another collector's metrics, each lone surrogate in a label value replaced by U+FFFD. JSON can say
     "\\ud800" (a forged API answer naming a StatefulSet or a node); the exposition is UTF-8, which cannot
-    carry it, and raised: no metrics file, a traceback. Every exposition ssdns writes goes through this."""
+    carry it, and raised: no metrics file, a traceback. Used through utf8_safe only, after such a failure."""
 
     def __init__(self, inner: Collector):
         self.inner = inner
 
     def collect(self) -> Iterator[Metric]:
         for metric in self.inner.collect():
-            if any(_surrogate_in(v) for s in metric.samples for v in s.labels.values()):
-                metric = copy.copy(metric)
-                metric.samples = [s._replace(labels={k: _SURROGATE.sub("\ufffd", v) for k, v in s.labels.items()})
-                                  for s in metric.samples]
+            metric = copy.copy(metric)
+            metric.samples = [s._replace(labels={k: _SURROGATE.sub("\ufffd", v) for k, v in s.labels.items()})
+                              for s in metric.samples]
             yield metric
+
+
+def utf8_safe(expose: Callable[[Collector], T], registry: Collector) -> T:
+    """expose(registry) (write, push or render it), and again with Utf8Safe(registry) when UTF-8 refused it:
+    every exposition ssdns writes goes through this; the common case costs nothing (no pass over the labels)."""
+    try:
+        return expose(registry)
+    except UnicodeEncodeError:
+        return expose(Utf8Safe(registry))
 
 
 class _ResultCollector(Collector):
@@ -239,10 +245,10 @@ def result_families(result: Result, timestamp: float, extra: dict | None = None)
 
 def build_registry(result: Result, extra: dict | None = None, *,
                    timestamp: float | None = None) -> CollectorRegistry:
-    """A fresh registry holding the Result's metrics (see the module docstring), UTF-8 safe."""
+    """A fresh registry holding the Result's metrics (see the module docstring)."""
     labels = {**identity_labels(result), **_check_extra(extra)}
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Utf8Safe(_ResultCollector(result, labels, time.time() if timestamp is None else timestamp)))
+    registry.register(_ResultCollector(result, labels, time.time() if timestamp is None else timestamp))
     return registry
 
 
@@ -255,7 +261,7 @@ def write_metrics_file(result: Result, path: str | os.PathLike, extra: dict | No
     registry = build_registry(result, extra, timestamp=timestamp)
     path = os.fspath(path)
     try:
-        write_to_textfile(os.path.realpath(path), registry)  # a symlink's target, the link kept
+        utf8_safe(lambda reg: write_to_textfile(os.path.realpath(path), reg), registry)  # a link's target, the link kept
     except OSError as exc:
         raise CannotRun(f"cannot write the metrics file {path}: {exc.strerror or exc}; "
                         "check that its directory exists and is writable") from None
@@ -303,8 +309,9 @@ def push_metrics(result: Result, url: str, job: str = "ssdns", timeout: float = 
         def auth_handler(url, method, timeout, headers, data):
             return basic_auth_handler(url, method, timeout, headers, data, user, password)
 
-        push_to_gateway(bare, job=job, registry=registry, grouping_key=grouping_key, timeout=timeout,
-                        handler=auth_handler if user is not None else default_handler)
+        utf8_safe(lambda reg: push_to_gateway(bare, job=job, registry=reg, grouping_key=grouping_key, timeout=timeout,
+                                              handler=auth_handler if user is not None else default_handler),
+                  registry)
     except HTTPError as exc:
         reason = f"HTTP {exc.code} {exc.reason}"
         exc.close()

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ssdns.metrics import Utf8Safe
+from ssdns.metrics import utf8_safe
 from ssdns.watchprobe import STAGES, ConvergenceEvent
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def _bound(handler, watch: Watch):
 
 
 async def _metrics(watch: Watch) -> web.Response:
-    body = generate_latest(Utf8Safe(watch.metrics.registry))  # a forged node name may hold a lone surrogate
+    body = utf8_safe(generate_latest, watch.metrics.registry)  # a forged node name may hold a lone surrogate
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
