@@ -1,7 +1,9 @@
-"""A forged API answer with a lone surrogate in a name that becomes a metric label: the metrics are written."""
+"""A forged API answer with a lone surrogate in a name that becomes a metric label: the metrics are written
+(check --all's file) and served (watch's /metrics)."""
 
 from __future__ import annotations
 
+import pytest
 from conftest import ThreadedSandbox
 from faultkit import run_ssdns
 
@@ -30,3 +32,25 @@ def test_a_forged_name_with_a_lone_surrogate_still_gets_its_metrics_file(tmp_pat
     text = prom.read_text(encoding="utf-8")
     assert 'ssdns_statefulset_ok{namespace="default",statefulset="web-\ufffd"} 0.0' in text, text
     assert 'ssdns_statefulset_ok{namespace="default",statefulset="web"} 1.0' in text, text
+
+
+def test_a_forged_node_name_leaves_watchs_metrics_scrapeable(sandbox_factory, tmp_path):
+    """ssdns watch --resolvers all labels each DNS replica with its node, from the API: a node name holding a lone
+    surrogate made every /metrics scrape an HTTP 500 (UnicodeEncodeError in the handler), so Prometheus lost
+    all of the watch's series, not just that label. The scrape answers, the surrogate replaced."""
+    pytest.importorskip("kubernetes")
+    import test_watch
+    from test_watch import until
+
+    from ssdns.target import ResolverChoice
+
+    sb = sandbox_factory()
+    sb.change(lambda world: setattr(world.dns_replicas[1], "node", "node-\ud800"))
+    w = test_watch.Running(sb, tmp_path, resolvers=ResolverChoice("all"))
+    try:
+        until(lambda: w.get("/readyz")[0] == 200, 20)
+        status, body = w.get("/metrics")
+    finally:
+        w.stop()
+    assert status == 200, body
+    assert 'resolver_node="node-\ufffd"' in body, body
