@@ -230,9 +230,14 @@ class FileStore:
                 time.sleep(min(LOCK_POLL, left))
 
     def update(self, merge: Callable[[dict | None], dict]) -> dict:
+        lock_path = str(self.path) + ".lock"
+        if kind := not_a_file(lock_path):  # opened for writing, a FIFO blocks for ever (no reader)
+            raise StateUnreachable(f"cannot write {self.where}: its lock {lock_path} is {kind}, not a file; remove "
+                                   "it (ssdns makes an empty file there)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock = open(str(self.path) + ".lock", "a")
+            # O_NONBLOCK: a FIFO put there since the look above fails at once (ENXIO) instead of blocking
+            lock = open(os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o644), "a")
         except OSError as exc:
             raise StateUnreachable(f"cannot write {self.where}: {exc.strerror}") from None
         with lock:
