@@ -493,9 +493,13 @@ def _check_loopback(host: str) -> None:
 
 def _check_writable(path: str, option: str) -> None:
     """Before anything starts: path can be written (created, then removed again if it was not there)."""
+    from ssdns.files import not_a_file
+
     existed = os.path.exists(path)
     if os.path.isdir(path):
         raise UsageError(f"{option} {path!r} is a directory: give a file path")
+    if kind := not_a_file(path):  # opened to write, a FIFO waits for a reader for ever
+        raise UsageError(f"{option} {path!r} is {kind}, not a file: give a file path")
     try:
         with open(path, "a"):
             pass

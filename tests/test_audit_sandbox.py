@@ -76,3 +76,15 @@ def test_a_signal_while_the_sandbox_starts_stops_it(tmp_path):
             proc.kill()
             proc.wait()
     assert (proc.returncode, err) == (0, ""), err
+
+
+def test_a_kubeconfig_out_that_is_a_fifo_is_refused_at_once(tmp_path):
+    """`sandbox --kubeconfig-out FIFO`: the check that the path can be written opened it, and waited for a reader
+    for ever (--duration did not count yet). Refused before anything starts: exit 2, one line."""
+    fifo = tmp_path / "kubeconfig"
+    os.mkfifo(fifo)
+    proc = subprocess.run([sys.executable, "-m", "ssdns", "sandbox", "--kubeconfig-out", str(fifo), "--duration",
+                           "1"], capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 2, proc
+    assert "is a FIFO" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert fifo.is_fifo()
