@@ -44,6 +44,7 @@ from ssdns.facts import (
     ServiceFacts,
     StatefulSetFacts,
 )
+from ssdns.files import not_a_file
 from ssdns.target import ApiOptions
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -134,14 +135,21 @@ def _credential_plugin(opts: ApiOptions) -> str | None:
 def _kubeconfig_user(opts: ApiOptions) -> dict:
     import yaml  # type: ignore[import-untyped]  # the kubernetes package's own dependency
 
-    paths = [opts.kubeconfig] if opts.kubeconfig else \
-        [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p] or ["~/.kube/config"]
     docs = []
-    for p in paths:
-        with open(os.path.expanduser(p), "rb") as f:
+    for p in _kubeconfig_paths(opts):
+        if not_a_file(p):  # a FIFO would block this thread, the run's, for ever
+            raise ValueError(p)
+        with open(p, "rb") as f:
             docs.append(yaml.safe_load(f.read(1 << 20)) or {})
     context = opts.context or next(d["current-context"] for d in docs if d.get("current-context"))
     return _entry(docs, "users", _entry(docs, "contexts", context)["context"]["user"])["user"]
+
+
+def _kubeconfig_paths(opts: ApiOptions) -> list[str]:
+    """The kubeconfig files the kubernetes package reads: --kubeconfig, else KUBECONFIG's list, else ~/.kube/config."""
+    paths = [opts.kubeconfig] if opts.kubeconfig else \
+        [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p] or ["~/.kube/config"]
+    return [os.path.expanduser(p) for p in paths]
 
 
 def _entry(docs: list[dict], section: str, name: str) -> dict:
@@ -197,6 +205,10 @@ def _load(opts: ApiOptions, deadline: float | None, calls: int) -> Api:
             raise ApiUnavailable(f"cannot load Kubernetes credentials (in-cluster service account): {exc}") from None
     from kubernetes import client, config
 
+    for path in _kubeconfig_paths(opts):
+        if kind := not_a_file(path):  # read, a FIFO blocks for ever and a device may never end
+            raise ApiUnavailable(f"cannot load Kubernetes credentials ({path}): it is {kind}, not a kubeconfig file; "
+                                 "check --kubeconfig and KUBECONFIG")
     cfg = client.Configuration()
     try:
         config.load_kube_config(config_file=opts.kubeconfig, context=opts.context, client_configuration=cfg,

@@ -3,6 +3,8 @@ kubeconfig does not have."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from conftest import ThreadedSandbox
 from faultkit import run_ssdns
@@ -33,3 +35,18 @@ def test_the_demo_with_a_tiny_timeout_never_blames_a_plugin():
         run = run_ssdns("demo", "--timeout", timeout)
         assert "Traceback" not in run.stderr, run.stderr
         assert "plugin" not in run.stdout + run.stderr, (run.stdout, run.stderr)
+
+
+def test_a_kubeconfig_that_is_a_fifo_is_one_line_within_the_deadline(tmp_path):
+    """KUBECONFIG naming a FIFO: the kubernetes package's loader waited for a writer until the deadline, and the
+    line blamed an exec credential plugin. It says what the file is, at once."""
+    from faultkit import assert_within
+
+    fifo = tmp_path / "kubeconfig"
+    os.mkfifo(fifo)
+    run = run_ssdns("check", "--statefulset", "web", "--nameserver", "127.0.0.1:9", "--no-http", "--api", "on",
+                    "--timeout", "3", env={"KUBECONFIG": str(fifo)}, timeout=20)
+    assert run.returncode == 4, run
+    line = run.one_line()
+    assert f"({fifo}): it is a FIFO" in line and "plugin" not in line, line
+    assert_within(run, 3)
