@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
+from ssdns import gcpace
 from ssdns.errors import Interrupted
 
 T = TypeVar("T")
@@ -79,6 +80,7 @@ def run(coro: Coroutine[Any, Any, T], pods: int | None = None) -> T:
                     raise Interrupted(got[0]) from None
                 raise
 
+    gcpace.running()  # start-up is over: its objects frozen, the collector at its usual pace (gcpace.py)
     with asyncio.Runner(loop_factory=loop_factory(pods)) as runner:
         runner.run(keep())
     return out[0]

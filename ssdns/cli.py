@@ -6,7 +6,6 @@ Only argparse and the standard library load at start-up; each command imports wh
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import signal
 import sys
@@ -14,7 +13,7 @@ import threading
 import time
 from typing import NoReturn
 
-from ssdns import __version__
+from ssdns import __version__, gcpace
 from ssdns.errors import (
     API_UNAVAILABLE,
     CANNOT_RUN,
@@ -454,12 +453,7 @@ def run() -> NoReturn:
     (no thread the interpreter would wait for), the process ends at once instead of tearing down every
     module and object first: ~15 ms of a small check's ~0.1 s of its own, for nothing (every output is
     written and closed, the event loop closed). Anything else exits as Python does."""
-    # The cyclic collector's first generation every 50,000 new objects instead of 700. Start-up creates
-    # ~40,000 (modules, classes, functions), nearly none of them garbage: at 700, ~55 collections scanned
-    # them, 9-11 ms of a small check on a loaded machine (at 10,000 they took as long: each object is
-    # scanned about as often), so a small check now runs none. Larger runs still collect, per 50,000 new
-    # objects: cycles wait a few MB longer at most (peak RSS at 1,000 pods unchanged, 38 MiB).
-    gc.set_threshold(50_000, *gc.get_threshold()[1:])
+    gcpace.start_up()  # the collector at a slow pace while ssdns starts (gcpace.py)
     from ssdns.streams import make_safe
 
     make_safe()  # closed descriptors, a stderr nobody reads: never a traceback, an abort or a lost exit code
