@@ -28,6 +28,21 @@ def _dns_answers(port: int, proc: subprocess.Popen, deadline: float) -> bool:
     return False
 
 
+def _ctrl_c_once_it_answers(proc: subprocess.Popen, port: int, still_running: bool = False) -> None:
+    """SIGINT as soon as the sandbox's nameserver answers; it must stop, exit 0, with nothing on stderr."""
+    try:
+        assert _dns_answers(port, proc, time.monotonic() + 20), "the sandbox's nameserver did not answer"
+        if still_running:
+            assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, err) == (0, ""), err
+
+
 def _free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.54.0.1", 0))
@@ -48,16 +63,7 @@ def test_sandbox_into_a_closed_pipe_keeps_serving_and_stops_cleanly(tmp_path, ap
                                 stdout=write, stderr=subprocess.PIPE, text=True)
     finally:
         os.close(write)
-    try:
-        assert _dns_answers(port, proc, time.monotonic() + 20), "the sandbox's nameserver did not answer"
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert (proc.returncode, err) == (0, ""), err
+    _ctrl_c_once_it_answers(proc, port, still_running=True)
 
 
 def test_a_signal_while_the_sandbox_starts_stops_it(tmp_path):
@@ -67,15 +73,7 @@ def test_a_signal_while_the_sandbox_starts_stops_it(tmp_path):
     port = _free_udp_port()
     proc = subprocess.Popen([sys.executable, "-m", "ssdns", "sandbox", "--dns-port", str(port), "--kubeconfig-out",
                              str(tmp_path / "kc")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert _dns_answers(port, proc, time.monotonic() + 20), "the sandbox's nameserver did not answer"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert (proc.returncode, err) == (0, ""), err
+    _ctrl_c_once_it_answers(proc, port)
 
 
 def test_a_kubeconfig_out_that_is_a_fifo_is_refused_at_once(tmp_path):

@@ -5,6 +5,7 @@ ConnectionResetError, which the client answers by re-opening, on the standard lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -81,10 +82,37 @@ async def _read_queries(reader, count):
     return out
 
 
+class _Echo(asyncio.DatagramProtocol):
+    """A UDP server that answers each query with the query as a response (an empty NOERROR: NODATA)."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.transport.sendto(_answer(data), addr)
+
+
+async def _udp_echo():
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(_Echo, local_addr=("127.0.0.1", 0))
+    return transport, Nameserver("127.0.0.1", transport.get_extra_info("sockname")[1])
+
+
 async def _pipe_to(serve):
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     pipe = await _TcpPipe().open(Nameserver("127.0.0.1", server.sockets[0].getsockname()[1]))
     return server, pipe
+
+
+@contextlib.asynccontextmanager
+async def _piped(serve):
+    """A pipe to a server running `serve`, both closed at the end."""
+    server, pipe = await _pipe_to(serve)
+    try:
+        yield pipe
+    finally:
+        pipe.close()
+        server.close()
+        await server.wait_closed()
 
 
 @pytest.mark.parametrize("loop_kind", LOOPS)
@@ -102,16 +130,11 @@ def test_queries_sent_together_are_answered_in_any_order_and_forgeries_ignored(l
         await reader.read(1)
 
     async def go():
-        server, pipe = await _pipe_to(serve)
-        try:
+        async with _piped(serve) as pipe:
             futs = [pipe.send(100 + i, q) for i, q in enumerate(questions)]
             replies = await asyncio.wait_for(asyncio.gather(*futs), 5)
             assert [int.from_bytes(r[:2], "big") for r in replies] == [100 + i for i in range(len(questions))]
             assert all(r[12:12 + len(q)] == q for r, q in zip(replies, questions, strict=True))
-        finally:
-            pipe.close()
-            server.close()
-            await server.wait_closed()
 
     _run(loop_kind, go())
 
@@ -131,18 +154,13 @@ def test_a_server_closing_mid_batch_fails_only_the_unanswered_queries(loop_kind)
         writer.close()
 
     async def go():
-        server, pipe = await _pipe_to(serve)
-        try:
+        async with _piped(serve) as pipe:
             futs = [pipe.send(i + 1, q) for i, q in enumerate(questions)]
             done = await asyncio.wait_for(asyncio.gather(*futs, return_exceptions=True), 5)
             assert [isinstance(d, bytes) for d in done] == [True] * 3 + [False] * 7
             assert all(isinstance(d, ConnectionResetError) for d in done[3:])
             with pytest.raises(ConnectionResetError):
                 pipe.send(99, questions[0])
-        finally:
-            pipe.close()
-            server.close()
-            await server.wait_closed()
 
     _run(loop_kind, go())
 
@@ -215,17 +233,8 @@ def test_ask_is_lookup_without_the_task_and_the_cache(loop_kind):
 
     from ssdns.dnsquery import DnsClient, Outcome
 
-    class Echo(asyncio.DatagramProtocol):
-        def connection_made(self, transport):
-            self.transport = transport
-
-        def datagram_received(self, data, addr):
-            self.transport.sendto(_answer(data), addr)
-
     async def go():
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
-        ns = Nameserver("127.0.0.1", transport.get_extra_info("sockname")[1])
+        transport, ns = await _udp_echo()
         client = DnsClient((ns,), time.monotonic() + 10)
         try:
             asked = await client.ask("WEB-0.nginx.default.svc.cluster.local.", "A")
@@ -304,17 +313,8 @@ def test_a_closed_client_leaves_no_socket_open(loop_kind):
 
     from ssdns.dnsquery import DnsClient
 
-    class Echo(asyncio.DatagramProtocol):
-        def connection_made(self, transport):
-            self.transport = transport
-
-        def datagram_received(self, data, addr):
-            self.transport.sendto(_answer(data), addr)
-
     async def go():
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
-        ns = Nameserver("127.0.0.1", transport.get_extra_info("sockname")[1])
+        transport, ns = await _udp_echo()
         try:
             before = len(os.listdir("/proc/self/fd"))
             for _ in range(20):
