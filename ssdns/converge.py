@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ssdns.dnsquery import DnsClient, Lookup
+from ssdns.dnsclient import DnsClient
+from ssdns.dnsquery import Lookup
 from ssdns.target import Target
 
 if TYPE_CHECKING:

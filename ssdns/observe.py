@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from ssdns import names
 from ssdns import worker as _worker
-from ssdns.dnsquery import DnsClient, Lookup
+from ssdns.dnsclient import DnsClient
+from ssdns.dnsquery import Lookup
 from ssdns.expected import expected_pods
 from ssdns.names import SrvRecord, dashed_name, reverse_name
 from ssdns.target import Target

@@ -242,7 +242,7 @@ async def ask_all(resolvers: list[Resolver], path_leg: Leg, questions: list[tupl
                   transport: str, deadline: float, memo: dict | None = None) -> list[Leg]:
     """Every question of every resolver over each transport wanted; the path's own leg (the run's
     observation) is reused, not asked again. questions: (name, type, records the path's answer held)."""
-    from ssdns.dnsquery import DnsClient
+    from ssdns.dnsclient import DnsClient
 
     wanted = ("udp", "tcp") if transport == "both" else (transport,)
     jobs: list[tuple[Resolver, str]] = [(r, t) for r in resolvers for t in wanted

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ssdns.dnsquery import DnsClient, Lookup, Outcome
+from ssdns.dnsclient import DnsClient
+from ssdns.dnsquery import Lookup, Outcome
 from ssdns.facts import PodFacts
 from ssdns.target import Nameserver, Target
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ssdns.dnsquery import Outcome, _matches, _plain, classify_message, classify_wire, question_bytes, query_bytes
+from ssdns.dnsquery import Outcome, matches, _plain, classify_message, classify_wire, question_bytes, query_bytes
 
 SVC = "nginx.default.svc.cluster.local."
 POD = "web-1." + SVC
@@ -190,12 +190,12 @@ def test_a_damaged_reply_is_judged_as_the_full_parse_judges_it(case, flips, cut)
 def test_our_own_query_reflected_is_not_an_answer():
     question = question_bytes(POD, "A")
     query = query_bytes(4242, question)
-    assert not _matches(query, question)
+    assert not matches(query, question)
     answer = reply(POD, "A", [(POD, "A", ["127.10.0.2"])])
-    assert _matches(answer, question)
+    assert matches(answer, question)
     flags = struct.unpack("!H", answer[2:4])[0]
     not_query = answer[:2] + struct.pack("!H", flags | (dns.opcode.UPDATE << 11)) + answer[4:]
-    assert not _matches(not_query, question)  # a response, but to another opcode
+    assert not matches(not_query, question)  # a response, but to another opcode
 
 
 @settings(max_examples=400, deadline=None)

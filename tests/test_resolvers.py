@@ -354,11 +354,11 @@ def test_what_counts_as_an_answer_is_named_by_outcome():
 def test_a_memoised_answer_given_by_another_server_is_a_new_lookup_naming_that_server():
     from dataclasses import fields, replace
 
-    from ssdns.dnsquery import Lookup, Outcome, _elsewhere
+    from ssdns.dnsquery import Lookup, Outcome, elsewhere
 
     seen = Lookup("web-0.nginx.default.svc.cluster.local.", "A", Outcome.OK, ("127.0.0.1",), 5, "127.0.0.2:53",
                   False, 1.5, "", "NOERROR")
-    moved = _elsewhere(seen, "127.0.0.3:53", True)
+    moved = elsewhere(seen, "127.0.0.3:53", True)
     assert moved == replace(seen, server="127.0.0.3:53", tcp=True)
     assert [f.name for f in fields(moved)] == list(vars(moved))  # every field, none extra
     object.__setattr__(moved, "elapsed_ms", 9.0)  # as _lookup sets its time

@@ -24,7 +24,7 @@ from ssdns.cli import COMMANDS, _command_in, build_parser
 DNS_ONLY = {
     "ssdns", "ssdns.cli", "ssdns.gcpace", "ssdns.errors", "ssdns.commands", "ssdns.options", "ssdns.target",
     "ssdns.aio", "ssdns.check", "ssdns.evidence", "ssdns.expected", "ssdns.model", "ssdns.names", "ssdns.observe",
-    "ssdns.worker", "ssdns.dnsquery", "ssdns.report", "ssdns.termination", "ssdns.identity",
+    "ssdns.worker", "ssdns.dnsquery", "ssdns.dnsclient", "ssdns.report", "ssdns.termination", "ssdns.identity",
     "ssdns.checks", "ssdns.checks.registry", "ssdns.checks.words", "ssdns.checks.api", "ssdns.checks.disruption",
     "ssdns.checks.dns", "ssdns.checks.history", "ssdns.checks.http", "ssdns.checks.records",
     "ssdns.checks.resolvers", "ssdns.checks.rollout", "ssdns.checks.storage", "ssdns.checks.wiring",

@@ -9,7 +9,7 @@ import contextlib
 
 import pytest
 
-from ssdns.dnsquery import _TcpPipe
+from ssdns.dnsclient import _TcpPipe
 from ssdns.target import Nameserver
 
 LOOPS = ["asyncio"]
@@ -196,7 +196,8 @@ def test_a_pipelined_query_the_server_never_answers_times_out_within_its_budget(
     the patience is spent (one timer per query now, not asyncio.timeout), and the connection is not re-opened."""
     import time
 
-    from ssdns.dnsquery import DnsClient, Outcome
+    from ssdns.dnsclient import DnsClient
+    from ssdns.dnsquery import Outcome
 
     accepted = []
 
@@ -231,7 +232,8 @@ def test_ask_is_lookup_without_the_task_and_the_cache(loop_kind):
     here: the server turns each query into an empty NOERROR response), and nothing kept in the client."""
     import time
 
-    from ssdns.dnsquery import DnsClient, Outcome
+    from ssdns.dnsclient import DnsClient
+    from ssdns.dnsquery import Outcome
 
     async def go():
         transport, ns = await _udp_echo()
@@ -257,7 +259,7 @@ def test_datagrams_the_socket_has_no_room_for_are_sent_later_in_order(loop_kind)
     is full; loopback UDP never does): what does not fit waits and goes out, in order, once there is room."""
     import socket
 
-    from ssdns.dnsquery import _UdpChannel
+    from ssdns.dnsclient import _UdpChannel
 
     async def go():
         ours, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -286,7 +288,8 @@ def test_a_udp_port_nothing_listens_on_is_said_at_once(loop_kind):
     import socket
     import time
 
-    from ssdns.dnsquery import DnsClient, Outcome
+    from ssdns.dnsclient import DnsClient
+    from ssdns.dnsquery import Outcome
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -311,7 +314,7 @@ def test_a_closed_client_leaves_no_socket_open(loop_kind):
     import os
     import time
 
-    from ssdns.dnsquery import DnsClient
+    from ssdns.dnsclient import DnsClient
 
     async def go():
         transport, ns = await _udp_echo()
