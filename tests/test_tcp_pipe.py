@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 
 import pytest
+from dnsservers import answer, read_queries, udp_server
+from dnsservers import questions as make_questions
 
 from ssdns.dnsclient import _TcpPipe
 from ssdns.target import Nameserver
@@ -63,40 +65,6 @@ def _run(loop_kind, coro):
     return asyncio.run(coro)
 
 
-def _questions(n):
-    from ssdns.dnsquery import question_bytes
-
-    return [question_bytes(f"web-{i}.nginx.default.svc.cluster.local.", "A") for i in range(n)]
-
-
-def _answer(query: bytes) -> bytes:
-    """The query turned into a response (QR set): its ID and question, as a server would echo them."""
-    return query[:2] + b"\x81\x80" + query[4:]
-
-
-async def _read_queries(reader, count):
-    out = []
-    for _ in range(count):
-        size = int.from_bytes(await reader.readexactly(2), "big")
-        out.append(await reader.readexactly(size))
-    return out
-
-
-class _Echo(asyncio.DatagramProtocol):
-    """A UDP server that answers each query with the query as a response (an empty NOERROR: NODATA)."""
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def datagram_received(self, data, addr):
-        self.transport.sendto(_answer(data), addr)
-
-
-async def _udp_echo():
-    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(_Echo, local_addr=("127.0.0.1", 0))
-    return transport, Nameserver("127.0.0.1", transport.get_extra_info("sockname")[1])
-
-
 async def _pipe_to(serve):
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     pipe = await _TcpPipe().open(Nameserver("127.0.0.1", server.sockets[0].getsockname()[1]))
@@ -119,13 +87,13 @@ async def _piped(serve):
 def test_queries_sent_together_are_answered_in_any_order_and_forgeries_ignored(loop_kind):
     """One iteration's queries go out in one write; the server answers them last first, after a reply with a
     wrong ID and our own query reflected (QR clear): each query gets its own reply, the forgeries none."""
-    questions = _questions(20)
+    questions = make_questions(20)
 
     async def serve(reader, writer):
-        queries = await _read_queries(reader, len(questions))
+        queries = await read_queries(reader, len(questions))
         first = queries[0]
-        wrong_id = bytes([first[0] ^ 0xFF, first[1]]) + _answer(first)[2:]
-        for wire in (wrong_id, first, *(_answer(q) for q in reversed(queries))):
+        wrong_id = bytes([first[0] ^ 0xFF, first[1]]) + answer(first)[2:]
+        for wire in (wrong_id, first, *(answer(q) for q in reversed(queries))):
             writer.write(len(wire).to_bytes(2, "big") + wire)
         await reader.read(1)
 
@@ -143,12 +111,12 @@ def test_queries_sent_together_are_answered_in_any_order_and_forgeries_ignored(l
 def test_a_server_closing_mid_batch_fails_only_the_unanswered_queries(loop_kind):
     """The server answers 3 of a batch of 10 and closes: those 3 have their replies, the other 7 fail with
     ConnectionResetError (the client sends them again on a new connection), and no later query is taken."""
-    questions = _questions(10)
+    questions = make_questions(10)
 
     async def serve(reader, writer):
-        queries = await _read_queries(reader, len(questions))
+        queries = await read_queries(reader, len(questions))
         for q in queries[:3]:
-            wire = _answer(q)
+            wire = answer(q)
             writer.write(len(wire).to_bytes(2, "big") + wire)
         await writer.drain()
         writer.close()
@@ -177,7 +145,7 @@ def test_queries_queued_when_we_close_fail_and_are_never_written(loop_kind):
     async def go():
         server, pipe = await _pipe_to(serve)
         try:
-            futs = [pipe.send(i + 1, q) for i, q in enumerate(_questions(5))]
+            futs = [pipe.send(i + 1, q) for i, q in enumerate(make_questions(5))]
             pipe.close()  # in the same iteration: the batch is not written yet
             done = await asyncio.wait_for(asyncio.gather(*futs, return_exceptions=True), 5)
             assert all(isinstance(d, ConnectionResetError) for d in done)
@@ -236,7 +204,7 @@ def test_ask_is_lookup_without_the_task_and_the_cache(loop_kind):
     from ssdns.dnsquery import Outcome
 
     async def go():
-        transport, ns = await _udp_echo()
+        transport, ns, _ = await udp_server()
         client = DnsClient((ns,), time.monotonic() + 10)
         try:
             asked = await client.ask("WEB-0.nginx.default.svc.cluster.local.", "A")
@@ -317,7 +285,7 @@ def test_a_closed_client_leaves_no_socket_open(loop_kind):
     from ssdns.dnsclient import DnsClient
 
     async def go():
-        transport, ns = await _udp_echo()
+        transport, ns, _ = await udp_server()
         try:
             before = len(os.listdir("/proc/self/fd"))
             for _ in range(20):
