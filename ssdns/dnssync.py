@@ -63,7 +63,7 @@ class _Question:
     """One lookup in progress: what was said so far, and its current try (UDP or TCP, to said's next server)."""
 
     __slots__ = ("begun", "budget", "chan", "conn", "key", "mode", "qid", "question", "said", "sends", "server",
-                 "size", "start", "tcp_first", "timer", "wire")
+                 "size", "start", "tcp_first", "timer", "until", "wire")
 
     def __init__(self, key: tuple[str, str], question: bytes, tcp_first: bool, size: int) -> None:
         self.key, self.question, self.tcp_first, self.size = key, question, tcp_first, size
@@ -76,6 +76,7 @@ class _Question:
         self.qid = 0
         self.wire = b""
         self.begun = self.budget = 0.0
+        self.until = 0.0  # the end of its TCP try (its wait for a connection too)
         self.sends = 0
         self.conn: _Tcp | None = None
 
@@ -383,7 +384,8 @@ class BlockingClient:
 
     def _tcp_start(self, q: _Question, timeout: float) -> None:
         q.mode, q.conn = "tcp-wait", None
-        self._arm(q, time.monotonic() + timeout)
+        q.until = time.monotonic() + timeout
+        self._arm(q, q.until)
         if self._tcp_open < TCP_IN_FLIGHT:
             self._tcp_connect(q)
         else:
@@ -482,4 +484,6 @@ class BlockingClient:
         conn.sock.close()
         self._tcp_open -= 1
         while self._tcp_queued and self._tcp_open < TCP_IN_FLIGHT:
-            self._tcp_connect(self._tcp_queued.popleft())
+            q = self._tcp_queued.popleft()
+            if q.until - time.monotonic() > 0.01:  # else its time is (nearly) up: its timer says so
+                self._tcp_connect(q)
