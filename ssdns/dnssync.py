@@ -173,6 +173,8 @@ class BlockingClient:
     # The loop.
 
     def _run(self) -> None:
+        # Bounded in time: every try has a timer that ends it by the deadline (a try after a truncated answer gets
+        # at least 10 ms, as dnsclient's), and each turn fires the timers due before it reads anything.
         while True:
             while self._queued and len(self._active) < self.concurrency:
                 self._begin(self._queued.popleft())
