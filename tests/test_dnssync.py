@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 import dns.message
 import dns.rrset
 import pytest
+from conftest import until
 from dnsservers import LoopThread, answer, read_queries, udp_server
 from knotdns import KnotServer, Pod, headless_zones, knotd_available
 
@@ -143,6 +145,30 @@ def test_a_question_is_asked_once_per_client():
                                                                 "web-2.nginx.default.svc.cluster.local."]
         finally:
             lt.loop.call_soon_threadsafe(transport.close)
+
+
+def test_an_ipv6_nameserver_over_udp_and_tcp():
+    async def serve(reader, writer):
+        (query,) = await read_queries(reader, 1)
+        wire = answer(query)
+        writer.write(len(wire).to_bytes(2, "big") + wire)
+        await reader.read()
+
+    with LoopThread() as lt:
+        transport, ns, _ = lt.call(udp_server(host="::1"))
+
+        async def start():
+            return await asyncio.start_server(serve, "::1", ns.port)
+
+        server = lt.call(start())
+        try:
+            for kind in ("udp", "tcp"):
+                with BlockingClient((ns,), time.monotonic() + 10, transport=kind) as client:
+                    (got,) = client.ask([(NAME, "A", 0)])
+                assert got.outcome is Outcome.NODATA and got.server == f"[::1]:{ns.port}" and got.tcp == (kind == "tcp")
+        finally:
+            lt.loop.call_soon_threadsafe(transport.close)
+            _stop(lt, server)
 
 
 def test_a_silent_first_nameserver_leaves_the_second_its_share_of_the_time():
@@ -334,6 +360,45 @@ def test_the_deadline_bounds_many_questions_to_a_silent_server():
     assert sum("not asked, deadline reached" in lk.detail for lk in got) == 300 - 128
     assert client.queries_sent == 128 * TRIES_PER_SERVER
     assert 0.95 <= took < 1.0 + 2
+
+
+def test_an_interrupted_ask_leaves_nothing_half_asked():
+    """Ctrl-C in the middle of an ask (a silent UDP server, a hanging TCP one): its TCP connections are closed, no
+    Lookup is kept, and the next ask asks those questions again."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    accepted, ended = [], []
+
+    async def serve(reader, writer):
+        accepted.append(writer)
+        await reader.read()  # until the client closes
+        ended.append(writer)
+
+    with LoopThread() as lt, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        server, tcp_ns = _tcp_server(lt, serve)
+        silent.bind(("127.0.0.1", 0))
+        udp_ns = Nameserver("127.0.0.1", silent.getsockname()[1])
+        before = signal.signal(signal.SIGALRM, interrupt)
+        try:
+            with BlockingClient((udp_ns,), time.monotonic() + 30) as udp, \
+                    BlockingClient((tcp_ns,), time.monotonic() + 30, transport="tcp") as tcp:
+                for client in (udp, tcp):
+                    signal.setitimer(signal.ITIMER_REAL, 0.3)
+                    with pytest.raises(KeyboardInterrupt):
+                        client.ask([(f"web-{i}.nginx.default.svc.cluster.local.", "A", 0) for i in range(20)])
+                    assert client.lookups() == []
+                assert len(accepted) == TCP_IN_FLIGHT
+                until(lambda: len(ended) == len(accepted))  # every connection closed by the client
+                for client in (udp, tcp):
+                    sent = client.queries_sent
+                    client.deadline = time.monotonic() + 0.3
+                    got = client.ask([("web-0.nginx.default.svc.cluster.local.", "A", 0)])
+                    assert got[0].outcome is Outcome.TIMEOUT and client.queries_sent > sent
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, before)
+            _stop(lt, server)
 
 
 def test_importing_and_asking_loads_no_asyncio(sandbox):
