@@ -112,6 +112,12 @@ def test_the_same_lookups_from_replicas_with_one_down(sandbox_factory):
     assert {lk.server for lk in ours} == {str(servers[1])}
 
 
+def test_past_the_deadline_nothing_is_asked(sandbox):
+    target = sandbox.sandbox.target()
+    ours = assert_same(target.nameservers, check_questions(target, ["web-0"], 1), timeout=0)
+    assert all(lk.outcome is Outcome.TIMEOUT and "not asked, deadline reached" in lk.detail for lk in ours)
+
+
 @pytest.mark.skipif(not knotd_available(), reason="knotd is not installed (Debian package knot)")
 def test_the_same_lookups_from_knotd_and_a_truncated_answer_completed_over_tcp():
     """40 pods: the SRV set does not fit in UDP. Asked with no size given, knotd's UDP answer is truncated and
