@@ -2,12 +2,12 @@
 
 `gather` does all the I/O and returns the Evidence; `conclude` is pure: it runs the registry's checks
 over the Evidence and builds the Result every output renders. restart-test and scale-test add their
-own evidence between the two.
+own evidence between the two. A small DNS-only check gathers without asyncio (smallcheck.py), so asyncio
+is imported only by the coroutines here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -18,11 +18,11 @@ from ssdns.evidence import ApiEvidence, Evidence
 from ssdns.expected import expect, expected_pods
 from ssdns.model import ApiPodView, Finding, PodView, Result, ScaleSummary, ServiceView, Stats, Status, TargetView
 from ssdns.names import ordinal
-from ssdns.observe import Observations, observe
 from ssdns.target import ApiOptions, Target
 
 if TYPE_CHECKING:  # a run without the API loads no API facts
     from ssdns.facts import ClusterFacts
+    from ssdns.observations import Observations
 
 API_SHARE = 0.5  # of the time left: what the API reads may use, so DNS and HTTP keep the rest
 GRACE = 0.5  # every operation stops at the deadline by itself; this only guards against a bug
@@ -94,6 +94,8 @@ async def _gather_rest(target: Target, api: ApiOptions, facts: ClusterFacts | No
 async def _ask_resolvers(target: Target, api: ApiOptions, obs: Observations, deadline: float, memo: dict | None,
                          discovered: Any = None):
     """Every resolver of --resolvers asked what the path was asked; exit 3 only when none answered."""
+    import asyncio
+
     from ssdns import resolvers
     from ssdns.target import read_resolv_conf
 
@@ -101,7 +103,7 @@ async def _ask_resolvers(target: Target, api: ApiOptions, obs: Observations, dea
         async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + GRACE):
             ev = await resolvers.gather(target, api, obs, deadline, read_resolv_conf().nameservers, memo, discovered)
     except TimeoutError:
-        raise CannotRun(f"the run did not finish within --timeout {target.timeout:g} s; raise it") from None
+        raise unfinished(target) from None
     if not ev.answered:
         tried = ", ".join(r.describe() for r in ev.resolvers)
         raise CannotRun(f"no resolver answered (tried {tried}); check --resolvers and --nameserver")
@@ -129,15 +131,29 @@ def _api_port(facts: ClusterFacts | None, target: Target) -> int | None:
 
 async def _observe(target: Target, deadline: float, expected: list[str], api_port: int | None,
                    must_answer: bool = True, memo: dict | None = None, worker: Any = None) -> Observations:
+    import asyncio
+
+    from ssdns.observe import observe
+
     try:
         async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + GRACE):
             obs = await observe(target, deadline, expected, api_port=api_port, memo=memo, worker=worker)
     except TimeoutError:
-        raise CannotRun(f"the run did not finish within --timeout {target.timeout:g} s; raise it") from None
-    if must_answer and not any(lk.answered for lk in obs.lookups):  # the rule: README, exit codes
+        raise unfinished(target) from None
+    if must_answer:
+        must_have_answered(obs)
+    return obs
+
+
+def unfinished(target: Target) -> CannotRun:
+    return CannotRun(f"the run did not finish within --timeout {target.timeout:g} s; raise it")
+
+
+def must_have_answered(obs: Observations) -> None:
+    """The rule (README, exit codes): a run in which no nameserver said anything about any name could not run."""
+    if not any(lk.answered for lk in obs.lookups):
         detail = obs.service_a.detail or obs.service_a.outcome.value
         raise CannotRun(f"no nameserver answered about the names ({detail}); check --nameserver")
-    return obs
 
 
 def conclude(run: Run, elapsed_ms: float | None = None) -> Result:

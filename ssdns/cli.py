@@ -389,9 +389,12 @@ def _command_in(argv: list[str]) -> str | None:
 
 def _prestart(args: list[str]) -> None:
     if _command_in(args) == "check" and any(a.startswith("--replicas") for a in args):
-        from ssdns import worker  # a large check's second process starts now, before any parsing (prestart)
+        from ssdns import sizing
 
-        worker.prestart(args)
+        if (pods := sizing.replicas_in(args)) is not None and sizing.worker_wanted(pods):
+            from ssdns import worker  # a large check's second process starts now, before any parsing (prestart)
+
+            worker.prestart(args)
 
 
 def main(argv: list[str] | None = None) -> int:

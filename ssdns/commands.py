@@ -271,20 +271,22 @@ def cmd_check(opts: CheckOptions) -> int:
 
     target = build_target(opts.target, opts.timeout, opts.deadline)
     check_output_options(opts.outputs)
-    from ssdns import worker
+    from ssdns import sizing
 
     # A large check's second process starts now, before this one imports the check (worker.py).
-    if opts.deadline is not None:
+    if opts.deadline is not None and target.replicas is not None and sizing.worker_wanted(target.replicas):
+        from ssdns import worker
+
         worker.start_early(target.replicas, target.path, opts.deadline, target.http)
     try:
         return _check(opts, target)
     finally:
-        worker.discard_early()
+        if (worker_module := sys.modules.get("ssdns.worker")) is not None:
+            worker_module.discard_early()
 
 
 def _check(opts: CheckOptions, target) -> int:
-    from ssdns.aio import run
-    from ssdns.check import run_check
+    from ssdns import smallcheck
 
     api = opts.target.api
     store = None
@@ -294,7 +296,13 @@ def _check(opts: CheckOptions, target) -> int:
         from ssdns.state import open_store
 
         store = open_store(opts.state, target.namespace, api, opts.deadline)
-    result = run(run_check(target, api), target.replicas)  # uvloop for large runs; the Result kept out of the task
+    if smallcheck.eligible(target, api):  # a small DNS-only check: no asyncio (smallcheck.py)
+        result = smallcheck.run_check(target)
+    else:
+        from ssdns.aio import run
+        from ssdns.check import run_check
+
+        result = run(run_check(target, api), target.replicas)  # uvloop for large runs; the Result kept out of the task
     if store is not None:
         from ssdns.state import apply_state
 

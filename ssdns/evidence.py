@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # types only: what judges history alone (state.py) loads no D
     from ssdns.change_evidence import HistoryEvidence, RestartEvidence, ScaleEvidence
     from ssdns.expected import PodExpectation
     from ssdns.facts import ClusterFacts
-    from ssdns.observe import Observations
+    from ssdns.observations import Observations
     from ssdns.resolvers import ResolverEvidence
     from ssdns.target import Target
 

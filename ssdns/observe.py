@@ -10,90 +10,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import sys
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ssdns import names
 from ssdns import worker as _worker
 from ssdns.dnsclient import DnsClient
-from ssdns.dnsquery import Lookup
 from ssdns.expected import expected_pods
-from ssdns.names import SrvRecord, dashed_name, reverse_name
+from ssdns.names import reverse_name
+from ssdns.observations import (
+    Observations,
+    PodObservation,
+    asks_aaaa,
+    found_by_ptr,
+    found_by_srv,
+    service_ips,
+    srv_port,
+    warn_if_short,
+)
 from ssdns.target import Target
-
-if TYPE_CHECKING:
-    from ssdns.httpprobe import HttpObservation
 
 POD_FLOWS = 1024  # pods observed at once (each: its A/AAAA, PTRs and one HTTP request). A flow waiting for
 # the worker's HTTP answer is a suspended coroutine: the sockets are bounded elsewhere (128 DNS queries, 64
 # HTTP requests), and more flows let DNS run ahead of HTTP instead of waiting on it (1,000 pods: 256 -> 512
 # flows 1.59 -> 1.20 s; 512 -> 1,024 1.21 -> 1.10 s, medians of 3 alternating; the worker holds at most 128
 # of them as tasks, so 5,000 pods stay at ~91 MiB for both processes)
-
-
-def srv_records(lookup: Lookup | None) -> list[SrvRecord]:
-    """The SRV records of a lookup, none when it failed."""
-    return names.srv_records(lookup.values) if lookup is not None and lookup.ok else []
-
-
-def pod_from_fqdn(target: Target, fqdn: str) -> str | None:
-    return names.pod_from_fqdn(target.service_fqdn, fqdn)
-
-
-@dataclass
-class PodObservation:
-    """What DNS (and HTTP) said about one pod."""
-
-    name: str
-    source: str
-    a: Lookup
-    aaaa: Lookup | None = None
-    http: HttpObservation | None = None  # when HTTP was checked
-
-    @property
-    def ips(self) -> list[str]:
-        out = list(self.a.values) if self.a.ok else []
-        if self.aaaa is not None and self.aaaa.ok:
-            out += self.aaaa.values
-        return out
-
-
-@dataclass
-class Observations:
-    """What DNS and HTTP said in one run."""
-
-    service_a: Lookup
-    service_aaaa: Lookup
-    srv: Lookup | None
-    version: Lookup
-    pods: dict[str, PodObservation]
-    ptr: dict[str, Lookup]  # ip -> PTR lookup, for every Service and pod IP
-    http_port: int | None
-    dns_queries: int = 0
-    http_requests: int = 0
-    elapsed_ms: float = 0.0
-    lookups: list[Lookup] = field(default_factory=list)
-
-    @property
-    def service_ips(self) -> list[str]:
-        return [*(self.service_a.values if self.service_a.ok else ()),
-                *(self.service_aaaa.values if self.service_aaaa.ok else ())]
-
-
-# What a full check costs per pod on a small machine (2 cores, bench/RESULTS.md at 5,000 pods, with room
-# for a loaded node): used only to warn before a run that its deadline looks too short.
-SECONDS_PER_POD = {True: 0.0016, False: 0.0011}  # with HTTP, DNS only
-
-
-def warn_if_short(pods: int, target: Target, left: float) -> None:
-    need = 0.5 + pods * SECONDS_PER_POD[target.http]
-    if pods >= 500 and need > 0.8 * left:
-        print(f"ssdns: note: {pods} pods may take about {need:.0f} s, close to or past --timeout "
-              f"{target.timeout:g}; give --timeout {max(need * 2, target.timeout * 2):.0f} if the run stops at "
-              "the deadline", file=sys.stderr, flush=True)
 
 
 async def observe(target: Target, deadline: float, expected: list[str] | None = None,
@@ -165,18 +106,13 @@ class _Run:
             await self.spawn(name, "expected")
         self.srv_lookup = await self.srv if self.srv is not None else None
         if not self.http_port.done():
-            self.http_port.set_result(_srv_port(self.srv_lookup))
-        a, aaaa = await self.svc_a, await self.svc_aaaa
-        self.service_ips = [*(a.values if a.ok else ()), *(aaaa.values if aaaa.ok else ())]
-        # An endpoint without a hostname gets a dashed-IP name (CoreDNS): that is no pod name.
-        dashed = {dashed_name(ip) for ip in self.service_ips}
-        for rec in srv_records(self.srv_lookup):
-            if (found := pod_from_fqdn(self.target, rec[3])) is not None and found not in dashed:
-                await self.spawn(found, "srv")
+            self.http_port.set_result(srv_port(self.srv_lookup))
+        self.service_ips = service_ips(await self.svc_a, await self.svc_aaaa)
+        for found in found_by_srv(self.target, self.srv_lookup, self.service_ips):
+            await self.spawn(found, "srv")
         ptrs = await asyncio.gather(*(self.dns.lookup(reverse_name(ip), "PTR") for ip in self.service_ips))
-        for value in (v for ptr in ptrs for v in ptr.values):
-            if (found := pod_from_fqdn(self.target, value)) is not None:
-                await self.spawn(found, "ptr")
+        for found in found_by_ptr(self.target, ptrs):
+            await self.spawn(found, "ptr")
         self.pod_obs = dict(zip(self.pods, await asyncio.gather(*self.pods.values()), strict=True))
         await self.version
 
@@ -198,7 +134,7 @@ class _Run:
         t, dns = self.target, self.dns
         fqdn = t.pod_fqdn(name)
         obs = PodObservation(name, source, await dns.lookup(fqdn, "A"))
-        if t.ipv6 or (await self.svc_aaaa).ok:  # AAAA per pod only when the Service is (also) IPv6
+        if asks_aaaa(t, await self.svc_aaaa):
             obs.aaaa = await dns.lookup(fqdn, "AAAA")
         ips = obs.ips
         jobs: list[Awaitable[Any]] = [dns.lookup(reverse_name(ip), "PTR") for ip in ips]
@@ -225,10 +161,3 @@ class _Run:
             dns_queries=dns.queries_sent, http_requests=self.http_sent,
             elapsed_ms=(time.monotonic() - start) * 1000, lookups=dns.lookups(),
         )
-
-
-def _srv_port(srv: Lookup | None) -> int | None:
-    """The one port SRV gives, else unknown: guessing 80 would report every pod as refusing."""
-    ports = {rec[2] for rec in srv_records(srv)}
-    return ports.pop() if len(ports) == 1 else None
-

@@ -21,7 +21,7 @@ from ssdns.target import Nameserver, ResolverChoice
 
 if TYPE_CHECKING:
     from ssdns.dnsquery import Lookup
-    from ssdns.observe import Observations
+    from ssdns.observations import Observations
     from ssdns.target import ApiOptions, Target
 
 NODELOCAL_DEFAULT = "169.254.20.10"  # node-local-dns's default listen address

@@ -4,7 +4,7 @@ DNS answers.
 A check of 1,000 pods is CPU-bound in one Python process: parsing 2,000 DNS replies (dnspython; the
 SRV set of 1,000 records alone takes ~60 ms, the Service's A set ~20 ms) and sending 1,000 HTTP
 requests (aiohttp, ~0.2 s to import and ~0.25 ms of CPU per request) take turns on one core. With two
-or more cores at hand and at least WORKER_FROM pods, a child (ssdns.worker.main) does those with the same
+or more cores at hand and at least sizing.WORKER_FROM pods, a child (ssdns.worker.main) does those with the same
 code (HttpProber, dnsquery.classify_wire) while this process asks DNS and judges. (The large answers go to
 the child only in a check without HTTP: with HTTP the child's requests are what ends last; observe.py.) Each job and its
 answer is one JSON line on a pipe (~15 us of this process's time per request instead of ~250 us).
@@ -31,13 +31,13 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Self
 
+from ssdns import sizing
+
 if TYPE_CHECKING:  # imported where used: a small check imports this module and none of that
     from ssdns.httpobs import HttpObservation, HttpRequest
 
-WORKER_FROM = 100  # pods: below this a second interpreter (~30 ms to start) does not pay
 BIG_ANSWER = 4096  # bytes: a DNS answer at least this large is parsed by the child (a pod's A reply is ~70)
 LINE_LIMIT = 1 << 20  # a line: a body of BODY_CAP bytes or a 64 KiB answer, JSON-escaped, fits many times over
-CPU_MAX = "/sys/fs/cgroup/cpu.max"  # cgroup v2, as containers see their own
 # The child imports this very ssdns: `python -m` would put the working directory first on sys.path, and
 # an `ssdns/` there (a checkout, or worse) would run in its place. The environment is kept (PYTHONPATH,
 # site-packages: where aiohttp and dnspython are).
@@ -50,26 +50,9 @@ PARSE_WAIT = 1.0  # seconds an answer waits for the child (busy importing, or st
 STALL = 5.0
 
 
-def cpus() -> float:
-    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (a container's
-    `resources.limits.cpu`)."""
-    n = float(len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else float(os.cpu_count() or 1)
-    try:
-        with open(CPU_MAX) as f:  # "max 100000" or "<quota> <period>"
-            quota, period = f.read().split()[:2]
-        if quota != "max":
-            n = min(n, int(quota) / int(period))
-    except (OSError, ValueError):
-        pass
-    return n
-
-
 def wanted(pods: int) -> bool:
-    """Whether a check of this many pods uses a child process."""
-    mode = os.environ.get("SSDNS_WORKER", "auto")
-    if mode in ("0", "1"):
-        return mode == "1"
-    return pods >= WORKER_FROM and cpus() >= 2
+    """Whether a check of this many pods uses a child process (sizing.py)."""
+    return sizing.worker_wanted(pods)
 
 
 class Worker:
@@ -342,21 +325,12 @@ def prestart(argv: list[str]) -> None:
     settings by start_early once they are parsed. A cheap look at argv, not a parse: what it misses (an
     abbreviated option) only leaves the start to start_early; what it gets wrong (a mistyped value) costs a
     child that discard_early ends."""
-    pods = _replicas(argv)
+    pods = sizing.replicas_in(argv)
     if pods is None or _pre or _early or not wanted(pods):
         return
     proc = _start(http="--no-http" not in argv)
     if proc is not None:
         _pre.append(proc)
-
-
-def _replicas(argv: list[str]) -> int | None:
-    for i, arg in enumerate(argv):
-        value = arg[len("--replicas="):] if arg.startswith("--replicas=") else (
-            argv[i + 1] if arg == "--replicas" and i + 1 < len(argv) else None)
-        if value is not None:
-            return int(value) if value.isascii() and value.isdigit() else None
-    return None
 
 
 def start_early(pods: int | None, path: str, deadline: float, http: bool, concurrency: int = 64) -> None:

@@ -11,7 +11,7 @@ from ssdns.facts import ClusterFacts, EndpointFacts, PodFacts, PvcFacts, Service
 from ssdns.httpprobe import HttpObservation
 from ssdns.model import Finding, Status
 from ssdns.names import reverse_name
-from ssdns.observe import Observations, PodObservation
+from ssdns.observations import Observations, PodObservation
 from ssdns.target import Nameserver, Target
 
 NOW = 1_800_000_000.0  # when the API was read (ClusterFacts.read_at): ages count to it

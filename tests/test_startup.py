@@ -18,21 +18,25 @@ import pytest
 
 from ssdns.cli import COMMANDS, _command_in, build_parser
 
-# The ssdns modules a DNS-only check without the API imports: the command line, the run, every check family
-# (the catalogue lists them all, so their own imports must stay light) and the text report. A module added
-# here is a start-up cost on every run: import it where its path uses it instead, if it can be.
+# The ssdns modules a DNS-only check without the API imports: the command line, the run without asyncio
+# (smallcheck.py), every check family (the catalogue lists them all, so their own imports must stay light) and
+# the text report. A module added here is a start-up cost on every run: import it where its path uses it
+# instead, if it can be.
 DNS_ONLY = {
     "ssdns", "ssdns.cli", "ssdns.gcpace", "ssdns.errors", "ssdns.commands", "ssdns.options", "ssdns.target",
-    "ssdns.aio", "ssdns.check", "ssdns.evidence", "ssdns.expected", "ssdns.model", "ssdns.names", "ssdns.observe",
-    "ssdns.worker", "ssdns.dnsquery", "ssdns.dnsclient", "ssdns.report", "ssdns.termination", "ssdns.identity",
+    "ssdns.sizing", "ssdns.smallcheck", "ssdns.check", "ssdns.evidence", "ssdns.expected", "ssdns.model",
+    "ssdns.names", "ssdns.observations", "ssdns.dnssync", "ssdns.dnsquery", "ssdns.report", "ssdns.termination",
+    "ssdns.identity",
     "ssdns.checks", "ssdns.checks.registry", "ssdns.checks.words", "ssdns.checks.api", "ssdns.checks.disruption",
     "ssdns.checks.dns", "ssdns.checks.history", "ssdns.checks.http", "ssdns.checks.records",
     "ssdns.checks.resolvers", "ssdns.checks.rollout", "ssdns.checks.storage", "ssdns.checks.wiring",
 }
-# What other paths use, never this one: the API's facts and client, HTTP, --resolvers, --state, the sandbox,
-# the other commands' options and evidence; dnspython's whole-message parser (unusual replies only: a
-# healthy world gives none, dnsquery._plain reads the rest); json (JSON output, the worker's pipe).
-NOT_ON_THIS_PATH = {"aiohttp", "kubernetes", "yaml", "uvloop", "ssdns.facts", "ssdns.kube", "ssdns.httpprobe",
+# What other paths use, never this one: asyncio and what runs on it (the asyncio front end, its DNS client, the
+# worker), the API's facts and client, HTTP, --resolvers, --state, the sandbox, the other commands' options and
+# evidence; dnspython's whole-message parser (unusual replies only: a healthy world gives none,
+# dnsquery._plain reads the rest); json (JSON output, the worker's pipe).
+NOT_ON_THIS_PATH = {"asyncio", "ssdns.aio", "ssdns.observe", "ssdns.dnsclient", "ssdns.worker", "aiohttp",
+                    "kubernetes", "yaml", "uvloop", "ssdns.facts", "ssdns.kube", "ssdns.httpprobe",
                     "ssdns.httpobs", "ssdns.resolvers", "ssdns.state", "ssdns.sandbox", "ssdns.restart",
                     "ssdns.other_options", "ssdns.change_evidence", "dns.message", "json"}
 

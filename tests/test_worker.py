@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import failures, run_json
 
-from ssdns import worker
+from ssdns import sizing, worker
 from ssdns.httpobs import HttpRequest
 from ssdns.worker import Worker
 
@@ -265,7 +265,7 @@ def test_the_worker_is_used_with_two_cores_and_enough_pods(tmp_path, monkeypatch
     monkeypatch.delenv("SSDNS_WORKER", raising=False)
     cpu_max = tmp_path / "cpu.max"
     cpu_max.write_text(quota + "\n")
-    monkeypatch.setattr(worker, "CPU_MAX", str(cpu_max))
+    monkeypatch.setattr(sizing, "CPU_MAX", str(cpu_max))
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(affinity)))
     assert worker.wanted(pods) is want
     monkeypatch.setenv("SSDNS_WORKER", "0")
