@@ -1,3 +1,38 @@
-from ssdns.cli import run
+"""The executable: `python -m ssdns`, and the `ssdns` console script (pyproject.toml: ssdns.__main__:run).
 
-run()
+cli.main turns a signal into one line and its exit code, but only once cli and its imports are loaded (the
+first ~50 ms of a run). Ctrl-C before that (or after main, while the process ends) raised Python's
+KeyboardInterrupt traceback. This module loads nothing but the package's two-line __init__ before its
+`try`: what is left is the interpreter's own start-up.
+"""
+
+import sys
+
+
+def run() -> None:
+    try:
+        from ssdns.cli import run as cli_run
+
+        cli_run()
+    except KeyboardInterrupt:
+        _interrupted()
+
+
+def _interrupted() -> None:
+    import os
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C ends the process at once, as in cli.main
+        signal.signal(sig, signal.SIG_DFL)
+    from ssdns.errors import Interrupted
+
+    stop = Interrupted(signal.SIGINT)
+    try:  # os.write: sys.stderr may be None (a closed descriptor, before streams.make_safe) or half made
+        os.write(2, f"ssdns: {stop}\n".encode())
+    except OSError:
+        pass
+    sys.exit(stop.exit_code)
+
+
+if __name__ == "__main__":
+    run()

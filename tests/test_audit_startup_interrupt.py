@@ -1,0 +1,86 @@
+"""Ctrl-C while the executable starts: one line and exit code 130, never Python's traceback.
+
+cli.main installs ssdns's signal handlers, but only once its modules are imported; a Ctrl-C before that (the
+first ~50 ms of every run) was Python's KeyboardInterrupt traceback. The executable is run as it is installed
+(the console script pyproject.toml declares, as pip writes it) and as `python -m ssdns`, each stopped in the
+import of one module until the test has sent SIGINT: the interrupt lands in that very import, every time,
+with no sleep guessing when start-up is where."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MARK = "ssdns-test-paused-in "
+
+# Stop the import of one module (sys.argv[1]) until a signal comes: a KeyboardInterrupt raised there is one
+# raised at that moment of start-up. The rest is the program under test.
+PAUSE = f"""
+import os, sys, time
+class _Pause:
+    def __init__(self, name):
+        self.name = name
+    def find_spec(self, name, path=None, target=None):
+        if name == self.name:
+            sys.meta_path.remove(self)
+            os.write(2, ({MARK!r} + name + "\\n").encode())  # not sys.stderr: a signal in its Python code
+            time.sleep(60)
+        return None
+sys.meta_path.insert(0, _Pause(sys.argv.pop(1)))
+"""
+
+
+def console_script() -> str:
+    """The `ssdns` script pip installs for pyproject.toml's [project.scripts] entry (its template)."""
+    entry = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["ssdns"]
+    module, func = entry.split(":")
+    return (f"import re\nimport sys\nfrom {module} import {func}\nif __name__ == '__main__':\n"
+            f"    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n    sys.exit({func}())\n")
+
+
+MODULE = "import runpy; runpy.run_module('ssdns', run_name='__main__', alter_sys=True)\n"
+
+
+# Modules imported at successive moments of a run: before cli.main (the command line's own imports, then
+# cli.run's helpers), while main parses and builds the options, and once the check runs.
+MOMENTS = ["ssdns.cli", "argparse", "ssdns.gcpace", "ssdns.errors", "ssdns.streams", "ssdns.worker",
+           "ssdns.commands", "ssdns.options", "ssdns.check", "ssdns.dnsclient", "ssdns.report", "ssdns.termination"]
+
+
+def interrupted_in(module: str, program: str, args: list[str], tmp_path: Path) -> tuple[int, str]:
+    script = tmp_path / "ssdns"
+    script.write_text(PAUSE + program)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(script), module, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    try:
+        assert proc.stderr is not None
+        seen = b""
+        while not seen.endswith(b"\n") and (chunk := os.read(proc.stderr.fileno(), 4096)):
+            seen += chunk  # the event: start-up is inside that import now
+        assert seen == f"{MARK}{module}\n".encode(), f"{module} was not imported: {seen!r}"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err.decode(errors="replace")
+
+
+@pytest.mark.parametrize("module", MOMENTS)
+@pytest.mark.parametrize("program", [console_script(), MODULE], ids=["console-script", "python-m"])
+def test_ctrl_c_while_starting_is_one_line_and_exit_130(module, program, sandbox, tmp_path):
+    """A 3-pod DNS-only check of the sandbox, as a CronJob runs it, interrupted at each moment."""
+    args = [*sandbox.args("--no-http", "--replicas", "3", "--timeout", "20"), "--termination-log", str(tmp_path / "log")]
+    code, err = interrupted_in(module, program, args, tmp_path)
+    assert "Traceback" not in err, err
+    assert err.splitlines() == ["ssdns: interrupted by SIGINT: the run stopped before it finished"], err
+    assert code == 130
