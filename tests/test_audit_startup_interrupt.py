@@ -62,16 +62,17 @@ def interrupted_in(module: str, program: str, args: list[str], tmp_path: Path) -
                             stderr=subprocess.PIPE, env=env, cwd=tmp_path)
     try:
         assert proc.stderr is not None
-        seen = b""
-        while not seen.endswith(b"\n") and (chunk := os.read(proc.stderr.fileno(), 4096)):
+        marker, seen = f"{MARK}{module}\n".encode(), b""
+        while marker not in seen and (chunk := os.read(proc.stderr.fileno(), 4096)):
             seen += chunk  # the event: start-up is inside that import now
-        assert seen == f"{MARK}{module}\n".encode(), f"{module} was not imported: {seen!r}"
+        assert marker in seen, f"{module} was not imported: {seen!r}"
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        _, rest = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    err = seen.replace(marker, b"") + rest
     return proc.returncode, err.decode(errors="replace")
 
 
@@ -83,4 +84,18 @@ def test_ctrl_c_while_starting_is_one_line_and_exit_130(module, program, sandbox
     code, err = interrupted_in(module, program, args, tmp_path)
     assert "Traceback" not in err, err
     assert err.splitlines() == ["ssdns: interrupted by SIGINT: the run stopped before it finished"], err
+    assert code == 130
+
+
+@pytest.mark.parametrize("program", [console_script(), MODULE], ids=["console-script", "python-m"])
+def test_ctrl_c_while_a_failed_run_writes_its_outputs_is_one_more_line(program, tmp_path):
+    """No nameserver answers: main says so and writes the could-not-run outputs; a Ctrl-C then (cli's handler
+    raises Interrupted inside main's error handler, where nothing caught it) was a two-traceback exit 1."""
+    args = ["check", "web", "--nameserver", "127.0.0.1:9", "--api", "off", "--no-http", "--timeout", "20",
+            "--termination-log", str(tmp_path / "log")]
+    code, err = interrupted_in("ssdns.termination", program, args, tmp_path)
+    assert "Traceback" not in err, err
+    assert err.splitlines() == [
+        "ssdns: error: no nameserver answered about the names (127.0.0.1:9: nothing listens there (port "
+        "unreachable)); check --nameserver", "ssdns: interrupted by SIGINT: the run stopped before it finished"], err
     assert code == 130
