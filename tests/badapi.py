@@ -47,6 +47,9 @@ CANNED = {
     "wrong-kind": _response(200, json.dumps({"kind": "ConfigMap", "apiVersion": "v1", "data": {"a": "b"}}).encode()),
     "bad-types": _response(200, json.dumps({"kind": "StatefulSet", "metadata": {"name": "web"},
                                             "spec": {"replicas": "three", "serviceName": 7}}).encode()),
+    # A ConfigMap, but another one than was asked for (its state is someone else's).
+    "other-configmap": _response(200, json.dumps({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {
+        "name": "someone-else", "namespace": "default"}, "data": {"state.json": '{"schema": 1, "history": []}'}}).encode()),
     "redirect": _response(302, b"", extra="Location: http://127.0.0.1:9/login\r\n"),
     "lying-length": (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n"
                      b"Connection: close\r\n\r\n{\"kind\": \"StatefulSet\""),

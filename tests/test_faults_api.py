@@ -289,3 +289,33 @@ def test_a_watch_stream_that_trickles_is_given_up_at_its_bound(tmp_path, monkeyp
         client.close()
     assert caught.value.kind == "timeout" and "the stream did not end within 2 s" in str(caught.value)
     assert elapsed < 2 + SLACK, elapsed
+
+
+# An answer of another kind, or another object, to the get of the state's ConfigMap: not the state's, and not
+# "a ConfigMap that is not ssdns's" (exit 2, left untouched) either: the API sent what no API sends for it.
+@pytest.mark.parametrize("mode, says", [
+    ("bad-types", "JSON of another shape: a StatefulSet web, not ConfigMap ssdns-state"),
+    ("other-configmap", "JSON of another shape: a ConfigMap someone-else, not ConfigMap ssdns-state"),
+])
+def test_history_given_another_object_than_its_configmap(mode, says, tmp_path):
+    with BadApi(mode) as api:
+        run = run_ssdns("history", "--state", "configmap:ssdns-state", "--kubeconfig",
+                        str(api.kubeconfig(tmp_path / "kc")), "--timeout", str(T))
+    assert run.returncode == 3, run
+    line = run.one_line()
+    assert line.startswith("ssdns: error: cannot read ConfigMap default/ssdns-state: ") and says in line, line
+    assert "check that --kubeconfig/--context point at the API server" in line
+    assert run.stdout == ""
+    assert_within(run, T)
+
+
+@pytest.mark.parametrize("mode", ["bad-types", "other-configmap"])
+def test_check_state_given_another_object_than_its_configmap_writes_nothing(mode, dns, tmp_path):
+    with BadApi(mode) as api:
+        run = run_ssdns(*check_args(api.kubeconfig(tmp_path / "kc"), str(dns.sandbox.nameserver), api="auto",
+                                    timeout=4), "--state", "configmap:ssdns-state", "--output", "json")
+        requests = list(api.requests)
+    assert run.returncode == 1, run
+    [store] = [f for f in json.loads(run.stdout)["findings"] if f["check"] == "state.store"]
+    assert "JSON of another shape" in store["message"] and "not ConfigMap ssdns-state" in store["message"]
+    assert {r.split()[0] for r in requests} == {"GET"}  # read, and nothing written over what it is
