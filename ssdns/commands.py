@@ -36,8 +36,12 @@ def build_target(t: TargetArgs, timeout: float, deadline: float | None = None):
     zone, nameservers = _dns_defaults(t)
     check_path(t.path)
     check_template(t.expect)
-    if t.api.kubeconfig and not os.path.isfile(t.api.kubeconfig):
-        raise UsageError(f"--kubeconfig {t.api.kubeconfig!r}: no such file")
+    if t.api.kubeconfig and not os.path.isfile(t.api.kubeconfig):  # a FIFO, a directory: say what it is
+        from ssdns.files import not_a_file
+
+        kind = not_a_file(t.api.kubeconfig)
+        wrong = f"it is {kind}, not a kubeconfig file" if kind else "no such file"
+        raise UsageError(f"--kubeconfig {t.api.kubeconfig!r}: {wrong}: give the path of a kubeconfig file")
     target = Target(service=t.service, namespace=namespace, zone=zone, nameservers=nameservers,
                     statefulset=t.statefulset, replicas=t.replicas, first_ordinal=t.first_ordinal,
                     port=t.port, port_name=t.port_name, proto=t.protocol, path=t.path, expect=t.expect,

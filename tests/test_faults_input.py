@@ -4,6 +4,8 @@ traceback, at once."""
 
 from __future__ import annotations
 
+import os
+
 import socket
 
 import pytest
@@ -41,6 +43,8 @@ BAD_INPUT = [
     (["--nameserver", "[::1"], "missing ']'"),
     (["--nameserver", ""], "is not an IP address"),
     (["--kubeconfig", "/nonexistent/kc", "--api", "on"], "no such file"),
+    (["--kubeconfig", "/dev/null", "--api", "on"], "'/dev/null': it is a character device, not a kubeconfig file"),
+    (["--kubeconfig", "/", "--api", "on"], "'/': it is a directory, not a kubeconfig file"),
 ]
 
 
@@ -51,6 +55,18 @@ def test_bad_check_input_is_one_line_and_exit_2(extra, says):
     line = run.one_line()
     assert line.startswith("ssdns: error: ") and says in line, line
     assert run.stdout == ""
+    assert_within(run, 1)
+
+
+def test_kubeconfig_that_is_a_fifo_says_so(tmp_path):
+    """A FIFO was 'no such file': it exists, it is just not a file (a shell's <(...) is one, and reading it
+    is all ssdns could do with it once)."""
+    fifo = tmp_path / "kc"
+    os.mkfifo(fifo)
+    run = run_ssdns(*CHECK, "--kubeconfig", str(fifo), "--api", "on")
+    assert run.returncode == 2, run
+    assert run.one_line() == (f"ssdns: error: --kubeconfig {str(fifo)!r}: it is a FIFO (named pipe), not a kubeconfig "
+                              "file: give the path of a kubeconfig file")
     assert_within(run, 1)
 
 
