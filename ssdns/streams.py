@@ -4,9 +4,10 @@
   /dev/null. Otherwise Python has no sys.stdout to print the report to (an AttributeError traceback), prints
   what is meant for a closed stderr on stdout (print(file=None)), and the run's first socket takes
   descriptor 0, 1 or 2, which uvloop refuses to close: an assertion aborts the process (SIGABRT).
-- stderr whose reader went away (`2>&1 | head -1`, a log shipper that died): writing the one error line
-  raised BrokenPipeError in the middle of the error boundary, and the run exited 1 with nothing said. Now
-  what cannot be delivered is dropped and the exit code is the run's. (stdout's reader going away is
+- stderr whose reader went away (`2>&1 | head -1`, a log shipper that died), or that cannot be written (a log
+  file on a full disk, `2>/dev/full`: ENOSPC; EIO): writing the one error line raised in the middle of the
+  error boundary, and the run exited 1 or 120 (a run that could not run, exit 3, among them). Now what cannot
+  be delivered is dropped and the exit code is the run's. (stdout's reader going away is
   commands.to_stdout's: only the report is cut, the files are still written.)
 """
 
@@ -18,7 +19,7 @@ import sys
 
 
 class _Stderr(io.RawIOBase):
-    """Descriptor 2, written as ever, except that a reader gone away drops the text instead of raising."""
+    """Descriptor 2, written as ever, except that what cannot be written there is dropped instead of raising."""
 
     def writable(self) -> bool:
         return True
@@ -26,7 +27,7 @@ class _Stderr(io.RawIOBase):
     def write(self, data) -> int:
         try:
             return os.write(2, data)
-        except BrokenPipeError:
+        except OSError:  # a reader gone away, a full disk, an I/O error: nowhere else to say it
             return len(data)
 
 

@@ -68,3 +68,23 @@ def test_restart_test_with_stdout_closed_does_not_abort(sb, tmp_path):
     proc = run(cmd, "stdout")
     assert proc.returncode == 2, proc.stderr
     assert "restart-test deletes pods" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _full(args: list[str], stream: str) -> subprocess.CompletedProcess:
+    """The executable with stdout or stderr on /dev/full: every write fails (ENOSPC), as on a full disk."""
+    with open("/dev/full", "w") as full:
+        streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: full}
+        return subprocess.run([sys.executable, "-m", "ssdns", *args], stdin=subprocess.DEVNULL, timeout=60,
+                              text=True, **streams)
+
+
+@pytest.mark.parametrize("args, code", [
+    (["check", "--statefulset", "web", "--bogus"], 2),
+    (["check", "web", "--nameserver", "127.0.0.1:9", "--api", "off", "--no-http", "--timeout", "5"], 3),
+], ids=["usage", "could-not-run"])
+def test_a_stderr_that_cannot_be_written_keeps_the_exit_code(args, code):
+    """`2>/dev/full` (a log file on a full disk): the error line could not be written, it raised in the middle of
+    the error boundary, and a run that could not run exited 0; a usage error exited 1."""
+    proc = _full(args, "stderr")
+    assert (proc.returncode, proc.stdout) == (code, ""), proc
+
