@@ -148,12 +148,16 @@ def to_stdout(write, *args, **kwargs) -> None:
     """write(*args, **kwargs) to stdout, flushed. A reader that went away (`ssdns check ... | head -1`)
     drops only what it did not read: the files are still written and the exit code is the run's.
     stdout then points at /dev/null, so that nothing written later (nor the interpreter's flush at
-    exit) fails again."""
+    exit) fails again. Any other failure (a full disk, EIO) loses the report: the run could not do its job."""
     try:
         write(*args, **kwargs)
         sys.stdout.flush()
     except BrokenPipeError:
         stdout_gone()
+    except OSError as exc:
+        stdout_gone()
+        raise CannotRun(f"cannot write the report to stdout ({exc.strerror or exc}): free space where it goes, or "
+                        "redirect it elsewhere") from None
 
 
 def stdout_gone() -> None:

@@ -5,6 +5,7 @@ an abort, or an error line printed on stdout. Real processes (the executable), t
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -88,3 +89,15 @@ def test_a_stderr_that_cannot_be_written_keeps_the_exit_code(args, code):
     proc = _full(args, "stderr")
     assert (proc.returncode, proc.stdout) == (code, ""), proc
 
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_a_report_that_cannot_be_written_is_one_line_and_exit_3(sb, tmp_path, output):
+    """`ssdns check ... > report` on a full disk: an OSError traceback, exit 1, and no metrics. The report is
+    lost, so the run could not do its job: one line that says so, exit 3, the outputs say could not run."""
+    prom = tmp_path / "out.prom"
+    proc = _full(sb.args("--metrics-file", str(prom), "-o", output), "stdout")
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.splitlines() == ["ssdns: error: cannot write the report to stdout (No space left on device): "
+                                        "free space where it goes, or redirect it elsewhere"], proc.stderr
+    assert re.search(r"^ssdns_run_ok\{[^}]*\} 0\.0$", prom.read_text(), re.M), prom.read_text()
