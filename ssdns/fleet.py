@@ -289,9 +289,10 @@ def _list_failed(exc: ApiError, sel: Selection) -> SsdnsError:
     if exc.status == 400 and sel.selector:
         return UsageError(f"--selector {sel.selector!r} does not parse: {exc.reason}; use the kubectl -l syntax "
                           "(app=db, tier in (a,b), !legacy)")
-    if exc.status == 403:
-        role = "the ClusterRole in k8s/cluster-wide/" if sel.namespace is None else "k8s/rbac.yaml"
-        return ApiUnavailable(f"{exc}; grant verb 'list' on 'statefulsets' ({role})")
+    if exc.status == 403 and sel.namespace is None:  # the ApiError's own advice is the namespace's Role's
+        reason = f": {exc.reason}" if exc.reason else ""
+        return ApiUnavailable(f"cannot {exc.call} (HTTP 403{reason}): grant verb 'list' on 'statefulsets' in every "
+                              "namespace to ssdns's ServiceAccount (the ClusterRole in k8s/cluster-wide/)")
     return ApiUnavailable(str(exc))
 
 
