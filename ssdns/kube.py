@@ -470,11 +470,28 @@ def _shaped(parse, doc: dict, verb: str, resource: str, api: Api, name: str | No
             if not isinstance(items, list):
                 raise ValueError("items is not a list")
             return [parse(d) for d in items]
+        _the_one_asked(doc, resource, name)
         return parse(doc)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         what = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else str(exc)
         raise ApiError(BAD_ANSWER, verb, resource, name=name, namespace=namespace, server=api.server,
                        reason=f"JSON of another shape: {what}") from None
+
+
+_KIND_OF = {"statefulsets": "StatefulSet", "services": "Service", "pods": "Pod", "endpoints": "Endpoints",
+            "configmaps": "ConfigMap", "persistentvolumeclaims": "PersistentVolumeClaim"}
+
+
+def _the_one_asked(doc: dict, resource: str, name: str | None) -> None:
+    """A get's answer names the kind and the object asked for, as every API server's does; another kind or
+    another object (a proxy or a fake in the API's place) is no answer about this one. A field left out is
+    judged by the parser."""
+    want, kind = _KIND_OF.get(resource), doc.get("kind")
+    meta = doc.get("metadata")
+    got = meta.get("name") if isinstance(meta, dict) else None
+    if (want is not None and kind is not None and kind != want) or (name and got is not None and got != name):
+        sent = f"a {kind}" if kind else "an object"
+        raise ValueError(f"{sent}{f' {got}' if got else ''}, not {want or resource} {name or ''}".rstrip())
 
 
 async def load_facts(api: Api, namespace: str, statefulset: str | None, service: str | None,

@@ -50,6 +50,10 @@ CANNED = {
     # A ConfigMap, but another one than was asked for (its state is someone else's).
     "other-configmap": _response(200, json.dumps({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {
         "name": "someone-else", "namespace": "default"}, "data": {"state.json": '{"schema": 1, "history": []}'}}).encode()),
+    # A well-formed StatefulSet, but another one than was asked for.
+    "other-statefulset": _response(200, json.dumps({"kind": "StatefulSet", "apiVersion": "apps/v1", "metadata": {
+        "name": "db", "namespace": "default"}, "spec": {"replicas": 3, "serviceName": "nginx", "selector": {
+            "matchLabels": {"app": "db"}}}, "status": {"replicas": 3, "readyReplicas": 3}}).encode()),
     "redirect": _response(302, b"", extra="Location: http://127.0.0.1:9/login\r\n"),
     "lying-length": (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n"
                      b"Connection: close\r\n\r\n{\"kind\": \"StatefulSet\""),
