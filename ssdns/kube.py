@@ -459,7 +459,7 @@ def selector_string(selector: dict | None) -> str:
     return ",".join(parts)
 
 
-def _shaped(parse, doc: dict, verb: str, resource: str, api: Api, name: str | None = None,
+def shaped(parse, doc: dict, verb: str, resource: str, api: Api, name: str | None = None,
             namespace: str | None = None):
     """Parse an object (or each item of a list) the API sent; a wrong shape is a BAD_ANSWER ApiError."""
     try:
@@ -551,7 +551,7 @@ class _Reader:
         try:
             doc = await arequest(self.api, "GET", path, verb=verb, resource=resource, name=name,
                                  namespace=self.facts.namespace, params=params, deadline=self.deadline)
-            return _shaped(parse, doc, verb, resource, self.api, name, self.facts.namespace)
+            return shaped(parse, doc, verb, resource, self.api, name, self.facts.namespace)
         except ApiError as exc:
             if exc.transport:
                 raise
@@ -591,7 +591,7 @@ def _slice(s: dict) -> tuple[list[EndpointFacts], list[tuple[str | None, int | N
 
 
 # Plain data from the API's JSON (the field names of the official models, in the API's camelCase).
-# An answer of another shape raises KeyError, TypeError or ValueError here, which _shaped words.
+# An answer of another shape raises KeyError, TypeError or ValueError here, which shaped words.
 
 def _obj(v) -> dict:
     if v is None:
@@ -744,7 +744,7 @@ async def list_statefulsets(api: Api, namespace: str | None, selector: str | Non
         return Listed(_str(meta.get("namespace")) or namespace or "", sts.name, sts.service_name, sts.replicas,
                       sts, annotations)
 
-    return _shaped(listed, doc, "list", "statefulsets", api)
+    return shaped(listed, doc, "list", "statefulsets", api)
 
 
 # Disruptive and polling calls, used only by restart-test and scale-test (the ssdns-disrupt Role).
@@ -758,7 +758,7 @@ async def read_pod(api: Api, namespace: str, name: str, deadline: float | None =
         if exc.status == 404:
             return None
         raise
-    return _shaped(_pod, doc, "get", "pods", api, name, namespace)
+    return shaped(_pod, doc, "get", "pods", api, name, namespace)
 
 
 async def delete_pod(api: Api, namespace: str, name: str, uid: str, deadline: float | None = None) -> None:
@@ -777,14 +777,14 @@ async def scale(api: Api, namespace: str, statefulset: str, replicas: int, deadl
 async def list_pods(api: Api, namespace: str, selector: str, deadline: float | None = None) -> dict[str, PodFacts]:
     doc = await arequest(api, "GET", f"{_ns(namespace)}/pods", verb="list", resource="pods", namespace=namespace,
                          params={"labelSelector": selector}, deadline=deadline)
-    return {p.name: p for p in _shaped(_pod, doc, "list", "pods", api, namespace=namespace)}
+    return {p.name: p for p in shaped(_pod, doc, "list", "pods", api, namespace=namespace)}
 
 
 async def list_pvcs(api: Api, namespace: str, selector: str, deadline: float | None = None) -> dict[str, PvcFacts]:
     doc = await arequest(api, "GET", f"{_ns(namespace)}/persistentvolumeclaims", verb="list",
                          resource="persistentvolumeclaims", namespace=namespace, params={"labelSelector": selector},
                          deadline=deadline)
-    return {c.name: c for c in _shaped(_pvc, doc, "list", "persistentvolumeclaims", api, namespace=namespace)}
+    return {c.name: c for c in shaped(_pvc, doc, "list", "persistentvolumeclaims", api, namespace=namespace)}
 
 
 def watch_pods(api: Api, namespace: str, selector: str, deadline: float, on_event, stop) -> None:
@@ -882,7 +882,7 @@ async def dns_endpoints(api: Api, namespace: str, service: str, deadline: float 
     doc = await arequest(api, "GET", f"{_ns(namespace, 'discovery.k8s.io/v1')}/endpointslices", verb="list",
                          resource="endpointslices", namespace=namespace,
                          params={"labelSelector": f"kubernetes.io/service-name={service}"}, deadline=deadline)
-    return [ep for eps in _shaped(_dns_slice, doc, "list", "endpointslices", api) for ep in eps]
+    return [ep for eps in shaped(_dns_slice, doc, "list", "endpointslices", api) for ep in eps]
 
 
 def _dns_slice(s: dict) -> list[DnsEndpoint]:
@@ -914,7 +914,7 @@ async def read_statefulset(api: Api, namespace: str, name: str, deadline: float 
         if exc.status == 404:
             return None
         raise
-    return _shaped(_statefulset, doc, "get", "statefulsets", api, name)
+    return shaped(_statefulset, doc, "get", "statefulsets", api, name)
 
 
 async def list_pods_versioned(api: Api, namespace: str, selector: str,
@@ -922,7 +922,7 @@ async def list_pods_versioned(api: Api, namespace: str, selector: str,
     """The pods and the list's resourceVersion: where a watch that misses nothing starts."""
     doc = await arequest(api, "GET", f"{_ns(namespace)}/pods", verb="list", resource="pods", namespace=namespace,
                          params={"labelSelector": selector}, deadline=deadline)
-    pods = {p.name: p for p in _shaped(_pod, doc, "list", "pods", api)}
+    pods = {p.name: p for p in shaped(_pod, doc, "list", "pods", api)}
     return pods, str(_obj(doc.get("metadata")).get("resourceVersion") or "")
 
 

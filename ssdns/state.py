@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ssdns.checks.history import compare_snapshots, store_failed
-from ssdns.errors import BAD_ANSWER, CANNOT_RUN, USAGE, ApiError, ApiUnavailable, SsdnsError, UsageError
+from ssdns.errors import CANNOT_RUN, USAGE, ApiError, ApiUnavailable, SsdnsError, UsageError
 from ssdns.files import not_a_file
 from ssdns.identity import STATE_SCHEMA, changes, snapshot
 from ssdns.model import Result, Status, StoreSummary
@@ -290,27 +290,18 @@ class ConfigMapStore:
             if exc.status == 404:
                 return None, None
             raise StateUnreachable(f"cannot read {self.where}: {exc}") from None
-        if other := self._another_object(cm):  # not "a ConfigMap that is not ssdns's": the API sent something else
-            raise StateUnreachable(f"cannot read {self.where}: {other}")
+        from ssdns import kube
+
+        try:  # another kind or another object is not "a ConfigMap that is not ssdns's": the API sent something else
+            kube.shaped(dict, cm, "get", "configmaps", self._client, self.name, self.namespace)
+        except ApiError as exc:
+            raise StateUnreachable(f"cannot read {self.where}: {exc}") from None
         data = cm.get("data")
         text = data.get(DATA_KEY) if isinstance(data, dict) else None
         if not isinstance(text, str):
             raise StateError(f"{self.where} exists but has no {DATA_KEY!r}: it is not ssdns's; left untouched")
         meta = cm.get("metadata")
         return parse_doc(text, f"{self.where} {DATA_KEY!r}"), meta.get("resourceVersion") if isinstance(meta, dict) else None
-
-    def _another_object(self, cm: dict) -> ApiError | None:
-        """A get answered with another kind or another object (a proxy or a fake in the API's place): every
-        API server's answer to it names a ConfigMap of that name."""
-        meta = cm.get("metadata")
-        kind, name = cm.get("kind"), meta.get("name") if isinstance(meta, dict) else None
-        if kind == "ConfigMap" and name == self.name:
-            return None
-        sent = f"a {kind}" if kind else "an object without a kind"
-        sent += f" {name}" if name else ""
-        return ApiError(BAD_ANSWER, "get", "configmaps", name=self.name, namespace=self.namespace,
-                        server=getattr(self._client, "server", ""),
-                        reason=f"JSON of another shape: {sent}, not ConfigMap {self.name}")
 
     def load(self) -> dict | None:
         return self._read()[0]
