@@ -54,7 +54,8 @@ MOMENTS = ["ssdns.cli", "argparse", "ssdns.gcpace", "ssdns.errors", "ssdns.strea
            "ssdns.commands", "ssdns.options", "ssdns.check", "ssdns.dnsclient", "ssdns.report", "ssdns.termination"]
 
 
-def interrupted_in(module: str, program: str, args: list[str], tmp_path: Path) -> tuple[int, str]:
+def interrupted_in(module: str, program: str, args: list[str], tmp_path: Path,
+                   sig: signal.Signals = signal.SIGINT) -> tuple[int, str]:
     script = tmp_path / "ssdns"
     script.write_text(PAUSE + program)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -66,7 +67,7 @@ def interrupted_in(module: str, program: str, args: list[str], tmp_path: Path) -
         while marker not in seen and (chunk := os.read(proc.stderr.fileno(), 4096)):
             seen += chunk  # the event: start-up is inside that import now
         assert marker in seen, f"{module} was not imported: {seen!r}"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, rest = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
@@ -85,6 +86,16 @@ def test_ctrl_c_while_starting_is_one_line_and_exit_130(module, program, sandbox
     assert "Traceback" not in err, err
     assert err.splitlines() == ["ssdns: interrupted by SIGINT: the run stopped before it finished"], err
     assert code == 130
+
+
+@pytest.mark.parametrize("module", MOMENTS)
+def test_sigterm_while_starting_is_one_line_and_exit_143(module, sandbox, tmp_path):
+    """A CronJob's deadline or a rollout (SIGTERM) in the same moments: the process died of the signal without
+    a word before cli.main had its handlers."""
+    args = [*sandbox.args("--no-http", "--replicas", "3", "--timeout", "20"), "--termination-log", str(tmp_path / "log")]
+    code, err = interrupted_in(module, console_script(), args, tmp_path, signal.SIGTERM)
+    assert err.splitlines() == ["ssdns: interrupted by SIGTERM: the run stopped before it finished"], err
+    assert code == 143
 
 
 @pytest.mark.parametrize("program", [console_script(), MODULE], ids=["console-script", "python-m"])
