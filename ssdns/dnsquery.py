@@ -345,7 +345,7 @@ def _set_aside(parser: dns.wire.Parser, count: int, additional: bool) -> bool:
     False for what only from_wire judges: an OPT out of place, with options or extended rcode bits, a TSIG."""
     opt = False
     for _ in range(count):
-        owner = parser.get_name(None, True)
+        owner = dns.name.from_wire_parser(parser)  # not get_name(None, True): an argument only dnspython 2.9 has
         rtype, rclass, ttl, rdlen = parser.get_struct(_RR.format)
         if rtype == 41:  # OPT
             if not additional or opt or len(owner) != 1 or ttl >> 24 or rdlen:
