@@ -58,6 +58,8 @@ DEBIAN_PYTHON = "/usr/bin/python3"  # the interpreter of .ci/image's stand-in ba
 def make_venv(python: str, venv: Path, tree: Path) -> Path:
     """A venv of `python` without the machine's site-packages, `tree` installed into it as pip installs a
     release: not editable, byte-compiled, with the image's extras; no setuptools (as python:3.12-slim)."""
+    if (venv / "bin" / "python").exists() and not made_by(venv, python):
+        shutil.rmtree(venv)  # a kept --venvs DIR: another interpreter's venv under this name (venvN is the Nth --python)
     if not (venv / "bin" / "python").exists():
         subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=300)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
@@ -71,6 +73,17 @@ def make_venv(python: str, venv: Path, tree: Path) -> Path:
         subprocess.run([*pip, "install", f"{src}[{EXTRAS}]"], check=True, timeout=900)
     subprocess.run([*pip, "uninstall", "-y", "setuptools"], check=False, timeout=120, capture_output=True)
     return venv
+
+
+def made_by(venv: Path, python: str) -> bool:
+    """Whether `python` made this venv (the interpreter its pyvenv.cfg names)."""
+    try:
+        cfg = dict(line.split(" = ", 1) for line in (venv / "pyvenv.cfg").read_text().splitlines() if " = " in line)
+    except OSError:
+        return False
+    base = subprocess.run([python, "-c", "import sys; print(sys._base_executable)"], capture_output=True, text=True,
+                          timeout=30).stdout.strip()
+    return bool(base) and os.path.realpath(cfg.get("executable", "")) == os.path.realpath(base)
 
 
 def timed(cmd: list[str], env: dict, timeout: float = 30) -> tuple[float, float]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,3 +53,21 @@ def test_fleet_bench_with_every_resolver_writes_its_own_block(tmp_path):
     assert "Fleet verdicts: {'pass': 3, 'warn': 0, 'fail': 0, 'error': 0}" in run.stdout  # the replicas agree
     text = results.read_text()
     assert "plain figures" in text and "fleet-resolvers:begin" in text and "fleet-resolvers:end" in text
+
+
+def test_startup_bench_reuses_a_kept_venv_only_when_the_same_interpreter_made_it(tmp_path):
+    """bench/startup.py --venvs DIR names its venvs by position (venv0: the first --python): a later run with
+    another --python took the venv the first made and labelled its times with the new interpreter's version."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import startup
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    venv = tmp_path / "venv0"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    assert startup.made_by(venv, sys.executable)
+    assert not startup.made_by(tmp_path / "none", sys.executable)
+    other = startup.DEBIAN_PYTHON
+    if not Path(other).exists() or os.path.realpath(other) == os.path.realpath(sys._base_executable):
+        pytest.skip(f"no second interpreter here ({other})")
+    assert not startup.made_by(venv, other)
