@@ -19,16 +19,23 @@ import sys
 
 
 class _Stderr(io.RawIOBase):
-    """Descriptor 2, written as ever, except that what cannot be written there is dropped instead of raising."""
+    """Descriptor 2, written as ever, except that what cannot be written there is dropped instead of raising.
+    Written whole and unbuffered (the text layer hands each line over and forgets it): under a buffered layer,
+    a signal raised between the bytes going out and this call returning left them in its buffer, and the
+    next flush said the line again."""
 
     def writable(self) -> bool:
         return True
 
     def write(self, data) -> int:
+        view = memoryview(data).cast("B")
         try:
-            return os.write(2, data)
+            done = 0
+            while done < len(view):
+                done += os.write(2, view[done:])
         except OSError:  # a reader gone away, a full disk, an I/O error: nowhere else to say it
-            return len(data)
+            pass
+        return len(view)
 
 
 def make_safe() -> None:
@@ -43,5 +50,5 @@ def make_safe() -> None:
             if getattr(sys, name) is None:
                 setattr(sys, name, open(fd, "r" if fd == 0 else "w", encoding="utf-8", closefd=False))
     err = sys.stderr
-    sys.stderr = io.TextIOWrapper(io.BufferedWriter(_Stderr()), encoding=getattr(err, "encoding", None) or "utf-8",
+    sys.stderr = io.TextIOWrapper(_Stderr(), encoding=getattr(err, "encoding", None) or "utf-8",
                                   errors="backslashreplace", line_buffering=True)

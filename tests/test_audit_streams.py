@@ -101,3 +101,31 @@ def test_a_report_that_cannot_be_written_is_one_line_and_exit_3(sb, tmp_path, ou
     assert proc.stderr.splitlines() == ["ssdns: error: cannot write the report to stdout (No space left on device): "
                                         "free space where it goes, or redirect it elsewhere"], proc.stderr
     assert re.search(r"^ssdns_run_ok\{[^}]*\} 0\.0$", prom.read_text(), re.M), prom.read_text()
+
+
+# A signal that lands just after stderr's bytes went out, before the write call returned: the buffered layer
+# under sys.stderr still held them and wrote them again at the next flush (the one line said twice). Here the
+# signal is raised inside os.write itself, once the bytes are written: that very moment, every time.
+SIGNAL_IN_WRITE = """
+import os, signal, sys
+from ssdns.streams import make_safe
+make_safe()
+write = os.write
+def written_then_signal(fd, data):
+    n = write(fd, data)
+    if fd == 2 and bytes(data).startswith(b"ssdns: error"):
+        os.write = write
+        signal.raise_signal(signal.SIGINT)
+    return n
+os.write = written_then_signal
+try:
+    print("ssdns: error: one line", file=sys.stderr, flush=True)
+except KeyboardInterrupt:
+    pass
+print("ssdns: interrupted", file=sys.stderr, flush=True)
+"""
+
+
+def test_a_signal_just_after_the_error_line_went_out_does_not_say_it_twice():
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_IN_WRITE], capture_output=True, text=True, timeout=30)
+    assert proc.stderr.splitlines() == ["ssdns: error: one line", "ssdns: interrupted"], proc.stderr
