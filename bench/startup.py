@@ -133,6 +133,8 @@ def import_parts(cmd: list[str], env: dict, repeat: int) -> dict[str, float]:
     seen: dict[str, list[float]] = {}
     for _ in range(repeat):
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:  # a failed check's imports are not the check's
+            raise RuntimeError(f"{cmd[:3]}... exited {proc.returncode}: {proc.stderr[-500:]}")
         run = {"ssdns's own modules (self: their classes, dataclasses made at import)": 0.0,
                "dnspython's own modules (self)": 0.0, "every import (top level, cumulative)": 0.0}
         for line in proc.stderr.splitlines():

@@ -71,3 +71,16 @@ def test_startup_bench_reuses_a_kept_venv_only_when_the_same_interpreter_made_it
     if not Path(other).exists() or os.path.realpath(other) == os.path.realpath(sys._base_executable):
         pytest.skip(f"no second interpreter here ({other})")
     assert not startup.made_by(venv, other)
+
+
+def test_startup_bench_counts_no_imports_of_a_run_that_failed():
+    """Its -X importtime breakdown took any run's stderr: a check that failed (the sandbox gone, a usage error)
+    gave a breakdown of whatever it imported before failing, printed as the check's."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import startup
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    failing = [sys.executable, "-X", "importtime", "-c", "import json; raise SystemExit(3)"]
+    with pytest.raises(RuntimeError, match="exited 3"):
+        startup.import_parts(failing, dict(os.environ), 1)
