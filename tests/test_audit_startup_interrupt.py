@@ -50,8 +50,9 @@ MODULE = "import runpy; runpy.run_module('ssdns', run_name='__main__', alter_sys
 
 # Modules imported at successive moments of a run: before cli.main (the command line's own imports, then
 # cli.run's helpers), while main parses and builds the options, and once the check runs.
-MOMENTS = ["ssdns.cli", "argparse", "ssdns.gcpace", "ssdns.errors", "ssdns.streams", "ssdns.worker",
-           "ssdns.commands", "ssdns.options", "ssdns.check", "ssdns.dnsclient", "ssdns.report", "ssdns.termination"]
+MOMENTS = ["ssdns.cli", "argparse", "ssdns.gcpace", "ssdns.errors", "ssdns.streams", "ssdns.sizing",
+           "ssdns.commands", "ssdns.options", "ssdns.check", "ssdns.smallcheck", "ssdns.dnssync", "ssdns.report",
+           "ssdns.termination"]
 
 
 def interrupted_in(module: str, program: str, args: list[str], tmp_path: Path,
