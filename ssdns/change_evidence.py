@@ -5,15 +5,16 @@ create their classes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from ssdns.frozen import frozen
 
 if TYPE_CHECKING:
     from ssdns.converge import Convergence
     from ssdns.facts import ClusterFacts, PvcFacts
 
 
-@dataclass(frozen=True)
+@frozen
 class RestartEvidence:
     """restart-test: the pods it deleted, and how each came back."""
 
@@ -29,7 +30,7 @@ class RestartEvidence:
         return max(times) * 1000 if times else None
 
 
-@dataclass(frozen=True)
+@frozen
 class ScaleEvidence:
     """scale-test: the order pods went and came back in, and their volumes."""
 
@@ -45,7 +46,7 @@ class ScaleEvidence:
     after: ClusterFacts
 
 
-@dataclass(frozen=True)
+@frozen
 class HistoryEvidence:
     """--state: the previous run's snapshot and this run's."""
 

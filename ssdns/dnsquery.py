@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.wire
+
+from ssdns.frozen import frozen
 
 if TYPE_CHECKING:
     import dns.message
@@ -55,7 +57,7 @@ class Outcome(StrEnum):
 ANSWERING_RCODES = frozenset({"NOERROR", "NXDOMAIN", "SERVFAIL"})
 
 
-@dataclass(frozen=True)
+@frozen
 class Lookup:
     """What one (name, type) question got, from the nameserver that settled it. (A docstring also spares
     dataclasses from building one with inspect.signature at import.)"""

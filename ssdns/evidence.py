@@ -7,11 +7,12 @@ restart, the scale or the previous run showed. Checks read only this; nothing he
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from ssdns.frozen import frozen
 from ssdns.names import by_ordinal
 
 if TYPE_CHECKING:  # types only: what judges history alone (state.py) loads no DNS or HTTP code, and
@@ -37,7 +38,7 @@ class Need(StrEnum):
     RESOLVERS = "resolvers"  # every resolver's answers (--resolvers all|LIST, --transport both)
 
 
-@dataclass(frozen=True)
+@frozen
 class ApiEvidence:
     """What the Kubernetes API said, and what DNS should therefore say."""
 
@@ -66,7 +67,7 @@ class ApiEvidence:
         return self.ip_owner.get(ip)
 
 
-@dataclass(frozen=True)
+@frozen
 class Evidence:
     """Everything one run learned: the input of every check."""
 

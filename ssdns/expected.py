@@ -8,16 +8,16 @@ equals the Service's name (dns-spec.md sections 2 and 6.6).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ssdns.frozen import frozen
 from ssdns.target import Target
 
 if TYPE_CHECKING:  # a run without the API loads no API facts
     from ssdns.facts import ClusterFacts
 
 
-@dataclass(frozen=True)
+@frozen
 class PodExpectation:
     """What DNS should say about one pod, by the API's facts."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from ssdns import worker as _worker
@@ -32,6 +32,7 @@ from ssdns.errors import (
     SsdnsError,
     UsageError,
 )
+from ssdns.frozen import frozen
 from ssdns.model import Finding, Result, Status
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class NothingToCheck(SsdnsError):
     exit_code = NOTHING_TO_CHECK
 
 
-@dataclass(frozen=True)
+@frozen
 class Selection:
     """Which StatefulSets: in one namespace (None: every namespace, -A), by label selector, minus excluded."""
 
@@ -64,7 +65,7 @@ class Selection:
         return f"{where}, selector {self.selector!r}" if self.selector else where
 
 
-@dataclass(frozen=True)
+@frozen
 class Listed:
     """One StatefulSet the list call returned."""
 
@@ -76,7 +77,7 @@ class Listed:
     annotations: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@frozen
 class Entry:
     """One StatefulSet's outcome: its Result, or why it could not be checked (error, exit code)."""
 
@@ -114,7 +115,7 @@ class Entry:
         return OK if self.result.ok else FAILED
 
 
-@dataclass(frozen=True)
+@frozen
 class FleetResult:
     selection: Selection
     entries: list[Entry]
@@ -252,7 +253,7 @@ async def run_fleet(base, api_opts, sel: Selection, deadline: float) -> FleetRes
     return FleetResult(sel, list(entries), skipped, (time.monotonic() - started) * 1000, notes)
 
 
-@dataclass(frozen=True)
+@frozen
 class _Shared:
     """What every StatefulSet's check of one run shares: the API client, the deadline, the budget."""
 

@@ -4,13 +4,14 @@ process does not import it when its requests go to ssdns.worker's child)."""
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+
+from ssdns.frozen import frozen
 
 
 NOT_TRIED = "not tried: "  # an observation's error when no request was sent
 
 
-@dataclass(frozen=True)
+@frozen
 class HttpRequest:
     """One GET to send: to the pod's IP and port, with its FQDN as Host."""
 
@@ -20,7 +21,7 @@ class HttpRequest:
     host: str  # Host header: the pod's FQDN without the trailing dot
 
 
-@dataclass(frozen=True)
+@frozen
 class HttpObservation:
     """What one GET got: a status and body, or why there was none."""
 

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from ssdns.frozen import frozen
+
 if TYPE_CHECKING:  # only for types: each costs an import a run may not need
     from ssdns.facts import PodFacts, PvcFacts
     from ssdns.converge import Convergence
@@ -35,7 +37,7 @@ def worst(statuses: list[Status]) -> Status:
     return max(statuses, key=lambda s: s.rank)
 
 
-@dataclass(frozen=True)
+@frozen
 class Finding:
     """What one check found about one subject."""
 
@@ -55,7 +57,7 @@ class Finding:
         return out
 
 
-@dataclass(frozen=True)
+@frozen
 class ApiPodView:
     """What the Kubernetes API said about one pod, next to what DNS said."""
 
@@ -94,7 +96,7 @@ class PodView:
         return out
 
 
-@dataclass(frozen=True)
+@frozen
 class TargetView:
     """What was checked and how (the Target, as refined by the API)."""
 
@@ -116,7 +118,7 @@ class TargetView:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@frozen
 class ServiceView:
     """The headless Service's name and what its A and AAAA lookups found."""
 
@@ -129,7 +131,7 @@ class ServiceView:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@frozen
 class ScaleSummary:
     """scale-test's order, for the outputs."""
 
@@ -143,7 +145,7 @@ class ScaleSummary:
                 "returned_order": self.returned_order}
 
 
-@dataclass(frozen=True)
+@frozen
 class StoreSummary:
     """Where --state keeps the snapshots, and how many."""
 
@@ -155,7 +157,7 @@ class StoreSummary:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@frozen
 class Stats:
     """How the run went: time taken and queries and requests sent."""
 
@@ -182,7 +184,7 @@ class Stats:
         return out
 
 
-@dataclass(frozen=True)
+@frozen
 class Result:
     """One run, typed: what every output renders."""
 

@@ -11,14 +11,16 @@ Standard library only: `ssdns --help` stays light.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
+
+from ssdns.frozen import frozen
 
 if TYPE_CHECKING:
     from ssdns.target import ApiOptions
 
 
-@dataclass(frozen=True)
+@frozen
 class Outputs:
     """How results leave the process: the report on stdout, and the unattended outputs."""
 
@@ -35,7 +37,7 @@ class Outputs:
         return bool(self.junit or self.metrics_file or self.pushgateway or self.termination_log)
 
 
-@dataclass(frozen=True)
+@frozen
 class TargetArgs:
     """What to check, as typed: turned into a Target (with resolv.conf defaults) by the command."""
 
@@ -61,7 +63,7 @@ class TargetArgs:
 
 
 
-@dataclass(frozen=True)
+@frozen
 class FleetArgs:
     """check --all / -l / -A / --exclude: many StatefulSets in one run."""
 
@@ -71,7 +73,7 @@ class FleetArgs:
     exclude: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class CheckOptions:
     """ssdns check: one StatefulSet or Service, or many with `fleet`."""
 

@@ -6,16 +6,16 @@ minute, does not create their classes at start-up (a frozen dataclass costs abou
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ssdns.frozen import frozen
 from ssdns.options import CheckOptions, Outputs, TargetArgs, api_options, outputs, target_args
 
 if TYPE_CHECKING:
     from ssdns.target import ApiOptions
 
 
-@dataclass(frozen=True)
+@frozen
 class WorldArgs:
     """The sandbox's emulated StatefulSet (demo and sandbox)."""
 
@@ -27,7 +27,7 @@ class WorldArgs:
     dns_delay: float = 0.3
     statefulsets: int = 1  # web, web-b, web-c, ...: several, for check --all (sandbox/fleet.py)
 
-@dataclass(frozen=True)
+@frozen
 class HistoryOptions:
     state: str
     namespace: str | None
@@ -42,7 +42,7 @@ class HistoryOptions:
     def deadline(self) -> float:
         return self.started + self.timeout
 
-@dataclass(frozen=True)
+@frozen
 class DemoOptions:
     world: WorldArgs
     outputs: Outputs
@@ -57,7 +57,7 @@ class DemoOptions:
     def deadline(self) -> float:
         return self.started + self.timeout
 
-@dataclass(frozen=True)
+@frozen
 class SandboxOptions:
     world: WorldArgs
     dns_host: str
@@ -66,7 +66,7 @@ class SandboxOptions:
     kubeconfig_out: str
     duration: float | None
 
-@dataclass(frozen=True)
+@frozen
 class RestartOptions:
     target: TargetArgs
     outputs: Outputs
@@ -79,7 +79,7 @@ class RestartOptions:
     def deadline(self) -> float:
         return self.started + self.timeout
 
-@dataclass(frozen=True)
+@frozen
 class ScaleOptions:
     target: TargetArgs
     outputs: Outputs
@@ -92,7 +92,7 @@ class ScaleOptions:
     def deadline(self) -> float:
         return self.started + self.timeout
 
-@dataclass(frozen=True)
+@frozen
 class WatchOptions:
     target: TargetArgs
     timeout: float

@@ -20,10 +20,10 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ssdns.errors import TIMEOUT, ApiError, ApiUnavailable
 from ssdns.facts import PodFacts
+from ssdns.frozen import frozen
 
 BACKOFF_FIRST = 0.25  # seconds before the first retry
 BACKOFF_CAP = 30.0  # never longer between tries
@@ -31,14 +31,14 @@ QUICK_END = 1.0  # a stream the server ends within this is treated as a failure 
 CALL_TIMEOUT = 10.0  # a list or get, at most, unless the watch gives its own (ssdns watch: --timeout)
 
 
-@dataclass(frozen=True)
+@frozen
 class Gone:
     uid: str
     ips: list[str]
     at: float  # monotonic: when the watch saw it go
 
 
-@dataclass(frozen=True)
+@frozen
 class Change:
     pod: str
     cause: str  # replaced, ip-changed

@@ -17,6 +17,7 @@ import asyncio
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from ssdns.frozen import frozen
 from ssdns.target import Nameserver, ResolverChoice
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ PER_LEG_TCP = 32
 Question = tuple[str, str]  # (absolute name, lower case; record type)
 
 
-@dataclass(frozen=True)
+@frozen
 class Resolver:
     label: str  # "path", "nodelocal", the replica's pod name, or HOST:PORT as listed
     kind: str  # path | replica | nodelocal | listed
@@ -59,7 +60,7 @@ class Resolver:
                 "pod": self.pod, "node": self.node, "slot": self.slot}
 
 
-@dataclass(frozen=True)
+@frozen
 class Leg:
     """What one resolver said over one transport: udp (TCP on truncation, as a glibc client) or tcp."""
 
@@ -97,7 +98,7 @@ class Leg:
                 "differing": [lk.to_dict() for lk in differ]}
 
 
-@dataclass(frozen=True)
+@frozen
 class Latency:
     answers: int
     p50_ms: float | None
@@ -122,7 +123,7 @@ def said_something(lk: Lookup) -> bool:
     return lk.outcome in _SAID
 
 
-@dataclass(frozen=True)
+@frozen
 class ResolverEvidence:
     resolvers: tuple[Resolver, ...]
     transport: str  # udp | tcp | both, as asked

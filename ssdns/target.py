@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from ssdns.errors import UsageError
+from ssdns.frozen import frozen
 
 RESOLV_CONF = Path("/etc/resolv.conf")
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -24,7 +25,7 @@ _LABEL_1035 = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
 _PORT_NAME = r"^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$"
 
 
-@dataclass(frozen=True)
+@frozen
 class Nameserver:
     """A nameserver to ask: an IP address and a port."""
 
@@ -35,7 +36,7 @@ class Nameserver:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
-@dataclass(frozen=True)
+@frozen
 class ResolverChoice:
     """--resolvers, --transport, --dns-service, --nodelocal as given."""
 
@@ -51,7 +52,7 @@ class ResolverChoice:
         return self.mode != "path" or self.transport == "both"
 
 
-@dataclass(frozen=True)
+@frozen
 class Target:
     """Everything a check needs to know about what it checks and how."""
 
@@ -91,7 +92,7 @@ class Target:
         return replace(self, **changes)
 
 
-@dataclass(frozen=True)
+@frozen
 class ApiOptions:
     """How to reach the Kubernetes API: auto (use it when credentials exist), on (required), off."""
 
@@ -216,7 +217,7 @@ def _port_number(text: str, whole: str) -> int:
     return check_port(int(text), f"nameserver {whole!r}: port")
 
 
-@dataclass(frozen=True)
+@frozen
 class ResolvConf:
     """What /etc/resolv.conf says: its nameservers and search list."""
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from ssdns.errors import SsdnsError
 from ssdns.facts import PodFacts
+from ssdns.frozen import frozen
 from ssdns.model import Result
 from ssdns.podwatch import Change, PodWatcher
 from ssdns.target import ApiOptions, Target
@@ -36,7 +37,7 @@ MAX_PROBES = 256  # probes at once (one per pod, resolver and transport); more w
 SPREAD_STAGES = ("dns", "old_ip_gone")  # per replacement: the slowest resolver and the spread, for these
 
 
-@dataclass(frozen=True)
+@frozen
 class WatchSettings:
     target: Target
     api: ApiOptions
@@ -361,7 +362,7 @@ class _Replacement:
     ended: int = 0
 
 
-@dataclass(frozen=True)
+@frozen
 class Spread:
     """Per replacement and stage: the slowest resolver (None: every one got it at once, or one probe),
     its time (None: it never got it right), the fastest time, and slowest - fastest (None: one never did)."""

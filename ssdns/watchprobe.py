@@ -34,6 +34,7 @@ from typing import Any
 from ssdns.dnsclient import DnsClient
 from ssdns.dnsquery import Lookup, Outcome
 from ssdns.facts import PodFacts
+from ssdns.frozen import frozen
 from ssdns.target import Nameserver, Target
 
 STAGES = ("dns", "ptr", "srv", "http", "old_ip_gone")
@@ -41,14 +42,14 @@ ROUND_TIMEOUT = 2.0  # seconds a round's questions may take, at most (well under
 WRONG_KEPT = 20  # wrong-identity samples kept per event (all are counted)
 
 
-@dataclass(frozen=True)
+@frozen
 class ProbeOptions:
     interval: float = 0.25  # --probe-interval
     settle: float = 2.0  # --settle
     give_up: float = 300.0  # --give-up
 
 
-@dataclass(frozen=True)
+@frozen
 class Resolver:
     """Where a probe asks: the nameservers, in order, over which transport, and how the event names them
     (label: `path`, a replica's pod, `nodelocal`, HOST:PORT as listed; via: for a person, as `check` says

@@ -15,9 +15,9 @@ a replica that stops answering stays known (its probes say it does not answer) u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ssdns.frozen import frozen
 from ssdns.resolvers import Resolver, discover, plan
 from ssdns.watchprobe import Resolver as ProbeResolver
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 MAX_RESOLVERS = 64  # resolvers probed per replacement, at most (a DNS Service with more endpoints: the first)
 
 
-@dataclass(frozen=True)
+@frozen
 class Update:
     """What a discovery changed: the resolvers that left (their probes end), and what to log."""
 

@@ -23,7 +23,7 @@ from ssdns.cli import COMMANDS, _command_in, build_parser
 # the text report. A module added here is a start-up cost on every run: import it where its path uses it
 # instead, if it can be.
 DNS_ONLY = {
-    "ssdns", "ssdns.cli", "ssdns.gcpace", "ssdns.errors", "ssdns.commands", "ssdns.options", "ssdns.target",
+    "ssdns", "ssdns.cli", "ssdns.gcpace", "ssdns.errors", "ssdns.frozen", "ssdns.commands", "ssdns.options", "ssdns.target",
     "ssdns.sizing", "ssdns.smallcheck", "ssdns.check", "ssdns.evidence", "ssdns.expected", "ssdns.model",
     "ssdns.names", "ssdns.observations", "ssdns.dnssync", "ssdns.dnsquery", "ssdns.report", "ssdns.termination",
     "ssdns.identity",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ssdns.evidence import Evidence, Need
+from ssdns.frozen import frozen
 from ssdns.model import Finding, Status
 
 # Why a check did not run, said once per missing part of the evidence. None: the absence is the
@@ -29,7 +30,7 @@ SKIP_NOTES: dict[Need, str | None] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Verdict:
     """What a check says about one subject; the registry stamps it with the check's id."""
 
@@ -61,7 +62,7 @@ def fix(verdict: Verdict, hint: str) -> Verdict:
 Judge = Callable[[Evidence], Iterable[Verdict]]
 
 
-@dataclass(frozen=True)
+@frozen
 class Check:
     """One registered check: its id, where its findings are listed, what it needs."""
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ssdns.frozen import frozen
 from ssdns.sandbox.objects import REVISION_LABEL, Models
 from ssdns.sandbox.selectors import parse_field_selector, parse_label_selector
 from ssdns.sandbox.world import (
@@ -130,7 +131,7 @@ class ApiError(Exception):
         self.name, self.group, self.kind = name, group, kind
 
 
-@dataclass(frozen=True)
+@frozen
 class Foreign:
     """An object of a neighbour world (another StatefulSet of the sandbox): served, read-only."""
 
@@ -138,7 +139,7 @@ class Foreign:
     obj: Any
 
 
-@dataclass(frozen=True)
+@frozen
 class Kind:
     group: str
     version: str

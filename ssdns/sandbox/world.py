@@ -29,6 +29,8 @@ from typing import NamedTuple
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 
+from ssdns.frozen import frozen
+
 POD_NET = ipaddress.ip_network("127.10.0.0/16")  # pod IPs: every 127.x address is local on lo
 CLUSTER_IP = "127.10.255.1"  # the Service's ClusterIP when it is not headless (fault not-headless)
 NODES = 3  # pods are spread over node-0 .. node-2 by ordinal
@@ -174,7 +176,7 @@ def dns_replica(k: int) -> DnsReplica:
     return DnsReplica(f"coredns-5d78c9869d-{suffix}", f"{DNS_REPLICA_NET}{k + 1}", f"node-{k % NODES}")
 
 
-@dataclass(frozen=True)
+@frozen
 class Endpoint:
     """One endpoint as the EndpointSlice controller writes it, plus what DNS does with it."""
 
