@@ -22,6 +22,7 @@ from dataclasses import replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+import ssdns.dnsfeatures  # noqa: F401  (first: dnspython without importlib.metadata; see there)
 import dns.exception
 import dns.name
 import dns.rcode

@@ -25,7 +25,7 @@ from ssdns.cli import COMMANDS, _command_in, build_parser
 DNS_ONLY = {
     "ssdns", "ssdns.cli", "ssdns.gcpace", "ssdns.errors", "ssdns.frozen", "ssdns.commands", "ssdns.options", "ssdns.target",
     "ssdns.sizing", "ssdns.smallcheck", "ssdns.check", "ssdns.evidence", "ssdns.expected", "ssdns.model",
-    "ssdns.names", "ssdns.observations", "ssdns.dnssync", "ssdns.dnsquery", "ssdns.report", "ssdns.termination",
+    "ssdns.names", "ssdns.observations", "ssdns.dnssync", "ssdns.dnsfeatures", "ssdns.dnsquery", "ssdns.report", "ssdns.termination",
     "ssdns.identity",
     "ssdns.checks", "ssdns.checks.registry", "ssdns.checks.words", "ssdns.checks.api", "ssdns.checks.disruption",
     "ssdns.checks.dns", "ssdns.checks.history", "ssdns.checks.http", "ssdns.checks.records",
@@ -34,8 +34,9 @@ DNS_ONLY = {
 # What other paths use, never this one: asyncio and what runs on it (the asyncio front end, its DNS client, the
 # worker), the API's facts and client, HTTP, --resolvers, --state, the sandbox, the other commands' options and
 # evidence; dnspython's whole-message parser (unusual replies only: a healthy world gives none,
-# dnsquery._plain reads the rest); json (JSON output, the worker's pipe).
-NOT_ON_THIS_PATH = {"asyncio", "ssdns.aio", "ssdns.observe", "ssdns.dnsclient", "ssdns.worker", "aiohttp",
+# dnsquery._plain reads the rest); json (JSON output, the worker's pipe); email, which importlib.metadata imports
+# when it runs (dnspython asks it about idna: ssdns/dnsfeatures.py answers instead).
+NOT_ON_THIS_PATH = {"email", "asyncio", "ssdns.aio", "ssdns.observe", "ssdns.dnsclient", "ssdns.worker", "aiohttp",
                     "kubernetes", "yaml", "uvloop", "ssdns.facts", "ssdns.kube", "ssdns.httpprobe",
                     "ssdns.httpobs", "ssdns.resolvers", "ssdns.state", "ssdns.sandbox", "ssdns.restart",
                     "ssdns.other_options", "ssdns.change_evidence", "dns.message", "json"}
