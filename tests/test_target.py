@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from ssdns.errors import UsageError
-from ssdns.target import Nameserver, check_zone, parse_nameserver, read_resolv_conf, zone_from_search
+from ssdns.target import (
+    Nameserver,
+    check_zone,
+    default_namespace,
+    parse_nameserver,
+    read_resolv_conf,
+    zone_from_search,
+)
 
 
 def test_pod_resolv_conf_gives_nameservers_and_zone(tmp_path):
@@ -19,6 +26,17 @@ def test_pod_resolv_conf_gives_nameservers_and_zone(tmp_path):
 
 def test_missing_resolv_conf_is_empty(tmp_path):
     assert read_resolv_conf(tmp_path / "none").nameservers == ()
+    assert read_resolv_conf(tmp_path).nameservers == ()  # a directory: nothing to read, no traceback
+
+
+def test_resolv_conf_and_namespace_file_that_are_not_utf8_are_read_as_far_as_they_go(tmp_path):
+    conf = tmp_path / "resolv.conf"
+    conf.write_bytes(b"# r\xe9solveur\nnameserver 10.96.0.10\nsearch prod.svc.cluster.local svc.cluster.local cluster.local\n")
+    rc = read_resolv_conf(str(conf))
+    assert rc.nameservers == (Nameserver("10.96.0.10"),) and zone_from_search(rc.search) == "cluster.local"
+    ns = tmp_path / "namespace"
+    ns.write_bytes(b"prod\n")
+    assert default_namespace(ns) == "prod" and default_namespace(tmp_path / "none") == "default"
 
 
 @pytest.mark.parametrize("text, want", [
