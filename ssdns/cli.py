@@ -117,7 +117,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line. `only`: build that command's options and no other's (main passes the command it
     runs: a check need not build watch's options). Every command is still listed, with its help; a command
     not built parses nothing, so pass None (every command) for anything but running `only`."""
-    fmt = argparse.RawDescriptionHelpFormatter
+    from ssdns.helpformat import HelpFormatter as fmt  # argparse's, without shutil: see there
 
     def wanted(command: str) -> bool:
         return only is None or only == command

@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from ssdns.cli import COMMANDS, _command_in, build_parser
 # the text report. A module added here is a start-up cost on every run: import it where its path uses it
 # instead, if it can be.
 DNS_ONLY = {
-    "ssdns", "ssdns.cli", "ssdns.gcpace", "ssdns.errors", "ssdns.frozen", "ssdns.commands", "ssdns.options", "ssdns.target",
+    "ssdns", "ssdns.cli", "ssdns.helpformat", "ssdns.gcpace", "ssdns.errors", "ssdns.frozen", "ssdns.commands", "ssdns.options", "ssdns.target",
     "ssdns.sizing", "ssdns.smallcheck", "ssdns.check", "ssdns.evidence", "ssdns.expected", "ssdns.model",
     "ssdns.names", "ssdns.observations", "ssdns.dnssync", "ssdns.dnsfeatures", "ssdns.dnsquery", "ssdns.report", "ssdns.termination",
     "ssdns.identity",
@@ -34,15 +35,20 @@ DNS_ONLY = {
 # What other paths use, never this one: asyncio and what runs on it (the asyncio front end, its DNS client, the
 # worker), the API's facts and client, HTTP, --resolvers, --state, the sandbox, the other commands' options and
 # evidence; dnspython's whole-message parser (unusual replies only: a healthy world gives none,
-# dnsquery._plain reads the rest); json (JSON output, the worker's pipe); email, which importlib.metadata imports
-# when it runs (dnspython asks it about idna: ssdns/dnsfeatures.py answers instead).
-NOT_ON_THIS_PATH = {"email", "asyncio", "ssdns.aio", "ssdns.observe", "ssdns.dnsclient", "ssdns.worker", "aiohttp",
+# dnsquery._plain reads the rest); json (JSON output, the worker's pipe).
+NOT_ON_THIS_PATH = {"asyncio", "ssdns.aio", "ssdns.observe", "ssdns.dnsclient", "ssdns.worker", "aiohttp",
                     "kubernetes", "yaml", "uvloop", "ssdns.facts", "ssdns.kube", "ssdns.httpprobe",
                     "ssdns.httpobs", "ssdns.resolvers", "ssdns.state", "ssdns.sandbox", "ssdns.restart",
                     "ssdns.other_options", "ssdns.change_evidence", "dns.message", "json"}
+# Standard-library modules this path does without, unless the interpreter's start loaded them (a site's .pth):
+# email (importlib.metadata imports it as it runs; dnspython asks it about idna, ssdns/dnsfeatures.py answers),
+# shutil (argparse's help formatter asks it for the width: ssdns/helpformat.py) and pathlib (ssdns/target.py).
+NOT_IMPORTED_HERE = {"email", "shutil", "pathlib"}
 
 PROBE = """
-import re, sys
+import sys
+started = sorted(sys.modules)
+import re
 from ssdns.cli import main
 rc = main(sys.argv[1:])
 loaded = sorted(sys.modules)
@@ -50,7 +56,7 @@ files = sorted(f for m in list(sys.modules.values()) if isinstance(f := getattr(
 patterns = sorted(f"{m}.{k}" for m in list(sys.modules) if m.startswith("ssdns")
                   for k, v in vars(sys.modules[m]).items() if isinstance(v, re.Pattern))
 import json
-print(json.dumps({"rc": rc, "modules": loaded, "patterns": patterns, "files": files}))
+print(json.dumps({"rc": rc, "modules": loaded, "patterns": patterns, "files": files, "started": started}))
 """
 
 
@@ -63,12 +69,28 @@ def test_dns_only_check_imports_only_what_it_uses(sandbox):
     modules = set(got["modules"])
     assert {m for m in modules if m.startswith("ssdns")} - DNS_ONLY == set()
     assert {m for m in modules if m in NOT_ON_THIS_PATH or m.split(".")[0] in NOT_ON_THIS_PATH} == set()
+    assert NOT_IMPORTED_HERE & (modules - set(got["started"])) == set()
     assert got["patterns"] == []  # compiled when first used (re caches them), not at import
     # In the image, every standard-library module this path imports has its bytecode (see the next test).
     excluded = _stdlib_not_compiled_in_image()
     stdlib = Path(sysconfig.get_path("stdlib")).resolve()
     used = [f for f in got["files"] if Path(f).resolve().is_relative_to(stdlib) and "-packages" not in f]
     assert used and [f for f in used if excluded.search(f)] == []
+
+
+def test_without_a_site_the_check_imports_no_email_shutil_or_pathlib(sandbox):
+    """As an ordinary install starts (no .pth of this machine's site loads them first): the packages found where
+    the site would find them, ssdns from this tree, nothing run at start-up."""
+    import site
+
+    path = [str(Path(__file__).resolve().parent.parent), *site.getsitepackages(), site.getusersitepackages()]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    proc = subprocess.run([sys.executable, "-S", "-c", PROBE, *sandbox.args("--no-http")], capture_output=True,
+                          text=True, timeout=30, env=env)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["rc"] == 0 and not NOT_IMPORTED_HERE & set(got["started"])
+    assert NOT_IMPORTED_HERE & set(got["modules"]) == set()
 
 
 DOCKERFILE = Path(__file__).resolve().parent.parent / "Dockerfile"
@@ -98,6 +120,26 @@ def _help(argv: list[str], only: str | None) -> str:
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
         build_parser(only).parse_args(argv)
     return out.getvalue()
+
+
+def test_the_help_is_as_wide_as_argparse_makes_it(monkeypatch):
+    """ssdns/helpformat.py: argparse's formatter without shutil, the same help at every width."""
+    from ssdns import helpformat
+
+    def helps() -> dict:
+        out = {}
+        for columns in ("40", "100", None):
+            if columns is None:
+                monkeypatch.delenv("COLUMNS", raising=False)
+            else:
+                monkeypatch.setenv("COLUMNS", columns)
+            out[columns] = {c: _help([c, "--help"], c) for c in ("check", "watch")}
+        return out
+
+    ours = helps()
+    monkeypatch.setattr(helpformat, "HelpFormatter", argparse.RawDescriptionHelpFormatter)
+    assert helps() == ours
+    assert ours["40"] != ours["100"]  # the width took
 
 
 def test_building_only_the_command_run_changes_no_help():
