@@ -29,26 +29,27 @@ def _nothing(_: object) -> tuple[()]:
     return ()
 
 
-def _key(names: list[str]) -> Callable[[Any], Any]:
-    """The values equality and hashing compare, read in C (attrgetter), as one object."""
-    return attrgetter(*names) if names else _nothing
+def _methods(cls: type, shown: tuple[str, ...], compared: list[str]) -> dict[str, Callable[..., Any]]:
+    """__repr__, __eq__ and __hash__ over the class's fields: closures, so that nothing is compiled per class;
+    the compared values are read in C (attrgetter), as one object."""
+    key: Callable[[Any], Any] = attrgetter(*compared) if compared else _nothing
 
+    @reprlib.recursive_repr()
+    def __repr__(self: Any) -> str:
+        return f"{self.__class__.__qualname__}({', '.join(f'{n}={getattr(self, n)!r}' for n in shown)})"
 
-@reprlib.recursive_repr()
-def _repr(self: Any) -> str:
-    shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._frozen_shown)
-    return f"{self.__class__.__qualname__}({shown})"
+    def __eq__(self: Any, other: Any) -> Any:
+        if other.__class__ is self.__class__:
+            return key(self) == key(other)
+        return NotImplemented
 
+    def __hash__(self: Any) -> int:
+        return hash(key(self))
 
-def _eq(self: Any, other: Any) -> Any:
-    if other.__class__ is self.__class__:
-        key = self._frozen_key
-        return key(self) == key(other)
-    return NotImplemented
-
-
-def _hash(self: Any) -> int:
-    return hash(self._frozen_key(self))
+    methods: dict[str, Callable[..., Any]] = {"__repr__": __repr__, "__eq__": __eq__, "__hash__": __hash__}
+    for name, fn in methods.items():
+        fn.__qualname__ = f"{cls.__qualname__}.{name}"
+    return methods
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, dataclasses.Field))
@@ -58,12 +59,10 @@ def frozen(cls: T) -> T:
     # What dataclass(eq=True, frozen=True) would keep of the class's own: its __repr__, its __eq__, and its
     # __hash__ unless defining __eq__ alone set __hash__ to None.
     keep_hash = "__hash__" in own and not (own["__hash__"] is None and "__eq__" in own)
-    methods = {"__repr__": _repr, "__eq__": _eq, **({} if keep_hash else {"__hash__": _hash})}
     made: Any = dataclasses.dataclass(cls, repr=False, eq=False)
     fields = dataclasses.fields(made)
-    made._frozen_shown = tuple(f.name for f in fields if f.repr)
-    made._frozen_key = staticmethod(_key([f.name for f in fields if f.compare]))
+    methods = _methods(made, tuple(f.name for f in fields if f.repr), [f.name for f in fields if f.compare])
     for name, method in methods.items():
-        if name == "__hash__" or name not in own:
+        if (name == "__hash__" and not keep_hash) or name not in own:
             setattr(made, name, method)
     return made
