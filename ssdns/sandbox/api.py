@@ -494,6 +494,7 @@ class KubeApi:
                                                        "Cache-Control": "no-cache, private"})
         try:
             await resp.prepare(request)
+            req.status = resp.status  # answered now: a client can see the stream end before _handle records it
 
             def selected(model) -> bool:
                 if not labels(model.metadata.labels):
