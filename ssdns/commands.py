@@ -476,6 +476,9 @@ def cmd_sandbox(opts: SandboxOptions) -> int:
             await sandbox.stop()
         return OK
 
+    from ssdns import gcpace
+
+    gcpace.running()  # start-up is over: the collector at its usual pace for a long run (gcpace.py)
     return asyncio.run(go())
 
 
@@ -597,6 +600,9 @@ def cmd_watch(opts: WatchOptions) -> int:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
 
+    from ssdns import gcpace
+
+    gcpace.running()  # start-up is over: the collector at its usual pace for a long run (gcpace.py)
     asyncio.run(go())
     print("ssdns watch: stopped", file=sys.stderr, flush=True)
     return OK
