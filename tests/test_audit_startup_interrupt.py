@@ -111,3 +111,44 @@ def test_ctrl_c_while_a_failed_run_writes_its_outputs_is_one_more_line(program, 
         "ssdns: error: no nameserver answered about the names (127.0.0.1:9: nothing listens there (port "
         "unreachable)); check --nameserver", "ssdns: interrupted by SIGINT: the run stopped before it finished"], err
     assert code == 130
+
+
+# The signal arrives while a weakref callback runs (as the import system's module-lock cleanup does at any
+# import): its handler raises there, where Python prints "Exception ignored" and goes on. The callback runs
+# when the import of sys.argv[1] starts; it sends sys.argv[2] to the process and keeps running bytecode, so
+# the handler runs inside it, every time.
+SWALLOW = """
+import os, signal, sys, weakref
+class _Swallow:
+    def __init__(self, name, sig):
+        self.name, self.sig = name, sig
+    def find_spec(self, name, path=None, target=None):
+        if name == self.name:
+            sys.meta_path.remove(self)
+            held = [type("Held", (), {})()]
+            def callback(_ref):
+                os.kill(os.getpid(), self.sig)
+                for _ in range(100000):  # the handler runs in here
+                    pass
+            self.ref = weakref.ref(held[0], callback)
+            held.clear()
+        return None
+sys.meta_path.insert(0, _Swallow(sys.argv.pop(1), int(sys.argv.pop(1))))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("module", ["ssdns.cli", "ssdns.commands", "ssdns.dnssync"])
+def test_a_signal_inside_a_callback_python_ignores_still_stops_the_run(module, sig, sandbox, tmp_path):
+    """Before cli's handlers (Python's KeyboardInterrupt, the entry's SIGTERM), under them while the options are
+    built, and in the check: the run stopped with its one line and code. It went on to exit 0 (CI saw the
+    worker test's run finish its checks instead)."""
+    script = tmp_path / "ssdns"
+    script.write_text(SWALLOW + console_script())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    args = [*sandbox.args("--no-http", "--replicas", "3", "--timeout", "20"), "--termination-log", str(tmp_path / "log")]
+    proc = subprocess.run([sys.executable, str(script), module, str(int(sig)), *args], capture_output=True,
+                          env=env, cwd=tmp_path, timeout=30)
+    err = proc.stderr.decode(errors="replace")
+    assert err.splitlines() == [f"ssdns: interrupted by {sig.name}: the run stopped before it finished"], err
+    assert proc.returncode == 128 + sig
