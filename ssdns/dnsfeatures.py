@@ -1,5 +1,5 @@
-"""dnspython without importlib.metadata at start-up: imported before dnspython's first module (dnsquery.py's
-first import), for its effect.
+"""dnspython without importlib.metadata, and without its message renderer until something renders, at
+start-up: imported before dnspython's first module (dnsquery.py's first import), for its effect.
 
 Why: dns.name asks, as it is imported, whether the idna package is there and recent enough (dnspython's
 dns._features.have("idna")), and dns._features answers through importlib.metadata: importing it (email.*,
@@ -18,6 +18,12 @@ way; a requirement for idna of another form, or a dns._features without force or
 leaves "idna" to dnspython (it then loads importlib.metadata itself). Both cost the ~15 ms again, never an
 answer. tests/test_dnsfeatures.py holds the installed dnspython to this: the same answers, and no
 importlib.metadata run on a small check's path.
+
+dns.renderer, the same way: every TXT, SPF and HINFO record type imports it at its top (dns.rdtypes.txtbase,
+for to_wire), and it brings dns.tsig, dns.rrset, dns.rdataset, dns.edns and hashlib with OpenSSL (dns.entropy):
+~16 ms of -X importtime, ~6 ms of a 3-pod check's wall, to parse the one dns-version TXT answer, which reads
+none of it (ssdns builds its questions itself). It is bound lazily: the first use of any of its names (a
+to_wire, dns.message) runs it whole.
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ import types
 from typing import Any
 
 
-def _lazy_metadata() -> types.ModuleType | None:
-    """importlib.metadata, executed on its first attribute access (importlib.util.LazyLoader)."""
-    spec = importlib.util.find_spec("importlib.metadata")
+def _lazy(name: str) -> types.ModuleType | None:
+    """Module `name`, executed on its first attribute access (importlib.util.LazyLoader); not in sys.modules."""
+    spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None:
         return None
     spec.loader = importlib.util.LazyLoader(spec.loader)
@@ -42,7 +48,7 @@ def _lazy_metadata() -> types.ModuleType | None:
 
 def _import_features() -> Any:
     """dns._features; without running importlib.metadata when that is not loaded yet."""
-    lazy = None if "importlib.metadata" in sys.modules else _lazy_metadata()
+    lazy = None if "importlib.metadata" in sys.modules else _lazy("importlib.metadata")
     if lazy is None:
         import dns._features
 
@@ -98,4 +104,26 @@ def spare_metadata() -> None:
         features.force("idna", answer)
 
 
+def spare_renderer() -> None:
+    """dns.rdtypes.txtbase imported with dns.renderer bound, not run, until one of its names is used (above).
+    As for importlib.metadata, a placeholder stands in while txtbase's `import dns.renderer` runs: the import
+    system looks at a module's __spec__ when it finds one in sys.modules, which would run the lazy module."""
+    if "dns.renderer" in sys.modules or "dns.rdtypes.txtbase" in sys.modules:
+        return
+    import dns
+
+    lazy = _lazy("dns.renderer")
+    if lazy is None:
+        return
+    sys.modules["dns.renderer"] = types.ModuleType("dns.renderer")
+    try:
+        import dns.rdtypes.txtbase
+    except Exception:  # noqa: BLE001  (a dnspython whose txtbase uses the renderer at import: the ordinary way)
+        sys.modules.pop("dns.rdtypes.txtbase", None)
+    finally:
+        sys.modules["dns.renderer"] = lazy
+        setattr(dns, "renderer", lazy)  # noqa: B010  (what the import system sets on the package)
+
+
 spare_metadata()
+spare_renderer()

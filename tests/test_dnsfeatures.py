@@ -80,3 +80,32 @@ def test_a_dns_features_that_uses_importlib_metadata_at_import_is_imported_the_o
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+RENDER = """
+import json, sys
+{first}
+import dns.rdtypes.txtbase, dns.rdata, dns.rdatatype
+txt = dns.rdata.from_text("IN", "TXT", '"1.1.0" "two words"')  # parsed: the renderer is not needed
+ran_before_use = "dns.tsig" in sys.modules
+import dns.message
+query = dns.message.make_query("dns-version.cluster.local.", "TXT", use_edns=0, want_dnssec=True)
+query.id = 7
+reply = dns.message.from_wire(dns.message.make_response(query).to_wire())
+print(json.dumps({{"txt": txt.to_wire().hex(), "query": query.to_wire().hex(), "reply_id": reply.id,
+                  "ran_before_use": ran_before_use}}))
+"""
+
+
+def test_the_lazy_renderer_renders_as_dnspython_does_once_used():
+    """txtbase without dns.renderer run until something renders; then the same bytes as dnspython alone."""
+    def run(first: str) -> dict:
+        proc = subprocess.run([sys.executable, "-c", RENDER.format(first=first)], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    plain, spared = run(""), run("import ssdns.dnsfeatures")
+    assert plain["ran_before_use"] and not spared["ran_before_use"]
+    assert {k: v for k, v in spared.items() if k != "ran_before_use"} == \
+        {k: v for k, v in plain.items() if k != "ran_before_use"}

@@ -39,7 +39,9 @@ DNS_ONLY = {
 NOT_ON_THIS_PATH = {"asyncio", "ssdns.aio", "ssdns.observe", "ssdns.dnsclient", "ssdns.worker", "aiohttp",
                     "kubernetes", "yaml", "uvloop", "ssdns.facts", "ssdns.kube", "ssdns.httpprobe",
                     "ssdns.httpobs", "ssdns.resolvers", "ssdns.state", "ssdns.sandbox", "ssdns.restart",
-                    "ssdns.other_options", "ssdns.change_evidence", "dns.message", "json"}
+                    "ssdns.other_options", "ssdns.change_evidence", "dns.message", "json",
+                    # dns.renderer's imports: bound lazily (ssdns/dnsfeatures.py), the TXT answer parsed without them
+                    "dns.tsig", "dns.rrset", "dns.edns", "hashlib"}
 # Standard-library modules this path does without, unless the interpreter's start loaded them (a site's .pth):
 # email (importlib.metadata imports it as it runs; dnspython asks it about idna, ssdns/dnsfeatures.py answers),
 # shutil (argparse's help formatter asks it for the width: ssdns/helpformat.py) and pathlib (ssdns/target.py).
