@@ -8,7 +8,6 @@ pipelined connection per server for a client that asks one server thousands of q
 from __future__ import annotations
 
 import asyncio
-import random
 import socket
 import struct
 import time
@@ -21,6 +20,7 @@ from ssdns.dnsquery import (
     DEFINITE,
     Failed,
     Lookup,
+    random_id,
     cannot_send,
     classify_wire,
     cut_short,
@@ -407,7 +407,7 @@ class DnsClient:
         try:
             async with asyncio.timeout(timeout), self._tcp_sem:
                 reader, writer = await asyncio.open_connection(server.host, server.port)
-                qid = random.getrandbits(16)
+                qid = random_id()
                 msg = query_bytes(qid, question)
                 self.queries_sent += 1
                 writer.write(struct.pack("!H", len(msg)) + msg)

@@ -23,7 +23,9 @@ dns.renderer, the same way: every TXT, SPF and HINFO record type imports it at i
 for to_wire), and it brings dns.tsig, dns.rrset, dns.rdataset, dns.edns and hashlib with OpenSSL (dns.entropy):
 ~16 ms of -X importtime, ~6 ms of a 3-pod check's wall, to parse the one dns-version TXT answer, which reads
 none of it (ssdns builds its questions itself). It is bound lazily: the first use of any of its names (a
-to_wire, dns.message) runs it whole.
+to_wire, dns.message) runs it whole. So is the idna package, which dns.name imports at its top when it is
+there (idna.core and its tables): it runs at the first name that is not ASCII; its version is read from its
+package_data.py, the file `idna.__version__` comes from, without importing it.
 """
 
 from __future__ import annotations
@@ -46,23 +48,43 @@ def _lazy(name: str) -> types.ModuleType | None:
     return module
 
 
+def _import_sparing(name: str, *spared: str) -> bool:
+    """Import module `name` while each `spared` module (not loaded yet) is a placeholder, then bind each lazily:
+    in sys.modules, as its package's attribute, and wherever `name` bound the placeholder (`import idna` binds
+    a global). A placeholder, not the lazy module itself, for the import statement: the import system looks at
+    the __spec__ of a module it finds in sys.modules, and that would run the lazy one. False, and `name` left
+    to the ordinary import, when a spared module cannot be found or `name` uses one as it is imported."""
+    lazies = {}
+    for each in spared:
+        if each in sys.modules or (lazy := _lazy(each)) is None:
+            return False
+        lazies[each] = lazy
+    placeholders = {each: types.ModuleType(each) for each in spared}
+    sys.modules.update(placeholders)
+    module = None
+    try:
+        module = importlib.import_module(name)
+    except Exception:  # noqa: BLE001  (a version that uses it at import: the caller imports it the ordinary way)
+        sys.modules.pop(name, None)
+    finally:
+        for each, lazy in lazies.items():
+            sys.modules[each] = lazy
+            package, _, attribute = each.rpartition(".")
+            if package:
+                setattr(sys.modules[package], attribute, lazy)  # what the import system sets on the package
+    if module is None:
+        return False
+    for key, value in list(vars(module).items()):
+        for each, placeholder in placeholders.items():
+            if value is placeholder:
+                setattr(module, key, lazies[each])
+    return True
+
+
 def _import_features() -> Any:
     """dns._features; without running importlib.metadata when that is not loaded yet."""
-    lazy = None if "importlib.metadata" in sys.modules else _lazy("importlib.metadata")
-    if lazy is None:
-        import dns._features
-
-        return dns._features
-    # `import importlib.metadata` at the top of dns._features only binds a name: a placeholder for that
-    # statement (the import system would run a lazy module by looking at its __spec__), then the lazy module.
-    sys.modules["importlib.metadata"] = types.ModuleType("importlib.metadata")
-    try:
-        import dns._features
-    except Exception:  # noqa: BLE001  (a dnspython that uses importlib.metadata at import: the ordinary way)
-        sys.modules.pop("dns._features", None)
-    finally:
-        sys.modules["importlib.metadata"] = lazy
-        setattr(importlib, "metadata", lazy)  # noqa: B010  (what the import system sets on the package)
+    if "importlib.metadata" not in sys.modules:
+        _import_sparing("dns._features", "importlib.metadata")
     import dns._features
 
     return dns._features
@@ -85,13 +107,26 @@ def idna_answer(features: Any, version: str | None) -> bool | None:
 
 
 def _idna_version() -> str | None:
-    """The installed idna's version, as the package says it (its releases keep it equal to the distribution's);
-    None: not importable or not said, and dnspython finds out itself."""
-    try:
-        from idna.package_data import __version__  # dns.name imports idna itself when it is recent enough
-    except ImportError:
+    """The installed idna's version, as its package_data.py says it (idna's releases keep it equal to the
+    distribution's), read without importing idna (idna.core and its tables: ~2 ms); None: not found or not
+    said in the one form idna writes it, and dnspython finds out itself."""
+    spec = importlib.util.find_spec("idna")
+    places = spec.submodule_search_locations if spec is not None else None
+    if not places:
         return None
-    return __version__ if isinstance(__version__, str) else None
+    try:
+        with open(f"{next(iter(places))}/package_data.py", encoding="utf-8") as source:
+            text = source.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return None
+    lines = [line for line in text.splitlines() if line.startswith("__version__ = ")]
+    if len(lines) != 1:
+        return None
+    version = lines[0].split(" = ", 1)[1].strip()
+    if len(version) < 3 or version[0] not in "'\"" or version[-1] != version[0]:
+        return None
+    version = version[1:-1]
+    return version if version.replace(".", "").isdigit() else None
 
 
 def spare_metadata() -> None:
@@ -104,26 +139,19 @@ def spare_metadata() -> None:
         features.force("idna", answer)
 
 
+def spare_idna() -> None:
+    """dns.name imported with the idna package bound, not run, until a name that is not ASCII is converted."""
+    if "dns.name" not in sys.modules and "idna" not in sys.modules:
+        _import_sparing("dns.name", "idna")
+
+
 def spare_renderer() -> None:
     """dns.rdtypes.txtbase imported with dns.renderer bound, not run, until one of its names is used (above).
-    As for importlib.metadata, a placeholder stands in while txtbase's `import dns.renderer` runs: the import
-    system looks at a module's __spec__ when it finds one in sys.modules, which would run the lazy module."""
-    if "dns.renderer" in sys.modules or "dns.rdtypes.txtbase" in sys.modules:
-        return
-    import dns
-
-    lazy = _lazy("dns.renderer")
-    if lazy is None:
-        return
-    sys.modules["dns.renderer"] = types.ModuleType("dns.renderer")
-    try:
-        import dns.rdtypes.txtbase
-    except Exception:  # noqa: BLE001  (a dnspython whose txtbase uses the renderer at import: the ordinary way)
-        sys.modules.pop("dns.rdtypes.txtbase", None)
-    finally:
-        sys.modules["dns.renderer"] = lazy
-        setattr(dns, "renderer", lazy)  # noqa: B010  (what the import system sets on the package)
+    (dns.rdata's `random` is not worth the same: dns.rdtypes.util, which every SRV answer imports, needs it.)"""
+    if "dns.rdtypes.txtbase" not in sys.modules:
+        _import_sparing("dns.rdtypes.txtbase", "dns.renderer")
 
 
 spare_metadata()
+spare_idna()
 spare_renderer()

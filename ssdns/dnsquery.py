@@ -16,7 +16,7 @@ imported only then.
 
 from __future__ import annotations
 
-import random
+import os
 import struct
 from dataclasses import replace
 from enum import StrEnum
@@ -167,10 +167,22 @@ def matches(reply: bytes, question: bytes) -> bool:
             and reply[12:end - 4].lower() == question[:-4] and reply[end - 4:end] == question[-4:])
 
 
+_ids: list[int] = []
+
+
+def random_id() -> int:
+    """A query ID from the system's CSPRNG, 256 at a time (one getrandom call): an off-path forger must guess
+    it (with the source port), and a Mersenne Twister's output (the random module's) is predictable from what
+    it gave before."""
+    if not _ids:
+        _ids.extend(memoryview(os.urandom(512)).cast("H").tolist())
+    return _ids.pop()
+
+
 def free_id(waiting: dict[int, Any]) -> int:
     """A random query ID no outstanding query on the socket or connection uses."""
     for _ in range(100):
-        qid = random.getrandbits(16)
+        qid = random_id()
         if qid not in waiting:
             return qid
     raise RuntimeError("no free query ID")  # unreachable: outstanding queries are bounded far below 65536

@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import heapq
 import os
-import random
 import selectors
 import socket
 import struct
@@ -29,6 +28,7 @@ from ssdns.dnsquery import (
     TRIES_PER_SERVER,
     Failed,
     Lookup,
+    random_id,
     cannot_send,
     classify_wire,
     cut_short,
@@ -443,7 +443,7 @@ class BlockingClient:
             if err:
                 raise OSError(err, os.strerror(err))
             conn.connected = True
-            conn.qid = random.getrandbits(16)
+            conn.qid = random_id()
             msg = query_bytes(conn.qid, conn.q.question)
             conn.out = struct.pack("!H", len(msg)) + msg
             self.queries_sent += 1

@@ -109,3 +109,48 @@ def test_the_lazy_renderer_renders_as_dnspython_does_once_used():
     assert plain["ran_before_use"] and not spared["ran_before_use"]
     assert {k: v for k, v in spared.items() if k != "ran_before_use"} == \
         {k: v for k, v in plain.items() if k != "ran_before_use"}
+
+
+IDNA = """
+import json, sys
+import dns._features
+dns._features._requirements["idna"] = {requirement!r}  # dnspython's answer: IDNA 2008 through idna, or 2003
+dns._features._cache.clear()
+{first}
+import dns.name
+loaded_before_use = "idna.core" in sys.modules
+out = {{"have_idna_2008": dns.name.have_idna_2008, "loaded_before_use": loaded_before_use}}
+for text in ("bücher.example.", "faß.de.", "xn--bcher-kva.example.", "plain.example.", "a\\u200db.example."):
+    try:
+        name = dns.name.from_unicode(text)
+        out[text] = [name.to_wire().hex(), name.to_unicode()]
+    except Exception as exc:
+        out[text] = [type(exc).__name__, str(exc)]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("requirement", [["idna>=3.0"], ["idna>=99.0"]], ids=["idna-2008", "idna-2003"])
+def test_names_that_are_not_ascii_convert_as_dnspython_does_with_idna_bound_lazily(requirement):
+    """dns.name imported with the idna package bound, not run: the same wire, text and errors as dnspython
+    alone, and idna's tables loaded only for a name that needs them."""
+    def run(first: str) -> dict:
+        code = IDNA.format(requirement=requirement, first=first)
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    plain, spared = run(""), run("import ssdns.dnsfeatures")
+    assert plain["have_idna_2008"] is (requirement == ["idna>=3.0"])
+    assert plain.pop("loaded_before_use") is (requirement == ["idna>=3.0"])  # dnspython alone: at its import
+    assert not spared.pop("loaded_before_use")
+    assert spared == plain
+
+
+def test_idna_version_is_read_as_the_package_says_it():
+    import idna
+
+    from ssdns.dnsfeatures import _idna_version
+
+    assert _idna_version() == idna.__version__

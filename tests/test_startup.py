@@ -41,7 +41,8 @@ NOT_ON_THIS_PATH = {"asyncio", "ssdns.aio", "ssdns.observe", "ssdns.dnsclient", 
                     "ssdns.httpobs", "ssdns.resolvers", "ssdns.state", "ssdns.sandbox", "ssdns.restart",
                     "ssdns.other_options", "ssdns.change_evidence", "dns.message", "json",
                     # dns.renderer's imports: bound lazily (ssdns/dnsfeatures.py), the TXT answer parsed without them
-                    "dns.tsig", "dns.rrset", "dns.edns", "hashlib"}
+                    "dns.tsig", "dns.rrset", "dns.edns", "hashlib",
+                    "idna.core"}  # idna: its version read from a file, the package bound lazily (dnsfeatures.py)
 # Standard-library modules this path does without, unless the interpreter's start loaded them (a site's .pth):
 # email (importlib.metadata imports it as it runs; dnspython asks it about idna, ssdns/dnsfeatures.py answers),
 # shutil (argparse's help formatter asks it for the width: ssdns/helpformat.py) and pathlib (ssdns/target.py).
@@ -53,7 +54,8 @@ started = sorted(sys.modules)
 import re
 from ssdns.cli import main
 rc = main(sys.argv[1:])
-loaded = sorted(sys.modules)
+# what ran: a module bound lazily and never used (importlib.util.LazyLoader: ssdns/dnsfeatures.py) did not
+loaded = sorted(n for n, m in list(sys.modules.items()) if type(m).__name__ != "_LazyModule")
 files = sorted(f for m in list(sys.modules.values()) if isinstance(f := getattr(m, "__file__", None), str))
 patterns = sorted(f"{m}.{k}" for m in list(sys.modules) if m.startswith("ssdns")
                   for k, v in vars(sys.modules[m]).items() if isinstance(v, re.Pattern))
