@@ -25,7 +25,9 @@ for to_wire), and it brings dns.tsig, dns.rrset, dns.rdataset, dns.edns and hash
 none of it (ssdns builds its questions itself). It is bound lazily: the first use of any of its names (a
 to_wire, dns.message) runs it whole. So is the idna package, which dns.name imports at its top when it is
 there (idna.core and its tables): it runs at the first name that is not ASCII; its version is read from its
-package_data.py, the file `idna.__version__` comes from, without importing it.
+package_data.py, the file `idna.__version__` comes from, without importing it. (A lazy module's first use is
+not thread-safe in the Pythons before gh-114763's fix (2024): dnspython runs in the main thread here, and a first use
+elsewhere, yarl's `import idna` in observe.py's import thread, races only a name that is not ASCII.)
 """
 
 from __future__ import annotations
