@@ -55,7 +55,12 @@ def _unraisable(unraisable) -> None:
 
         os._exit(_say(signum))
     main = _thread.get_ident()  # handlers run in the main thread only: this is it
-    _thread.start_new_thread(signal.pthread_kill, (main, signum))  # lands after this hook and its callback
+    try:
+        _thread.start_new_thread(signal.pthread_kill, (main, signum))  # lands after this hook and its callback
+    except RuntimeError:  # no new thread (the interpreter is finalizing): the run ends here, as it would have
+        import os
+
+        os._exit(_say(signum))
 
 
 def run() -> None:
