@@ -1,5 +1,5 @@
-"""dnspython without importlib.metadata, and without its message renderer until something renders, at
-start-up: imported before dnspython's first module (dnsquery.py's first import), for its effect.
+"""dnspython without importlib.metadata at start-up, and without its message renderer or the idna package until
+they are used: imported before dnspython's first module (dnsquery.py's first import), for its effect.
 
 Why: dns.name asks, as it is imported, whether the idna package is there and recent enough (dnspython's
 dns._features.have("idna")), and dns._features answers through importlib.metadata: importing it (email.*,
