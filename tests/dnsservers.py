@@ -2,15 +2,16 @@
 background event loop to run them on while a blocking client waits in the test's thread.
 
 Not a test module. The UDP server answers each query through a function (query -> datagrams to send back:
-by default the query turned into an empty NOERROR response, NODATA); TCP servers are asyncio.start_server
-callbacks, with read_queries to read length-prefixed queries.
+by default the query turned into an empty NOERROR response, NODATA); a TCP server runs an asyncio.start_server
+callback per connection (tcp_server), with read_queries to read length-prefixed queries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ssdns.target import Nameserver
 
@@ -32,6 +33,38 @@ async def read_queries(reader: asyncio.StreamReader, count: int) -> list[bytes]:
         size = int.from_bytes(await reader.readexactly(2), "big")
         out.append(await reader.readexactly(size))
     return out
+
+
+Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def tcp_server(serve: Serve, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[asyncio.Server]:
+    """asyncio.start_server(serve), stopped at the end with every connection it accepted closed. From Python
+    3.12 on, Server.wait_closed() waits for the connections as well, and a callback that waits for the client
+    (`await reader.read()`) kept the test waiting forever; the connections are closed here, and the wait is
+    bounded (a test fails, never hangs)."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        try:
+            await serve(reader, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handler, host, port)
+    try:
+        yield server
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await asyncio.wait_for(server.wait_closed(), 5)
+
+
+def port_of(server: asyncio.Server) -> int:
+    return server.sockets[0].getsockname()[1]
 
 
 class UdpServer(asyncio.DatagramProtocol):

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 
 import pytest
-from dnsservers import answer, read_queries, udp_server
+from dnsservers import answer, port_of, read_queries, tcp_server, udp_server
 from dnsservers import questions as make_questions
 
 from ssdns.dnsclient import _TcpPipe
@@ -32,10 +32,8 @@ def test_a_closed_pipe_refuses_the_next_query(loop_kind):
             accepted.set()
             await reader.read(1)  # holds the connection until the client closes it
 
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        try:
-            pipe = await _TcpPipe().open(Nameserver("127.0.0.1", port))
+        async with tcp_server(serve) as server:
+            pipe = await _TcpPipe().open(Nameserver("127.0.0.1", port_of(server)))
             await asyncio.wait_for(accepted.wait(), 5)
             assert pipe.writer is not None
             pipe.writer.close()  # closed under the pipe, before its reader noticed
@@ -43,9 +41,6 @@ def test_a_closed_pipe_refuses_the_next_query(loop_kind):
                 pipe.send(1, b"\x00" * 5)
             assert not pipe.waiting  # nothing left waiting for a reply that cannot come
             pipe.close()
-        finally:
-            server.close()
-            await server.wait_closed()
 
     if loop_kind == "uvloop":
         import uvloop
@@ -65,22 +60,15 @@ def _run(loop_kind, coro):
     return asyncio.run(coro)
 
 
-async def _pipe_to(serve):
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    pipe = await _TcpPipe().open(Nameserver("127.0.0.1", server.sockets[0].getsockname()[1]))
-    return server, pipe
-
-
 @contextlib.asynccontextmanager
 async def _piped(serve):
     """A pipe to a server running `serve`, both closed at the end."""
-    server, pipe = await _pipe_to(serve)
-    try:
-        yield pipe
-    finally:
-        pipe.close()
-        server.close()
-        await server.wait_closed()
+    async with tcp_server(serve) as server:
+        pipe = await _TcpPipe().open(Nameserver("127.0.0.1", port_of(server)))
+        try:
+            yield pipe
+        finally:
+            pipe.close()
 
 
 @pytest.mark.parametrize("loop_kind", LOOPS)
@@ -143,17 +131,13 @@ def test_queries_queued_when_we_close_fail_and_are_never_written(loop_kind):
         closed.set()
 
     async def go():
-        server, pipe = await _pipe_to(serve)
-        try:
+        async with _piped(serve) as pipe:
             futs = [pipe.send(i + 1, q) for i, q in enumerate(make_questions(5))]
             pipe.close()  # in the same iteration: the batch is not written yet
             done = await asyncio.wait_for(asyncio.gather(*futs, return_exceptions=True), 5)
             assert all(isinstance(d, ConnectionResetError) for d in done)
             await asyncio.wait_for(closed.wait(), 5)
             assert received == [b""]
-        finally:
-            server.close()
-            await server.wait_closed()
 
     _run(loop_kind, go())
 
@@ -174,22 +158,20 @@ def test_a_pipelined_query_the_server_never_answers_times_out_within_its_budget(
         await reader.read()  # reads the queries, answers none, until the client closes
 
     async def go():
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        ns = Nameserver("127.0.0.1", server.sockets[0].getsockname()[1])
-        client = DnsClient((ns,), time.monotonic() + 30, transport="tcp", patience=0.5, pipeline=True)
-        try:
-            start = time.monotonic()
-            names = [f"web-{i}.nginx.default.svc.cluster.local." for i in range(5)]
-            got = await asyncio.wait_for(asyncio.gather(*(client.lookup(n, "A") for n in names)), 10)
-            took = time.monotonic() - start
-            assert [lk.outcome for lk in got] == [Outcome.TIMEOUT] * 5
-            assert all(lk.tcp and "no complete reply" in lk.detail for lk in got)
-            assert 0.45 <= took < 5  # the patience, with slack for a loaded machine
-            assert len(accepted) == 1 and client.queries_sent == 5
-        finally:
-            client.close()
-            server.close()
-            await server.wait_closed()
+        async with tcp_server(serve) as server:
+            ns = Nameserver("127.0.0.1", port_of(server))
+            client = DnsClient((ns,), time.monotonic() + 30, transport="tcp", patience=0.5, pipeline=True)
+            try:
+                start = time.monotonic()
+                names = [f"web-{i}.nginx.default.svc.cluster.local." for i in range(5)]
+                got = await asyncio.wait_for(asyncio.gather(*(client.lookup(n, "A") for n in names)), 10)
+                took = time.monotonic() - start
+                assert [lk.outcome for lk in got] == [Outcome.TIMEOUT] * 5
+                assert all(lk.tcp and "no complete reply" in lk.detail for lk in got)
+                assert 0.45 <= took < 5  # the patience, with slack for a loaded machine
+                assert len(accepted) == 1 and client.queries_sent == 5
+            finally:
+                client.close()
 
     _run(loop_kind, go())
 
