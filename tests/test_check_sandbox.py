@@ -219,3 +219,37 @@ def test_a_body_longer_than_the_read_cap_cannot_pass_an_exact_match(sandbox_fact
     assert fail["details"]["truncated"] is True
     code, report = run_json([*sb.args(), "--match", "contains"])  # the name is there: that holds
     assert code == 0
+
+
+def test_stopping_the_sandbox_dns_server_ends_its_idle_tcp_connections():
+    """A client's TCP connection left open after its answer: the server's stop closes it at once, rather than
+    leave it to the 5 s read timeout (and, from Python 3.12 on, wait those 5 s in stop: ssdns demo's end)."""
+    import asyncio
+    import time
+
+    from dnsservers import answer, questions
+
+    from ssdns.sandbox import make_world
+    from ssdns.sandbox.dnsserver import DnsServer
+
+    async def go():
+        server = DnsServer(make_world(3), host="127.0.0.1")
+        await server.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + questions(1)[0]
+            writer.write(len(query).to_bytes(2, "big") + query)
+            size = int.from_bytes(await asyncio.wait_for(reader.readexactly(2), 5), "big")
+            reply = await asyncio.wait_for(reader.readexactly(size), 5)
+            assert reply[:2] == answer(query)[:2]  # answered: the connection is open and idle now
+            started = time.monotonic()
+            await asyncio.wait_for(server.stop(), 10)
+            took = time.monotonic() - started
+            eof = await asyncio.wait_for(reader.read(), 2)
+        finally:
+            writer.close()
+        return took, eof
+
+    took, eof = asyncio.run(go())
+    assert eof == b""  # the server closed it
+    assert took < 2  # not the 5 s read timeout (a bound with slack, not a speed figure)

@@ -279,6 +279,7 @@ class DnsServer:
         self.delay = delay  # seconds every answer is held back (slow-replica)
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.AbstractServer | None = None
+        self._conns: set[asyncio.StreamWriter] = set()  # the TCP connections open now
 
     async def start(self) -> None:
         self.answerer.start()
@@ -308,9 +309,12 @@ class DnsServer:
             self._udp.close()
         if self._tcp is not None:
             self._tcp.close()
+            for writer in list(self._conns):  # from Python 3.12, wait_closed() also waits for every connection:
+                writer.close()  # a client's idle one held a stop (and demo's end) for the 5 s read timeout
             await self._tcp.wait_closed()
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._conns.add(writer)
         try:
             for _ in range(100):  # bounded: a client may pipeline a few queries per connection
                 head = await asyncio.wait_for(reader.readexactly(2), 5)
@@ -325,4 +329,5 @@ class DnsServer:
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
             pass
         finally:
+            self._conns.discard(writer)
             writer.close()
